@@ -1,0 +1,55 @@
+# ibdata: `make demo` runs the main job on the embedded defaults; `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(PYTHON) -m uv
+STAMP := $(VENV)/.synced
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint format lock sim services clean uv
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+uv: ## install uv (through pip) if it is missing
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(MAKE) --no-print-directory uv
+	@[ -x $(PY) ] || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	@$(UV) pip sync --quiet --python $(PY) requirements.lock
+	@$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install exactly the locked environment
+
+demo: $(STAMP) ## run the main job on the embedded defaults (SQLite, in-process tasks, simulator)
+	@env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(PY) manage.py demo
+
+test: $(STAMP) ## the full suite against PostgreSQL and Redis (scripts/services.sh starts them)
+	@bash scripts/services.sh
+	@DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/ibdata} \
+	 REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
+	 $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+lock: uv ## regenerate requirements.lock from pyproject.toml
+	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --universal \
+	  --python-version 3.11 --quiet -o requirements.lock
+
+sim: $(STAMP) ## run the gateway simulator on 127.0.0.1:7497
+	$(PY) manage.py ibsim --port 7497
+
+services: ## start PostgreSQL and Redis on loopback if they are installed and stopped
+	@bash scripts/services.sh
+
+clean: ## remove the virtualenv and caches (keeps data/ and logs/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,8 @@
+"""App config for backtests: strategies, the engine and backtest runs."""
+
+from django.apps import AppConfig
+
+
+class BacktestsConfig(AppConfig):
+    name = "backtests"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,1 @@
+"""Backtest models (the backtest issue adds BacktestRun)."""

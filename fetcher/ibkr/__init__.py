@@ -1,0 +1,1 @@
+"""The IBKR layer: the only package that imports ib_insync."""

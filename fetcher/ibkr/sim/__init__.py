@@ -1,0 +1,1 @@
+"""The built-in IB Gateway simulator: a TCP server speaking the TWS protocol."""

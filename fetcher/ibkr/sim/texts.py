@@ -1,0 +1,78 @@
+"""Error codes and texts the simulated gateway sends, worded as IBKR words them."""
+
+HMDS = "Historical Market Data Service error message:"
+
+FARM_OK = (
+    (2104, "Market data farm connection is OK:usfarm"),
+    (2106, "HMDS data farm connection is OK:ushmds"),
+    (2158, "Sec-def data farm connection is OK:secdefnj"),
+)
+NO_SECURITY = (200, "No security definition has been found for the request")
+CLIENT_ID_IN_USE = (
+    326,
+    "Unable to connect as the client id is already in use. Retry with a unique client id.",
+)
+PACING_VIOLATION = (162, HMDS + "Historical data request pacing violation")
+NO_DATA = 162  # text: HMDS + "HMDS query returned no data: ..."
+CANCELLED = 162  # text: HMDS + "API historical data query cancelled: <reqId>"
+INVALID_STEP = 162
+TOO_MANY_OPEN = (
+    322,
+    "Error processing request:-'bY' : cause - Only 50 simultaneous API historical data "
+    "requests allowed.",
+)
+MESSAGE_RATE = 100  # text: "Max rate of messages per second has been exceeded:max=50 rec=N (1)"
+VALIDATION = 321  # text: "Error validating request.-'bX' : cause - ..."
+NO_TZ_WARNING = (
+    2174,
+    "Warning: You submitted request with date-time attributes without explicit time zone. "
+    "Please switch to use yyyymmdd-hh:mm:ss in UTC or use instrument time zone, like "
+    "US/Eastern. Implied time zone functionality will be removed in the next API release",
+)
+BAD_END_DATE = (
+    10314,
+    "End Date/Time: The date, time, or time-zone entered is invalid. The correct format is "
+    "yyyymmdd hh:mm:ss xx/xxxx where yyyymmdd and xx/xxxx are optional. E.g.: 20031126 "
+    "15:59:00 US/Eastern  Note that there is a space between the date and time, and between "
+    "the time and time-zone.  If no date is specified, current date is assumed. If no "
+    "time-zone is specified, local time-zone is assumed(deprecated).  You can also provide "
+    "yyyymmddd-hh:mm:ss time is in UTC. Note that there is a dash between the date and time "
+    "in UTC notation.",
+)
+CONNECTIVITY_LOST = (1100, "Connectivity between IB and Trader Workstation has been lost.")
+CONNECTIVITY_RESTORED = (
+    1102,
+    "Connectivity between IB and Trader Workstation has been restored - data maintained. "
+    "All data farms are connected: usfarm; ushmds; secdefnj.",
+)
+UNSUPPORTED_VERSION = 503  # text names the versions this gateway serves
+NOT_SUPPORTED = 10000  # any message id the simulator does not serve
+
+
+def validation(cause: str) -> tuple[int, str]:
+    return VALIDATION, f"Error validating request.-'bX' : cause - {cause}"
+
+
+def invalid_step(bar_size: str, duration: str, limit: str) -> tuple[int, str]:
+    return (
+        INVALID_STEP,
+        HMDS + f"Historical data request invalid step: duration {duration} is longer than "
+        f"{limit}, the largest allowed for bar size {bar_size}",
+    )
+
+
+def no_data(symbol: str, exchange: str, what_to_show: str) -> tuple[int, str]:
+    return (
+        NO_DATA,
+        HMDS + f"HMDS query returned no data: {symbol}@{exchange} {what_to_show.title()}",
+    )
+
+
+def cancelled(req_id: int) -> tuple[int, str]:
+    return CANCELLED, HMDS + f"API historical data query cancelled: {req_id}"
+
+
+def message_rate(received: int) -> tuple[int, str]:
+    return MESSAGE_RATE, (
+        f"Max rate of messages per second has been exceeded:max=50 rec={received} (1)"
+    )

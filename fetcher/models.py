@@ -1,0 +1,192 @@
+"""Instruments, bars, fetch runs and their planned requests (chunks)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from .timeframes import Timeframe, WhatToShow
+
+
+class Instrument(models.Model):
+    """A tradable contract, qualified against the gateway (con_id set once qualified)."""
+
+    # 4-byte key: it is repeated in every Bar row.
+    id = models.AutoField(primary_key=True)
+    symbol = models.CharField(max_length=32)
+    sec_type = models.CharField(max_length=8, default="STK")
+    exchange = models.CharField(max_length=16, default="SMART")
+    primary_exchange = models.CharField(max_length=16, blank=True, default="")
+    currency = models.CharField(max_length=8, default="USD")
+    con_id = models.BigIntegerField(null=True, blank=True, unique=True)
+    local_symbol = models.CharField(max_length=32, blank=True, default="")
+    long_name = models.CharField(max_length=128, blank=True, default="")
+    time_zone = models.CharField(max_length=64, blank=True, default="")
+    # Earliest data point the gateway has, per what_to_show name: {"TRADES": "<iso UTC>"}.
+    head_timestamps = models.JSONField(default=dict, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["symbol"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["symbol", "sec_type", "exchange", "currency"], name="instrument_spec_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.local_symbol or self.symbol
+
+
+class Bar(models.Model):
+    """One OHLCV bar.
+
+    Sized for hundreds of millions of rows: no surrogate id (the composite primary key
+    is the one index, and it serves "bars of X between t1 and t2" as a range scan);
+    timeframe and what_to_show are 2-byte codes, not strings; prices are 8-byte floats
+    (exact for IBKR's tick sizes, and what the Parquet catalog and backtests use) rather
+    than variable-length numerics; columns are ordered so rows pack without padding.
+    """
+
+    pk = models.CompositePrimaryKey("instrument_id", "timeframe", "what_to_show", "ts")
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, db_index=False)
+    timeframe = models.SmallIntegerField(choices=Timeframe.choices)
+    what_to_show = models.SmallIntegerField(choices=WhatToShow.choices, default=WhatToShow.TRADES)
+    ts = models.DateTimeField(help_text="bar start, UTC")
+    open = models.FloatField()
+    high = models.FloatField()
+    low = models.FloatField()
+    close = models.FloatField()
+    volume = models.FloatField(default=0)
+    wap = models.FloatField(default=0)
+    bar_count = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["instrument_id", "timeframe", "what_to_show", "ts"]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.get_timeframe_display()} {self.ts:%Y-%m-%d %H:%M}"
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class RequestedBy(models.TextChoices):
+    CLI = "cli"
+    ADMIN = "admin"
+    SCHEDULE = "schedule"
+
+
+class FetchRun(models.Model):
+    """One user-visible fetch: what was asked, who asked, which gateway served it, how it went."""
+
+    instruments = models.JSONField(help_text="the instrument specs as the user gave them")
+    start = models.DateTimeField(null=True, blank=True)
+    end = models.DateTimeField(null=True, blank=True)
+    timeframe = models.SmallIntegerField(choices=Timeframe.choices)
+    what_to_show = models.SmallIntegerField(choices=WhatToShow.choices, default=WhatToShow.TRADES)
+    use_rth = models.BooleanField(default=True)
+    since_head = models.BooleanField(default=False)
+    range_note = models.CharField(max_length=256, blank=True, default="")
+    requested_by = models.CharField(
+        max_length=16, choices=RequestedBy.choices, default=RequestedBy.CLI
+    )
+    gateway_host = models.CharField(max_length=128, blank=True, default="")
+    gateway_port = models.IntegerField(null=True, blank=True)
+    server_version = models.IntegerField(null=True, blank=True)
+    account = models.CharField(max_length=32, blank=True, default="")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    error = models.TextField(blank=True, default="")
+    task_id = models.CharField(max_length=64, blank=True, default="")
+    requests_made = models.IntegerField(default=0)
+    bars_stored = models.BigIntegerField(default=0)
+    errors_count = models.IntegerField(default=0)
+    chunks_planned = models.IntegerField(default=0)
+    chunks_done = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"FetchRun {self.pk} ({self.status})"
+
+    @property
+    def progress(self) -> float:
+        return self.chunks_done / self.chunks_planned if self.chunks_planned else 0.0
+
+
+class ItemStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class FetchRunItem(models.Model):
+    """One instrument of a run: its outcome line (bars fetched, or why it failed)."""
+
+    run = models.ForeignKey(FetchRun, on_delete=models.CASCADE, related_name="items")
+    spec = models.CharField(max_length=64, help_text="the instrument as the user typed it")
+    position = models.IntegerField(default=0)
+    instrument = models.ForeignKey(Instrument, null=True, blank=True, on_delete=models.SET_NULL)
+    status = models.CharField(max_length=16, choices=ItemStatus.choices, default=ItemStatus.PENDING)
+    start = models.DateTimeField(null=True, blank=True)
+    end = models.DateTimeField(null=True, blank=True)
+    bars_stored = models.BigIntegerField(default=0)
+    error_code = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["run_id", "position"]
+        constraints = [models.UniqueConstraint(fields=["run", "spec"], name="run_item_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.spec} ({self.status})"
+
+
+class ChunkStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    EMPTY = "empty"  # the gateway had no data in this window
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class FetchChunk(models.Model):
+    """One planned historical-data request: a window of one instrument's bars."""
+
+    run = models.ForeignKey(FetchRun, on_delete=models.CASCADE, related_name="chunks")
+    item = models.ForeignKey(FetchRunItem, on_delete=models.CASCADE, related_name="chunks")
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    duration = models.CharField(max_length=16)
+    status = models.CharField(
+        max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.PENDING
+    )
+    attempts = models.IntegerField(default=0)
+    bars_received = models.IntegerField(default=0)
+    last_error_code = models.IntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["run_id", "instrument_id", "window_start"]
+        indexes = [models.Index(fields=["run", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.instrument} {self.window_start:%Y-%m-%d %H:%M}..{self.window_end:%Y-%m-%d %H:%M}"

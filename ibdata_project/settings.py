@@ -1,0 +1,128 @@
+"""Django settings for ibdata, read from the environment (and `.env` when present)."""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# A local tool: the default key is only for the embedded, loopback-only setup.
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="ibdata-local-only-not-secret")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+
+DATA_DIR = Path(env("DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
+LOG_DIR = Path(env("LOG_DIR", default=str(BASE_DIR / "logs"))).resolve()
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "fetcher",
+    "backtests",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "ibdata_project.urls"
+WSGI_APPLICATION = "ibdata_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# Unset DATABASE_URL means the embedded default: a SQLite file under DATA_DIR.
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'ibdata.sqlite3'}")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded default needs its folder before the first connection.
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+# --- Celery -------------------------------------------------------------------------
+# Unset REDIS_URL / CELERY_BROKER_URL means the embedded default: tasks run in-process.
+REDIS_URL = env("REDIS_URL", default="")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL or None)
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_TRACK_STARTED = True
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# --- Interactive Brokers -------------------------------------------------------------
+# IBKR_HOST=sim starts the built-in gateway simulator in-process instead of connecting out.
+IBKR_HOST = env("IBKR_HOST", default="127.0.0.1")
+IBKR_PORT = env.int("IBKR_PORT", default=7497)
+IBKR_CLIENT_ID = env.int("IBKR_CLIENT_ID", default=10)
+IBKR_CONNECT_TIMEOUT = env.float("IBKR_CONNECT_TIMEOUT", default=10.0)
+IBKR_REQUEST_TIMEOUT = env.float("IBKR_REQUEST_TIMEOUT", default=120.0)
+IBKR_MARKET_DATA_TYPE = env("IBKR_MARKET_DATA_TYPE", default="DELAYED_FROZEN")
+TRADING_MODE = env("TRADING_MODE", default="paper")
+TWS_ACCOUNT = env("TWS_ACCOUNT", default="")
+# Read for completeness of the setup guide's .env; never logged, printed or sent anywhere.
+TWS_USERNAME = env("TWS_USERNAME", default="")
+TWS_PASSWORD = env("TWS_PASSWORD", default="")
+
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOG_DIR.mkdir(parents=True, exist_ok=True)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "level": "WARNING",
+        },
+        "file": {
+            "class": "logging.handlers.RotatingFileHandler",
+            "filename": str(LOG_DIR / "ibdata.log"),
+            "maxBytes": 10 * 1024 * 1024,
+            "backupCount": 5,
+            "formatter": "plain",
+            "encoding": "utf-8",
+        },
+    },
+    "root": {"handlers": ["console", "file"], "level": LOG_LEVEL},
+}

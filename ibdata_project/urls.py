@@ -1,0 +1,6 @@
+"""URL routes: the Django admin is the web interface."""
+
+from django.contrib import admin
+from django.urls import path
+
+urlpatterns = [path("admin/", admin.site.urls)]

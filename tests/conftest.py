@@ -1,0 +1,67 @@
+"""Shared fixtures: the gateway simulator on a free loopback port, and ib_insync clients on it."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from fetcher.ibkr.sim.server import Faults, GatewaySimulator, SimConfig
+
+_client_ids = itertools.count(100)
+
+
+@pytest.fixture
+def sim_factory():
+    """Start simulators with a given configuration; all are stopped at the end of the test."""
+    started: list[GatewaySimulator] = []
+
+    def start(**config) -> GatewaySimulator:
+        faults = config.pop("faults", None) or Faults()
+        sim = GatewaySimulator(SimConfig(port=0, faults=faults, **config)).start_in_thread()
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        sim.stop_thread()
+
+
+@pytest.fixture
+def sim(sim_factory) -> GatewaySimulator:
+    return sim_factory()
+
+
+@pytest.fixture
+def ib_factory():
+    """Connect real ib_insync clients; all are disconnected at the end of the test."""
+    from ib_insync import IB
+
+    clients: list[IB] = []
+
+    def connect(
+        sim: GatewaySimulator,
+        client_id: int | None = None,
+        readonly: bool = True,
+        timeout: float = 5,
+    ):
+        ib = IB()
+        ib.RaiseRequestErrors = True
+        clients.append(ib)
+        ib.connect(
+            "127.0.0.1",
+            sim.port,
+            clientId=client_id or next(_client_ids),
+            readonly=readonly,
+            timeout=timeout,
+        )
+        return ib
+
+    yield connect
+    for ib in clients:
+        ib.disconnect()
+
+
+@pytest.fixture
+def ib(sim, ib_factory):
+    return ib_factory(sim)
