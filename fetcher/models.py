@@ -49,10 +49,14 @@ class Bar(models.Model):
     than variable-length numerics; columns are ordered so rows pack without padding.
     """
 
-    pk = models.CompositePrimaryKey("instrument_id", "timeframe", "what_to_show", "ts")
+    pk = models.CompositePrimaryKey("instrument_id", "timeframe", "what_to_show", "rth", "ts")
     instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, db_index=False)
     timeframe = models.SmallIntegerField(choices=Timeframe.choices)
     what_to_show = models.SmallIntegerField(choices=WhatToShow.choices, default=WhatToShow.TRADES)
+    # Regular trading hours only (the default), or extended hours too: two different series
+    # (a daily or hourly bar of the whole session is not the one of regular hours). The
+    # flag fits in the row's alignment padding, so it costs no space.
+    rth = models.BooleanField(default=True, db_default=True)
     ts = models.DateTimeField(help_text="bar start, UTC")
     open = models.FloatField()
     high = models.FloatField()
@@ -63,7 +67,7 @@ class Bar(models.Model):
     bar_count = models.IntegerField(default=0)
 
     class Meta:
-        ordering = ["instrument_id", "timeframe", "what_to_show", "ts"]
+        ordering = ["instrument_id", "timeframe", "what_to_show", "rth", "ts"]
 
     def __str__(self) -> str:
         return f"{self.instrument_id} {self.get_timeframe_display()} {self.ts:%Y-%m-%d %H:%M}"
@@ -88,8 +92,10 @@ class FetchRun(models.Model):
     """One user-visible fetch: what was asked, who asked, which gateway served it, how it went."""
 
     instruments = models.JSONField(help_text="the instrument specs as the user gave them")
-    start = models.DateTimeField(null=True, blank=True)
-    end = models.DateTimeField(null=True, blank=True)
+    # The dates the user asked for (inclusive, in each exchange's time zone); empty means
+    # "choose": after the last stored bar, or as far back as the gateway has data.
+    start = models.DateField(null=True, blank=True)
+    end = models.DateField(null=True, blank=True)
     timeframe = models.SmallIntegerField(choices=Timeframe.choices)
     what_to_show = models.SmallIntegerField(choices=WhatToShow.choices, default=WhatToShow.TRADES)
     use_rth = models.BooleanField(default=True)
@@ -143,9 +149,13 @@ class FetchRunItem(models.Model):
     position = models.IntegerField(default=0)
     instrument = models.ForeignKey(Instrument, null=True, blank=True, on_delete=models.SET_NULL)
     status = models.CharField(max_length=16, choices=ItemStatus.choices, default=ItemStatus.PENDING)
+    # The range actually fetched (UTC), and why it was chosen.
     start = models.DateTimeField(null=True, blank=True)
     end = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=200, blank=True, default="")
     bars_stored = models.BigIntegerField(default=0)
+    chunks_planned = models.IntegerField(default=0)
+    chunks_done = models.IntegerField(default=0)
     error_code = models.IntegerField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
 
@@ -174,7 +184,8 @@ class FetchChunk(models.Model):
     instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE)
     window_start = models.DateTimeField()
     window_end = models.DateTimeField()
-    duration = models.CharField(max_length=16)
+    duration = models.CharField(max_length=16, help_text="IBKR durationStr")
+    request_end = models.CharField(max_length=32, help_text="IBKR endDateTime")
     status = models.CharField(
         max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.PENDING
     )
@@ -190,3 +201,24 @@ class FetchChunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instrument} {self.window_start:%Y-%m-%d %H:%M}..{self.window_end:%Y-%m-%d %H:%M}"
+
+
+class Coverage(models.Model):
+    """A window of one series whose bars are all stored (or known not to exist).
+
+    Planning subtracts these windows, so a repeated fetch makes no request, and windows
+    with no bars (holidays, halts) are not asked for again.
+    """
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE)
+    timeframe = models.SmallIntegerField(choices=Timeframe.choices)
+    what_to_show = models.SmallIntegerField(choices=WhatToShow.choices)
+    rth = models.BooleanField()
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["instrument", "timeframe", "what_to_show", "rth", "start"])]
+
+    def __str__(self) -> str:
+        return f"{self.instrument} {self.start:%Y-%m-%d %H:%M}..{self.end:%Y-%m-%d %H:%M}"

@@ -60,8 +60,12 @@ TEMPLATES = [
 # Unset DATABASE_URL means the embedded default: a SQLite file under DATA_DIR.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'ibdata.sqlite3'}")}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # The embedded default needs its folder before the first connection.
+    # The embedded default needs its folder before the first connection; WAL lets the
+    # command follow a run's progress while the run writes.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE", "timeout": 30}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -125,4 +129,6 @@ LOGGING = {
         },
     },
     "root": {"handlers": ["console", "file"], "level": LOG_LEVEL},
+    # ib_insync logs every gateway error itself; the commands say what matters in one line.
+    "loggers": {"ib_insync": {"handlers": ["file"], "level": "INFO", "propagate": False}},
 }

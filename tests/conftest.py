@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
@@ -32,6 +33,16 @@ def sim(sim_factory) -> GatewaySimulator:
     return sim_factory()
 
 
+def ensure_loop() -> None:
+    """asyncio.run() (the commands use it) leaves the main thread without an event loop."""
+    try:
+        if not asyncio.get_event_loop_policy().get_event_loop().is_closed():
+            return
+    except RuntimeError:
+        pass
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 @pytest.fixture
 def ib_factory():
     """Connect real ib_insync clients; all are disconnected at the end of the test."""
@@ -45,6 +56,7 @@ def ib_factory():
         readonly: bool = True,
         timeout: float = 5,
     ):
+        ensure_loop()
         ib = IB()
         ib.RaiseRequestErrors = True
         clients.append(ib)

@@ -1,0 +1,108 @@
+"""What the management commands share: one-line errors, rich tables, date parsing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import re
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import DatabaseError, connection
+from rich.console import Console
+from rich.table import Table
+
+from .exceptions import IbdataError, InvalidInput
+
+
+class UserError(Exception):
+    """Shown as one line on stderr; the command exits with `code`."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def redacted_database_url() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"SQLite file {db['NAME']}"
+    return f"{db.get('USER') or ''}@{db.get('HOST') or 'localhost'}:{db.get('PORT') or ''}/{db['NAME']}"
+
+
+def check_database() -> None:
+    """A one-line error when the database cannot be reached or has no tables yet."""
+    try:
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            tables = connection.introspection.table_names(cursor)
+    except DatabaseError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"Cannot reach the database ({redacted_database_url()}): {first}. "
+            "Check DATABASE_URL, or run `bash scripts/services.sh` to start PostgreSQL"
+        ) from None
+    if "fetcher_fetchrun" not in tables:
+        raise UserError("The database has no ibdata tables yet: run `python manage.py migrate`")
+
+
+def user_errors(handle):
+    """Turn the project's errors into one line on stderr and a non-zero exit code."""
+
+    @functools.wraps(handle)
+    def wrapper(self: BaseCommand, *args, **options):
+        try:
+            return handle(self, *args, **options)
+        except UserError as exc:
+            self.stderr.write(f"❌ {exc}")
+            sys.exit(exc.code)
+        except InvalidInput as exc:
+            self.stderr.write(f"❌ {exc}")
+            sys.exit(2)
+        except IbdataError as exc:
+            self.stderr.write(f"❌ {exc}")
+            sys.exit(1)
+        except DatabaseError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self.stderr.write(f"❌ Database error ({redacted_database_url()}): {first}")
+            sys.exit(1)
+
+    return wrapper
+
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_date(text: str | None, name: str) -> dt.date | None:
+    if text is None or text == "":
+        return None
+    if not _DATE_RE.match(text.strip()):
+        raise InvalidInput(f"{name} {text!r} is not a date: use YYYY-MM-DD, e.g. 2024-01-31")
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{name} {text!r} is not a valid date: use YYYY-MM-DD") from None
+
+
+def property_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold")
+    table.add_column("Property")
+    table.add_column("Value")
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def display_path(path: Path) -> str:
+    """'./data/catalog' when under the current directory, else the absolute path."""
+    try:
+        return "./" + str(Path(path).resolve().relative_to(Path(os.getcwd()).resolve()))
+    except ValueError:
+        return str(path)

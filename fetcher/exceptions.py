@@ -1,0 +1,64 @@
+"""Project exceptions: every failure a user can meet, with a message that says what to do."""
+
+from __future__ import annotations
+
+
+class IbdataError(Exception):
+    """Base of the project's errors; str() is the one line shown to the user."""
+
+
+class InvalidInput(IbdataError):
+    """The user asked for something that cannot be done (bad dates, unknown timeframe...)."""
+
+
+class GatewayError(IbdataError):
+    """An error answered by (or about) the IBKR gateway, carrying IBKR's code."""
+
+    retryable = False
+    informational = False
+
+    def __init__(self, code: int, message: str, req_id: int = -1):
+        super().__init__(f"{message} (IBKR error {code})")
+        self.code = code
+        self.message = message
+        self.req_id = req_id
+
+
+class PermanentGatewayError(GatewayError):
+    """Retrying will fail again: fix the request, the contract or the permissions."""
+
+
+class RetryableGatewayError(GatewayError):
+    """May succeed after a back-off: pacing, transient service errors, lost connectivity."""
+
+    retryable = True
+
+
+class PacingViolation(RetryableGatewayError):
+    """The gateway refused a request for pacing (162 pacing violation)."""
+
+
+class NoData(GatewayError):
+    """The gateway has no bars in the window (162 'HMDS query returned no data'): not an error."""
+
+    informational = True
+
+
+class UnknownContract(PermanentGatewayError):
+    """No security definition (200)."""
+
+
+class GatewayUnavailable(RetryableGatewayError):
+    """Could not connect, or the connection was lost (502, 504, 507, 1100, socket EOF)."""
+
+
+class ClientIdInUse(PermanentGatewayError):
+    """Another API client uses this client id (326): retrying the same id fails again."""
+
+
+class RequestTimeout(RetryableGatewayError):
+    """The gateway did not answer in time; the request was cancelled on the gateway."""
+
+
+class FetchCancelled(IbdataError):
+    """The run was cancelled by the user."""

@@ -1,0 +1,312 @@
+"""Execute a fetch run: qualify, choose ranges, plan, then request chunks concurrently and store them.
+
+Runs on one asyncio loop with one gateway connection; database work goes through
+sync_to_async so the connection keeps serving answers while bars are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+import time
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from asgiref.sync import sync_to_async
+
+from . import services
+from .bars import BarBatch
+from .catalog import default_root
+from .exceptions import (
+    GatewayError,
+    GatewayUnavailable,
+    IbdataError,
+    NoData,
+    PacingViolation,
+    RetryableGatewayError,
+)
+from .ibkr.gateway import BarRequest, Gateway, QualifiedInstrument
+from .instruments import instrument_spec_parse
+from .models import ChunkStatus, FetchChunk, FetchRun, FetchRunItem, ItemStatus, RunStatus
+from .pacing import LocalPacer, RequestKey
+from .planning import DAY, plan_requests
+from .sessions import ZONES, session_table
+from .timeframes import BY_CODE, TimeframeSpec, WhatToShow
+
+log = logging.getLogger("ibdata.fetch")
+db = sync_to_async  # thread_sensitive: one database thread, in order
+
+INTRADAY_DEFAULT_DAYS = 30
+MAX_ATTEMPTS = 6
+
+
+@dataclass
+class ItemPlan:
+    item_id: int
+    instrument_id: int
+    qualified: QualifiedInstrument
+    chunks: list[FetchChunk]
+
+
+def _zone(qualified: QualifiedInstrument) -> ZoneInfo:
+    return ZoneInfo(ZONES.get(qualified.time_zone, qualified.time_zone) or "America/New_York")
+
+
+def _local_midnight(day: dt.date, zone: ZoneInfo) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=zone).timestamp())
+
+
+def complete_until(tf: TimeframeSpec, now: float, zone: ZoneInfo) -> int:
+    """Bars starting before this instant are complete: later ones are fetched again next time."""
+    if tf.intraday:
+        return int(now) // tf.seconds * tf.seconds
+    today = dt.datetime.fromtimestamp(now, zone).date()
+    if tf.name == "WEEKLY":
+        today -= dt.timedelta(days=today.weekday())
+    elif tf.name == "MONTHLY":
+        today = today.replace(day=1)
+    return (today - dt.date(1970, 1, 1)).days * DAY
+
+
+def resolve_range(
+    *,
+    run: FetchRun,
+    tf: TimeframeSpec,
+    zone: ZoneInfo,
+    head: dt.datetime | None,
+    covered: list[tuple[int, int]],
+    now: float,
+) -> tuple[int, int, str]:
+    """[start, end) to fetch for one instrument (epoch; date space for daily bars) and why."""
+    today = dt.datetime.fromtimestamp(now, zone).date()
+    head_epoch = int(head.timestamp()) if head else None
+
+    def to_space(day: dt.date) -> int:
+        return (
+            (day - dt.date(1970, 1, 1)).days * DAY
+            if not tf.intraday
+            else _local_midnight(day, zone)
+        )
+
+    end = to_space((run.end or today) + dt.timedelta(days=1))
+    if tf.intraday:
+        end = min(end, int(now))
+    if run.start:
+        start, note = to_space(run.start), f"{run.start} to {run.end or today}"
+    elif run.since_head or not covered:
+        if run.since_head or not tf.intraday:
+            start = head_epoch if head_epoch is not None else to_space(today)
+            start_day = dt.datetime.fromtimestamp(start, zone).date()
+            note = f"since the gateway's first data ({start_day})"
+        else:
+            start = to_space(today - dt.timedelta(days=INTRADAY_DEFAULT_DAYS))
+            note = f"last {INTRADAY_DEFAULT_DAYS} days (nothing stored yet)"
+    else:
+        start = covered[-1][1]
+        last = dt.datetime.fromtimestamp(start, dt.UTC)
+        note = f"update after the last stored bar ({last:%Y-%m-%d %H:%M} UTC)"
+    if head_epoch is not None:
+        head_space = head_epoch if tf.intraday else (head_epoch // DAY) * DAY
+        if start < head_space:
+            start = head_space
+            note += f"; clamped to the gateway's first data ({head:%Y-%m-%d})"
+    return start, max(start, end), note
+
+
+class RunExecutor:
+    """Carries one run through its chunks on an open gateway connection."""
+
+    def __init__(
+        self, run_id: int, gateway: Gateway, pacer: LocalPacer | None = None, progress=None
+    ):
+        self.run_id = run_id
+        self.gateway = gateway
+        self.pacer = pacer or LocalPacer()
+        self.progress = progress  # optional callable(event dict), for in-process displays
+        self.catalog_root = default_root()
+        self.cancelled = False
+
+    async def execute(self) -> FetchRun:
+        info = self.gateway.info or await self.gateway.connect()
+        run = await db(services.fetch_run_start)(run_id=self.run_id, info=info)
+        if run.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
+            return run
+        self.run = run
+        self.tf = BY_CODE[run.timeframe]
+        self.what = WhatToShow(run.what_to_show)
+        items = await db(
+            lambda: list(FetchRunItem.objects.filter(run_id=self.run_id).order_by("position"))
+        )()
+        plans = []
+        for item in items:
+            if item.status in (ItemStatus.FAILED, ItemStatus.SUCCEEDED, ItemStatus.CANCELLED):
+                continue
+            try:
+                plans.append(await self._prepare(item))
+            except GatewayUnavailable:
+                raise
+            except IbdataError as exc:
+                await db(services.item_fail)(
+                    item_id=item.pk,
+                    message=str(getattr(exc, "message", exc)),
+                    code=getattr(exc, "code", None),
+                )
+                self._emit(item=item.spec, event="failed", error=str(exc))
+        work = [
+            (plan, chunk)
+            for plan in plans
+            for chunk in plan.chunks
+            if chunk.status not in (ChunkStatus.DONE, ChunkStatus.EMPTY)
+        ]
+        watcher = asyncio.ensure_future(self._watch_cancel())
+        try:
+            await asyncio.gather(*(self._fetch_chunk(plan, chunk) for plan, chunk in work))
+        finally:
+            watcher.cancel()
+        return await db(services.fetch_run_finish)(run_id=self.run_id)
+
+    def _emit(self, **event) -> None:
+        if self.progress is not None:
+            self.progress(event)
+
+    async def _watch_cancel(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            status = await db(
+                lambda: FetchRun.objects.values_list("status", flat=True).get(pk=self.run_id)
+            )()
+            if status == RunStatus.CANCELLED:
+                self.cancelled = True
+                return
+
+    async def _prepare(self, item: FetchRunItem) -> ItemPlan:
+        run, tf = self.run, self.tf
+        spec = instrument_spec_parse(item.spec)
+        qualified = await self._with_reconnect(lambda: self.gateway.qualify(spec))
+        instrument = await db(services.instrument_store_qualified)(spec=spec, qualified=qualified)
+        zone = _zone(qualified)
+        covered = await db(services.coverage_get)(
+            instrument_id=instrument.pk, timeframe=tf.code, what_to_show=self.what, rth=run.use_rth
+        )
+        # the head timestamp bounds every range: no request before the first data point
+        head = await self._with_reconnect(
+            lambda: self.gateway.head_timestamp(qualified, self.what.label, run.use_rth)
+        )
+        await db(services.instrument_head_set)(
+            instrument_id=instrument.pk, what_to_show=self.what.label, head=head
+        )
+        start, end, note = resolve_range(
+            run=run, tf=tf, zone=zone, head=head, covered=covered, now=time.time()
+        )
+        table = session_table(
+            sec_type=qualified.sec_type,
+            exchange=qualified.exchange,
+            primary_exchange=qualified.primary_exchange,
+            time_zone=qualified.time_zone,
+        )
+        plan = plan_requests(
+            sessions=table, timeframe=tf, use_rth=run.use_rth, start=start, end=end, covered=covered
+        )
+        chunks = await db(services.item_plan)(
+            item_id=item.pk, instrument_id=instrument.pk, start=start, end=end, note=note, plan=plan
+        )
+        self._emit(item=item.spec, event="planned", chunks=len(chunks), note=note)
+        return ItemPlan(item.pk, instrument.pk, qualified, chunks)
+
+    async def _with_reconnect(self, call):
+        """Run a gateway call; after a lost connection reconnect with backoff and try again."""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                if not self.gateway.is_connected():
+                    await self.gateway.connect()
+                return await call()
+            except GatewayUnavailable:
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(min(30.0, 0.5 * 2**attempt) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    async def _fetch_chunk(self, plan: ItemPlan, chunk: FetchChunk) -> None:
+        tf, run = self.tf, self.run
+        q = plan.qualified
+        request = BarRequest(
+            end=chunk.request_end,
+            duration=chunk.duration,
+            bar_size=tf.bar_size,
+            what_to_show=self.what.label,
+            use_rth=run.use_rth,
+        )
+        key = RequestKey(
+            identity=(
+                q.con_id,
+                request.end,
+                request.duration,
+                request.bar_size,
+                request.what_to_show,
+                request.use_rth,
+            ),
+            contract=(q.con_id, q.exchange, request.what_to_show),
+            small=tf.small,
+            weight=2 if request.what_to_show == "BID_ASK" else 1,
+        )
+        lo, hi = int(chunk.window_start.timestamp()), int(chunk.window_end.timestamp())
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            if self.cancelled:
+                return
+            await self.pacer.acquire(key)
+            try:
+                if not self.gateway.is_connected():
+                    await self.gateway.connect()
+                batch = await self.gateway.bars(q, request)
+            except NoData:
+                batch = BarBatch.empty()
+            except GatewayError as exc:
+                retry = exc.retryable and attempt < MAX_ATTEMPTS
+                await db(services.chunk_failed)(
+                    chunk_id=chunk.pk, code=exc.code, message=exc.message, final=not retry
+                )
+                if not retry:
+                    self._emit(item=plan.item_id, event="chunk_failed", error=str(exc))
+                    return
+                if isinstance(exc, PacingViolation):
+                    self.pacer.penalize(60.0)
+                delay = min(60.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random())
+                if isinstance(exc, RetryableGatewayError):
+                    delay /= self.pacer.rules.time_scale if isinstance(exc, PacingViolation) else 1
+                await asyncio.sleep(delay)
+                continue
+            finally:
+                await self.pacer.release()
+            inside = (batch.ts >= lo) & (batch.ts < hi)
+            batch = batch if bool(np.all(inside)) else batch.slice(inside)
+            await db(services.chunk_store)(
+                chunk_id=chunk.pk,
+                batch=batch,
+                covered_until=complete_until(tf, time.time(), _zone(q)),
+                symbol=q.local_symbol or q.symbol,
+                catalog_root=self.catalog_root,
+            )
+            self._emit(item=plan.item_id, event="chunk_done", bars=len(batch))
+            return
+
+
+def fetch_run_execute(*, run_id: int, progress=None) -> FetchRun:
+    """Run a fetch to completion on a fresh gateway connection (in-process or in a worker)."""
+    from .ibkr.connect import gateway_from_settings
+
+    async def main() -> FetchRun:
+        gateway = gateway_from_settings()
+        try:
+            await gateway.connect()
+            return await RunExecutor(run_id, gateway, progress=progress).execute()
+        finally:
+            gateway.disconnect()
+
+    try:
+        return asyncio.run(main())
+    except IbdataError as exc:
+        services.fetch_run_fail(run_id=run_id, error=str(exc))
+        return FetchRun.objects.get(pk=run_id)

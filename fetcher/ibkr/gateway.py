@@ -1,0 +1,316 @@
+"""One readonly ib_insync connection to TWS / IB Gateway, speaking the project's own types."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from ib_insync import IB, BarDataList, Contract, RequestError
+
+from fetcher.bars import BarBatch
+from fetcher.exceptions import (
+    ClientIdInUse,
+    GatewayError,
+    GatewayUnavailable,
+    RequestTimeout,
+    UnknownContract,
+)
+from fetcher.instruments import InstrumentSpec
+
+from .errors import gateway_error
+
+log = logging.getLogger("ibdata.ibkr")
+
+MARKET_DATA_TYPES = {"REALTIME": 1, "FROZEN": 2, "DELAYED": 3, "DELAYED_FROZEN": 4}
+
+
+@dataclass(frozen=True)
+class GatewayInfo:
+    host: str
+    port: int
+    client_id: int
+    server_version: int
+    account: str
+    accounts: tuple[str, ...]
+    connected_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class QualifiedInstrument:
+    """A contract as the gateway defines it (IBKR's contract details, in snake_case)."""
+
+    con_id: int
+    symbol: str
+    sec_type: str
+    exchange: str
+    primary_exchange: str
+    currency: str
+    local_symbol: str
+    long_name: str
+    time_zone: str
+    min_tick: float
+    last_trade_date: str
+    trading_class: str
+    multiplier: str
+
+
+@dataclass(frozen=True)
+class BarRequest:
+    """One historical-data request, in IBKR's own terms."""
+
+    end: str  # IBKR endDateTime, e.g. '20240131 23:59:59 UTC' ('' = now)
+    duration: str  # e.g. '1 D'
+    bar_size: str  # e.g. '1 min'
+    what_to_show: str
+    use_rth: bool
+
+
+def market_data_type_code(name: str) -> int:
+    try:
+        return MARKET_DATA_TYPES[name.strip().upper()]
+    except KeyError:
+        raise ValueError(
+            f"IBKR_MARKET_DATA_TYPE={name!r} is not one of {', '.join(MARKET_DATA_TYPES)}"
+        ) from None
+
+
+class Gateway:
+    """A readonly connection: qualify contracts, head timestamps and historical bars.
+
+    Every failure is a project exception (fetcher.exceptions); an empty BarBatch always
+    means the gateway had no bars for the window. Use it from one event loop only.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        client_id: int,
+        connect_timeout: float = 10.0,
+        request_timeout: float = 120.0,
+        market_data_type: str = "DELAYED_FROZEN",
+    ):
+        self.host, self.port, self.client_id = host, port, client_id
+        self.connect_timeout = connect_timeout
+        self.request_timeout = request_timeout
+        self.market_data_type = market_data_type_code(market_data_type)
+        self.ib = IB()
+        self.ib.RaiseRequestErrors = True
+        self.info: GatewayInfo | None = None
+        self._connection_errors: list[tuple[int, str]] = []
+        self.ib.errorEvent += self._on_error
+
+    # --- connection -------------------------------------------------------------------
+
+    def _on_error(self, req_id: int, code: int, message: str, contract) -> None:
+        if req_id == -1:
+            self._connection_errors.append((code, message))
+            if code in (1100, 2103, 2105):
+                log.warning("gateway: %s (%s)", message, code)
+
+    async def connect(self) -> GatewayInfo:
+        self._connection_errors.clear()
+        try:
+            await self.ib.connectAsync(
+                self.host,
+                self.port,
+                clientId=self.client_id,
+                timeout=self.connect_timeout,
+                readonly=True,
+            )
+        except ConnectionRefusedError:
+            raise GatewayUnavailable(
+                502,
+                f"Couldn't connect to TWS on {self.host}:{self.port}: connection refused. "
+                "Make sure TWS or IB Gateway is running, the API is enabled "
+                '("Enable ActiveX and Socket Clients") and the port matches (7497 for paper)',
+            ) from None
+        except (TimeoutError, ConnectionError, OSError) as exc:
+            codes = [code for code, _ in self._connection_errors]
+            if 326 in codes:
+                raise ClientIdInUse(
+                    326,
+                    f"Client ID {self.client_id} is already in use: change IBKR_CLIENT_ID "
+                    "(1-999) or close the other API client",
+                ) from None
+            if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+                raise GatewayUnavailable(
+                    504,
+                    f"Timed out after {self.connect_timeout:g}s connecting to {self.host}:"
+                    f"{self.port}: is this a TWS/IB Gateway API port, and is the API enabled?",
+                ) from None
+            raise GatewayUnavailable(
+                502, f"Couldn't connect to TWS on {self.host}:{self.port}: {exc}"
+            ) from None
+        self.ib.reqMarketDataType(self.market_data_type)
+        accounts = tuple(self.ib.managedAccounts())
+        self.info = GatewayInfo(
+            host=self.host,
+            port=self.port,
+            client_id=self.client_id,
+            server_version=self.ib.client.serverVersion(),
+            account=accounts[0] if accounts else "",
+            accounts=accounts,
+            connected_at=dt.datetime.now(dt.UTC),
+        )
+        return self.info
+
+    def disconnect(self) -> None:
+        if self.ib.isConnected():
+            self.ib.disconnect()
+
+    def is_connected(self) -> bool:
+        return self.ib.isConnected()
+
+    def on_disconnect(self, callback) -> None:
+        self.ib.disconnectedEvent += callback
+
+    # --- contracts --------------------------------------------------------------------
+
+    async def qualify(self, spec: InstrumentSpec) -> QualifiedInstrument:
+        contract = Contract(
+            symbol=spec.symbol,
+            secType=spec.sec_type,
+            exchange=spec.exchange,
+            primaryExchange=spec.primary_exchange,
+            currency=spec.currency,
+            lastTradeDateOrContractMonth=spec.last_trade_date,
+        )
+        details = await self._call(self.ib.reqContractDetailsAsync(contract), contract)
+        if not details:
+            raise UnknownContract(200, "No security definition has been found for the request")
+        if len(details) > 1:
+            choices = ", ".join(
+                f"{d.contract.localSymbol}@{d.contract.primaryExchange or d.contract.exchange}"
+                for d in details[:5]
+            )
+            raise UnknownContract(
+                200, f"Ambiguous contract {spec.label}: matches {choices}; name the exchange"
+            )
+        d = details[0]
+        c = d.contract
+        return QualifiedInstrument(
+            con_id=c.conId,
+            symbol=c.symbol,
+            sec_type=c.secType,
+            exchange=c.exchange or spec.exchange,
+            primary_exchange=c.primaryExchange,
+            currency=c.currency,
+            local_symbol=c.localSymbol,
+            long_name=d.longName,
+            time_zone=d.timeZoneId,
+            min_tick=d.minTick,
+            last_trade_date=c.lastTradeDateOrContractMonth,
+            trading_class=c.tradingClass,
+            multiplier=c.multiplier,
+        )
+
+    async def head_timestamp(
+        self, instrument: QualifiedInstrument, what_to_show: str, use_rth: bool
+    ) -> dt.datetime:
+        contract = _contract(instrument)
+        result = await self._call(
+            self.ib.reqHeadTimeStampAsync(contract, what_to_show, use_rth, formatDate=2),
+            contract,
+        )
+        if isinstance(result, dt.datetime):
+            return result if result.tzinfo else result.replace(tzinfo=dt.UTC)
+        raise GatewayError(0, f"unexpected head timestamp {result!r}")
+
+    # --- bars -------------------------------------------------------------------------
+
+    async def bars(self, instrument: QualifiedInstrument, request: BarRequest) -> BarBatch:
+        """Bars for one request. Raises NoData when the gateway has none in the window."""
+        ib = self.ib
+        if not ib.isConnected():
+            raise GatewayUnavailable(504, "Not connected to the gateway")
+        contract = _contract(instrument)
+        req_id = ib.client.getReqId()
+        container = BarDataList()
+        future = ib.wrapper.startReq(req_id, contract, container=container)
+        ib.client.reqHistoricalData(
+            req_id,
+            contract,
+            request.end,
+            request.duration,
+            request.bar_size,
+            request.what_to_show,
+            request.use_rth,
+            2,
+            False,
+            [],
+        )
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self.request_timeout)
+        except TimeoutError:
+            if ib.isConnected():
+                ib.client.cancelHistoricalData(req_id)
+            ib.wrapper._endReq(req_id)
+            raise RequestTimeout(
+                0, f"no answer within {self.request_timeout:g}s; request cancelled", req_id
+            ) from None
+        except asyncio.CancelledError:
+            if ib.isConnected():
+                ib.client.cancelHistoricalData(req_id)
+            ib.wrapper._endReq(req_id)
+            raise
+        except RequestError as exc:
+            raise gateway_error(exc.code, exc.message, req_id) from None
+        except ConnectionError as exc:
+            raise GatewayUnavailable(504, f"connection to the gateway lost: {exc}") from None
+        return _to_batch(container)
+
+    async def _call(self, awaitable, contract):
+        try:
+            return await asyncio.wait_for(awaitable, self.request_timeout)
+        except RequestError as exc:
+            raise gateway_error(exc.code, exc.message, exc.reqId) from None
+        except TimeoutError:
+            raise RequestTimeout(0, f"no answer within {self.request_timeout:g}s") from None
+        except ConnectionError as exc:
+            raise GatewayUnavailable(504, f"connection to the gateway lost: {exc}") from None
+
+
+def _contract(instrument: QualifiedInstrument) -> Contract:
+    return Contract(
+        conId=instrument.con_id,
+        symbol=instrument.symbol,
+        secType=instrument.sec_type,
+        exchange=instrument.exchange,
+        primaryExchange=instrument.primary_exchange,
+        currency=instrument.currency,
+        localSymbol=instrument.local_symbol,
+        lastTradeDateOrContractMonth=instrument.last_trade_date,
+    )
+
+
+_EPOCH_DAY = np.datetime64("1970-01-01", "D")
+
+
+def _to_batch(bars) -> BarBatch:
+    """ib_insync BarData (dates as datetime or date) -> BarBatch (epoch seconds, UTC).
+
+    Daily and larger bars carry a session date; they are stored at 00:00 UTC of that date.
+    """
+    if not bars:
+        return BarBatch.empty()
+    first = bars[0].date
+    if isinstance(first, dt.datetime):
+        ts = [int(b.date.timestamp()) for b in bars]
+    else:
+        days = np.array([b.date.toordinal() for b in bars], dtype=np.int64)
+        ts = (days - dt.date(1970, 1, 1).toordinal()) * 86_400
+    return BarBatch.from_columns(
+        ts=ts,
+        open=[b.open for b in bars],
+        high=[b.high for b in bars],
+        low=[b.low for b in bars],
+        close=[b.close for b in bars],
+        volume=[max(b.volume, 0.0) for b in bars],  # IBKR sends -1 where volume has no meaning
+        wap=[b.average for b in bars],
+        bar_count=[max(b.barCount, 0) for b in bars],
+    )

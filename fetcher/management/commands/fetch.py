@@ -1,0 +1,220 @@
+"""`manage.py fetch`: fetch historical bars for instruments into PostgreSQL and the Parquet catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from django.core.management.base import BaseCommand
+
+from fetcher.catalog import default_root
+from fetcher.cli import UserError, check_database, console, display_path, parse_date, user_errors
+from fetcher.exceptions import InvalidInput
+from fetcher.fetching import fetch_run_execute
+from fetcher.ibkr.connect import gateway_from_settings
+from fetcher.instruments import instrument_specs_parse
+from fetcher.models import ItemStatus, RunStatus
+from fetcher.selectors import fetch_run_summary
+from fetcher.services import fetch_run_cancel, fetch_run_create
+from fetcher.timeframes import WhatToShow, timeframe_parse
+
+POLL_S = 0.2
+
+
+class Command(BaseCommand):
+    help = (
+        "Fetch historical bars from TWS / IB Gateway. With only --instruments: DAILY bars, "
+        "from the bar after the last one stored (or as far back as the gateway has data) to now."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--instruments", help="comma-separated: AAPL,MSFT  SPY:ARCA  EUR.USD  ES:CME"
+        )
+        parser.add_argument("--start", help="first date, YYYY-MM-DD (exchange time zone)")
+        parser.add_argument("--end", help="last date, inclusive, YYYY-MM-DD (default: today)")
+        parser.add_argument(
+            "--timeframe",
+            default="DAILY",
+            help="DAILY, 1-HOUR, 5-MINUTE, 1-MINUTE, ... (default DAILY)",
+        )
+        parser.add_argument(
+            "--what-to-show",
+            default="TRADES",
+            help="TRADES, MIDPOINT, BID, ASK, BID_ASK, ADJUSTED_LAST",
+        )
+        rth = parser.add_mutually_exclusive_group()
+        rth.add_argument(
+            "--rth",
+            dest="use_rth",
+            action="store_true",
+            default=True,
+            help="regular trading hours only (default)",
+        )
+        rth.add_argument(
+            "--no-rth", dest="use_rth", action="store_false", help="include extended hours"
+        )
+        parser.add_argument(
+            "--since-head", action="store_true", help="start at the gateway's first data point"
+        )
+        parser.add_argument(
+            "--sec-type", default="", help="security type for every instrument: STK, CASH, FUT, IND"
+        )
+        parser.add_argument(
+            "--exchange", default="", help="exchange for every instrument (default SMART)"
+        )
+        parser.add_argument(
+            "--currency", default="", help="currency for every instrument (default USD)"
+        )
+        parser.add_argument("--no-wait", action="store_true", help="print the run id and return")
+        parser.add_argument("--cancel", type=int, metavar="RUN_ID", help="cancel a running fetch")
+
+    @user_errors
+    def handle(self, *args, **opts):
+        if opts["cancel"] is not None:
+            check_database()
+            run = fetch_run_cancel(run_id=opts["cancel"])
+            self.stdout.write(f"Run {run.pk} cancelled.")
+            return
+        if opts["instruments"] is None:
+            raise InvalidInput("no instruments given: use --instruments AAPL,MSFT")
+        specs = instrument_specs_parse(
+            opts["instruments"],
+            sec_type=opts["sec_type"],
+            exchange=opts["exchange"],
+            currency=opts["currency"],
+        )
+        try:
+            timeframe = timeframe_parse(opts["timeframe"])
+            what = WhatToShow.parse(opts["what_to_show"])
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        start, end = parse_date(opts["start"], "--start"), parse_date(opts["end"], "--end")
+        check_database()
+        self._probe_gateway()
+        run = fetch_run_create(
+            specs=specs,
+            timeframe=timeframe,
+            start=start,
+            end=end,
+            what_to_show=what,
+            use_rth=opts["use_rth"],
+            since_head=opts["since_head"],
+        )
+        worker = threading.Thread(target=self._execute, args=(run.pk,), daemon=True)
+        worker.start()
+        if opts["no_wait"]:
+            self.stdout.write(f"Run {run.pk} started.")
+            worker.join()
+            return
+        self._follow(run.pk, worker)
+        summary = fetch_run_summary(run_id=run.pk)
+        self._report(summary)
+        if summary.run.status != RunStatus.SUCCEEDED:
+            raise SystemExit(1)
+
+    def _probe_gateway(self) -> None:
+        """Fail before writing anything when the gateway cannot be reached."""
+        gateway = gateway_from_settings()
+
+        async def probe():
+            try:
+                await gateway.connect()
+            finally:
+                gateway.disconnect()
+
+        asyncio.run(probe())
+
+    def _execute(self, run_id: int) -> None:
+        from django.db import connection
+
+        try:
+            fetch_run_execute(run_id=run_id)
+        finally:
+            connection.close()
+
+    def _follow(self, run_id: int, worker: threading.Thread) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        out = console()
+        columns = (
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("requests"),
+            TextColumn("{task.fields[bars]:>10,} bars"),
+            TimeElapsedColumn(),
+        )
+        tasks: dict[int, int] = {}
+        try:
+            with Progress(
+                *columns, console=out, transient=False, disable=not out.is_terminal
+            ) as progress:
+                while True:
+                    done = not worker.is_alive()
+                    summary = fetch_run_summary(run_id=run_id)
+                    for item in summary.items:
+                        if item.pk not in tasks:
+                            tasks[item.pk] = progress.add_task(item.spec, total=None, bars=0)
+                        total = item.chunks_planned if item.status != ItemStatus.PENDING else None
+                        progress.update(
+                            tasks[item.pk],
+                            total=total or None,
+                            completed=item.chunks_done,
+                            bars=item.bars_stored,
+                        )
+                    if done:
+                        break
+                    time.sleep(POLL_S)
+        except KeyboardInterrupt:
+            raise UserError(
+                f"Stopped following run {run_id}; cancel it with: manage.py fetch --cancel {run_id}"
+            ) from None
+
+    def _report(self, summary) -> None:
+        from fetcher.cli import property_table
+
+        out = console()
+        run = summary.run
+        for item in summary.items:
+            if item.status == ItemStatus.SUCCEEDED:
+                extra = (
+                    " (already stored)"
+                    if item.bars_stored == 0 and item.chunks_planned == 0
+                    else ""
+                )
+                out.print(f"✅ {item.spec}: {item.bars_stored} bars fetched{extra}")
+            else:
+                out.print(f"❌ {item.spec}: {item.error or item.status}")
+        out.print()
+        ok = sum(item.status == ItemStatus.SUCCEEDED for item in summary.items)
+        if run.status == RunStatus.SUCCEEDED:
+            out.print(f"✅ Successfully fetched {run.bars_stored} bars for {ok} instruments")
+        else:
+            failed = len(summary.items) - ok
+            reason = f": {run.error}" if run.error else ""
+            out.print(
+                f"⚠️  Fetched {run.bars_stored} bars; {failed} of {len(summary.items)} instruments failed{reason}"
+            )
+        out.print()
+        rows = [
+            ("Instruments", ",".join(run.instruments)),
+            ("Start Date", summary.start_label),
+            ("End Date", summary.end_label),
+            ("Timeframe", summary.timeframe.name),
+            ("Total Bars", str(run.bars_stored)),
+            ("Data Location", display_path(default_root())),
+        ]
+        if summary.range_note:
+            rows.insert(3, ("Range", summary.range_note))
+        if run.requests_made or summary.run.status != RunStatus.SUCCEEDED:
+            rows.append(("Requests", f"{run.requests_made} ({run.errors_count} errors)"))
+        rows.append(("Run", str(run.pk)))
+        out.print(property_table("Fetch Summary", rows))

@@ -1,0 +1,344 @@
+"""Fetch services: create runs from user input, and the database steps of executing them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .bars import BarBatch
+from .catalog import catalog_write
+from .exceptions import InvalidInput
+from .ibkr.gateway import GatewayInfo, QualifiedInstrument
+from .instruments import InstrumentSpec
+from .models import (
+    ChunkStatus,
+    Coverage,
+    FetchChunk,
+    FetchRun,
+    FetchRunItem,
+    Instrument,
+    ItemStatus,
+    RequestedBy,
+    RunStatus,
+)
+from .planning import PlannedRequest, intervals_merge
+from .storage import bars_upsert
+from .timeframes import BY_CODE, TimeframeSpec, WhatToShow
+
+UTC = dt.UTC
+
+
+def epoch(value: dt.datetime) -> int:
+    return int(value.timestamp())
+
+
+def from_epoch(value: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(value, UTC)
+
+
+def fetch_run_create(
+    *,
+    specs: list[InstrumentSpec],
+    timeframe: TimeframeSpec,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    what_to_show: WhatToShow = WhatToShow.TRADES,
+    use_rth: bool = True,
+    since_head: bool = False,
+    requested_by: str = RequestedBy.CLI,
+    today: dt.date | None = None,
+) -> FetchRun:
+    """Validate a fetch request and record it as a pending run with one item per instrument."""
+    today = today or timezone.now().date()
+    if not specs:
+        raise InvalidInput("no instruments given: use --instruments AAPL,MSFT")
+    if start and start > today:
+        raise InvalidInput(f"start date {start} is in the future (today is {today})")
+    if end and end > today:
+        raise InvalidInput(f"end date {end} is in the future (today is {today})")
+    if start and end and end < start:
+        raise InvalidInput(f"end date {end} is before start date {start}")
+    if since_head and start:
+        raise InvalidInput("--since-head and --start contradict each other: give one of them")
+    if what_to_show == WhatToShow.ADJUSTED_LAST and end and end < today:
+        raise InvalidInput("ADJUSTED_LAST bars can only be fetched up to now: leave --end out")
+    with transaction.atomic():
+        run = FetchRun.objects.create(
+            instruments=[s.label for s in specs],
+            start=start,
+            end=end,
+            timeframe=timeframe.code,
+            what_to_show=what_to_show,
+            use_rth=use_rth,
+            since_head=since_head,
+            requested_by=requested_by,
+        )
+        FetchRunItem.objects.bulk_create(
+            FetchRunItem(run=run, spec=s.label, position=i) for i, s in enumerate(specs)
+        )
+    return run
+
+
+def fetch_run_start(*, run_id: int, info: GatewayInfo) -> FetchRun:
+    """Mark a run as running on the given gateway (again, if it is redelivered)."""
+    run = FetchRun.objects.get(pk=run_id)
+    if run.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
+        return run
+    run.status = RunStatus.RUNNING
+    run.started_at = run.started_at or timezone.now()
+    run.heartbeat_at = timezone.now()
+    run.gateway_host, run.gateway_port = info.host, info.port
+    run.server_version, run.account = info.server_version, info.account
+    run.save()
+    return run
+
+
+def instrument_store_qualified(
+    *, spec: InstrumentSpec, qualified: QualifiedInstrument
+) -> Instrument:
+    """Create or update the Instrument for a qualified contract (keyed by conId)."""
+    fields = {
+        "symbol": qualified.symbol,
+        "sec_type": qualified.sec_type,
+        "exchange": qualified.exchange,
+        "primary_exchange": qualified.primary_exchange,
+        "currency": qualified.currency,
+        "local_symbol": qualified.local_symbol,
+        "long_name": qualified.long_name,
+        "time_zone": qualified.time_zone,
+        "active": True,
+    }
+    with transaction.atomic():
+        instrument = Instrument.objects.select_for_update().filter(con_id=qualified.con_id).first()
+        if instrument is None:
+            instrument = Instrument.objects.filter(
+                symbol=qualified.symbol,
+                sec_type=qualified.sec_type,
+                exchange=qualified.exchange,
+                currency=qualified.currency,
+            ).first() or Instrument(con_id=qualified.con_id)
+        for name, value in fields.items():
+            setattr(instrument, name, value)
+        instrument.con_id = qualified.con_id
+        instrument.save()
+    return instrument
+
+
+def instrument_head_set(*, instrument_id: int, what_to_show: str, head: dt.datetime) -> None:
+    instrument = Instrument.objects.get(pk=instrument_id)
+    instrument.head_timestamps = {**instrument.head_timestamps, what_to_show: head.isoformat()}
+    instrument.save(update_fields=["head_timestamps", "updated_at"])
+
+
+def item_fail(*, item_id: int, message: str, code: int | None = None) -> None:
+    FetchRunItem.objects.filter(pk=item_id).update(
+        status=ItemStatus.FAILED, error=message[:2000], error_code=code
+    )
+    FetchRun.objects.filter(pk=FetchRunItem.objects.get(pk=item_id).run_id).update(
+        errors_count=F("errors_count") + 1
+    )
+
+
+def item_plan(
+    *,
+    item_id: int,
+    instrument_id: int,
+    start: int,
+    end: int,
+    note: str,
+    plan: list[PlannedRequest],
+) -> list[FetchChunk]:
+    """Record an item's range and its planned requests; a redelivered item keeps its chunks."""
+    with transaction.atomic():
+        item = FetchRunItem.objects.select_for_update().get(pk=item_id)
+        existing = list(FetchChunk.objects.filter(item=item).order_by("window_start"))
+        if existing:
+            return existing
+        item.instrument_id = instrument_id
+        item.start, item.end, item.note = from_epoch(start), from_epoch(end), note[:200]
+        item.status = ItemStatus.RUNNING if plan else ItemStatus.SUCCEEDED
+        item.chunks_planned = len(plan)
+        item.save()
+        chunks = FetchChunk.objects.bulk_create(
+            FetchChunk(
+                run_id=item.run_id,
+                item=item,
+                instrument_id=instrument_id,
+                window_start=from_epoch(p.window_start),
+                window_end=from_epoch(p.window_end),
+                duration=p.duration,
+                request_end=p.end,
+            )
+            for p in plan
+        )
+        FetchRun.objects.filter(pk=item.run_id).update(
+            chunks_planned=F("chunks_planned") + len(plan)
+        )
+    return chunks
+
+
+def coverage_get(
+    *, instrument_id: int, timeframe: int, what_to_show: int, rth: bool
+) -> list[tuple[int, int]]:
+    rows = Coverage.objects.filter(
+        instrument_id=instrument_id, timeframe=timeframe, what_to_show=what_to_show, rth=rth
+    ).values_list("start", "end")
+    return intervals_merge([(epoch(a), epoch(b)) for a, b in rows])
+
+
+def chunk_store(
+    *,
+    chunk_id: int,
+    batch: BarBatch,
+    covered_until: int,
+    symbol: str,
+    catalog_root,
+) -> int:
+    """Store one answered request: catalog merge, then bars, coverage and chunk state in one
+    transaction. Safe to repeat: bars are upserted and a done chunk is not stored again."""
+    chunk = FetchChunk.objects.select_related("run").get(pk=chunk_id)
+    if chunk.status == ChunkStatus.DONE:
+        return 0
+    run = chunk.run
+    timeframe = BY_CODE[run.timeframe]
+    what = WhatToShow(run.what_to_show)
+    if len(batch):
+        catalog_write(
+            root=catalog_root,
+            symbol=symbol,
+            timeframe=timeframe,
+            what_to_show=what.label,
+            use_rth=run.use_rth,
+            batch=batch,
+        )
+    with transaction.atomic():
+        written = (
+            bars_upsert(
+                instrument_id=chunk.instrument_id,
+                timeframe=run.timeframe,
+                what_to_show=run.what_to_show,
+                rth=run.use_rth,
+                batch=batch,
+                fresh=True,
+            )
+            if len(batch)
+            else 0
+        )
+        cover_end = min(epoch(chunk.window_end), covered_until)
+        if cover_end > epoch(chunk.window_start):
+            Coverage.objects.create(
+                instrument_id=chunk.instrument_id,
+                timeframe=run.timeframe,
+                what_to_show=run.what_to_show,
+                rth=run.use_rth,
+                start=chunk.window_start,
+                end=from_epoch(cover_end),
+            )
+        updated = (
+            FetchChunk.objects.filter(pk=chunk_id)
+            .exclude(status=ChunkStatus.DONE)
+            .update(
+                status=ChunkStatus.DONE if len(batch) else ChunkStatus.EMPTY,
+                bars_received=len(batch),
+                attempts=F("attempts") + 1,
+            )
+        )
+        if updated:
+            FetchRunItem.objects.filter(pk=chunk.item_id).update(
+                bars_stored=F("bars_stored") + len(batch), chunks_done=F("chunks_done") + 1
+            )
+            FetchRun.objects.filter(pk=run.pk).update(
+                bars_stored=F("bars_stored") + len(batch),
+                chunks_done=F("chunks_done") + 1,
+                requests_made=F("requests_made") + 1,
+                heartbeat_at=timezone.now(),
+            )
+    return written
+
+
+def chunk_failed(*, chunk_id: int, code: int | None, message: str, final: bool) -> None:
+    """Record a failed attempt; `final` when no retry will follow."""
+    chunk = FetchChunk.objects.get(pk=chunk_id)
+    FetchChunk.objects.filter(pk=chunk_id).update(
+        status=ChunkStatus.FAILED if final else ChunkStatus.PENDING,
+        attempts=F("attempts") + 1,
+        last_error_code=code,
+        last_error=message[:2000],
+    )
+    FetchRun.objects.filter(pk=chunk.run_id).update(
+        requests_made=F("requests_made") + 1,
+        errors_count=F("errors_count") + 1,
+        heartbeat_at=timezone.now(),
+    )
+
+
+def fetch_run_finish(*, run_id: int, error: str = "") -> FetchRun:
+    """Settle item and run statuses from their chunks."""
+    with transaction.atomic():
+        run = FetchRun.objects.select_for_update().get(pk=run_id)
+        if run.status == RunStatus.CANCELLED:
+            return run
+        for item in run.items.all():
+            if item.status in (ItemStatus.FAILED, ItemStatus.CANCELLED):
+                continue
+            failed = item.chunks.filter(status=ChunkStatus.FAILED)
+            pending = item.chunks.filter(status__in=(ChunkStatus.PENDING, ChunkStatus.RUNNING))
+            if failed.exists() or pending.exists():
+                last = failed.order_by("-updated_at").first()
+                item.status = ItemStatus.FAILED
+                item.error = (
+                    f"{failed.count() + pending.count()} of {item.chunks.count()} requests failed"
+                    + (f": {last.last_error}" if last else "")
+                )
+                item.error_code = last.last_error_code if last else None
+            elif item.instrument_id is not None:
+                item.status = ItemStatus.SUCCEEDED
+            item.save()
+        statuses = list(run.items.values_list("status", flat=True))
+        ok = sum(s == ItemStatus.SUCCEEDED for s in statuses)
+        if error and not ok:
+            run.status = RunStatus.FAILED
+        elif ok == len(statuses):
+            run.status = RunStatus.SUCCEEDED
+        else:
+            run.status = RunStatus.PARTIAL if ok else RunStatus.FAILED
+        run.error = error[:2000]
+        run.finished_at = timezone.now()
+        run.save()
+    return run
+
+
+def fetch_run_fail(*, run_id: int, error: str) -> None:
+    FetchRun.objects.filter(pk=run_id).exclude(status=RunStatus.CANCELLED).update(
+        status=RunStatus.FAILED, error=error[:2000], finished_at=timezone.now()
+    )
+    FetchRunItem.objects.filter(
+        run_id=run_id, status__in=(ItemStatus.PENDING, ItemStatus.RUNNING)
+    ).update(status=ItemStatus.FAILED, error=error[:2000])
+
+
+def fetch_run_cancel(*, run_id: int) -> FetchRun:
+    run = FetchRun.objects.get(pk=run_id)
+    if run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
+        raise InvalidInput(f"run {run_id} is already {run.status}: nothing to cancel")
+    FetchRun.objects.filter(pk=run_id).update(
+        status=RunStatus.CANCELLED, finished_at=timezone.now()
+    )
+    FetchChunk.objects.filter(
+        run_id=run_id, status__in=(ChunkStatus.PENDING, ChunkStatus.RUNNING)
+    ).update(status=ChunkStatus.CANCELLED)
+    FetchRunItem.objects.filter(
+        run_id=run_id, status__in=(ItemStatus.PENDING, ItemStatus.RUNNING)
+    ).update(status=ItemStatus.CANCELLED)
+    run.refresh_from_db()
+    return run
+
+
+def gateway_info_dict(info: GatewayInfo) -> dict:
+    return {
+        k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in asdict(info).items()
+    }
