@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db import transaction
 
 from .instruments import InstrumentSpec
 from .models import FetchChunk, FetchRun, FetchRunItem, Instrument, RequestedBy
-from .services import fetch_run_create
-from .tasks import fetch_run_task
+from .services import fetch_run_create, fetch_run_enqueue
 from .timeframes import TIMEFRAMES
-
-
-def _enqueue(run_id: int) -> None:
-    transaction.on_commit(lambda: fetch_run_task.delay(run_id))
 
 
 @admin.register(Instrument)
@@ -51,7 +45,7 @@ class InstrumentAdmin(admin.ModelAdmin):
         run = fetch_run_create(
             specs=specs, timeframe=TIMEFRAMES["DAILY"], requested_by=RequestedBy.ADMIN
         )
-        _enqueue(run.pk)
+        fetch_run_enqueue(run_id=run.pk)
         self.message_user(
             request, f"Fetch run {run.pk} queued for {len(specs)} instruments.", messages.SUCCESS
         )

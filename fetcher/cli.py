@@ -106,3 +106,41 @@ def display_path(path: Path) -> str:
         return "./" + str(Path(path).resolve().relative_to(Path(os.getcwd()).resolve()))
     except ValueError:
         return str(path)
+
+
+def tasks_in_process() -> bool:
+    """True on the embedded default (no broker): runs execute in this process."""
+    from ibdata_project.celery import app
+
+    return bool(app.conf.task_always_eager)
+
+
+def check_broker() -> None:
+    """A one-line error when the Celery broker (Redis) cannot be reached."""
+    from ibdata_project.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=3)
+    except Exception as exc:  # kombu raises transport-specific errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"Cannot reach the task broker ({_redacted(app.conf.broker_url)}): {first}. "
+            "Start Redis (bash scripts/services.sh) or unset REDIS_URL to run fetches in-process"
+        ) from None
+
+
+def ibkr_workers_alive(timeout: float = 1.0) -> bool:
+    from ibdata_project.celery import app
+
+    from .queues import Queue
+
+    try:
+        queues = app.control.inspect(timeout=timeout).active_queues() or {}
+    except Exception:  # a broker hiccup here only means "cannot tell"
+        return False
+    return any(q.get("name") == Queue.IBKR for qs in queues.values() for q in qs)
+
+
+def _redacted(url: str) -> str:
+    return re.sub(r"//[^@/]*@", "//***@", url or "")

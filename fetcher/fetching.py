@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connections
 
 from . import services
 from .bars import BarBatch
@@ -31,7 +33,7 @@ from .exceptions import (
 from .ibkr.gateway import BarRequest, Gateway, QualifiedInstrument
 from .instruments import instrument_spec_parse
 from .models import ChunkStatus, FetchChunk, FetchRun, FetchRunItem, ItemStatus, RunStatus
-from .pacing import LocalPacer, RequestKey
+from .pacing import LocalPacer, PacingRules, RequestKey
 from .planning import DAY, plan_requests
 from .sessions import ZONES, session_table
 from .timeframes import BY_CODE, TimeframeSpec, WhatToShow
@@ -41,6 +43,7 @@ db = sync_to_async  # thread_sensitive: one database thread, in order
 
 INTRADAY_DEFAULT_DAYS = 30
 MAX_ATTEMPTS = 6
+HEARTBEAT_S = 2.0
 
 
 @dataclass
@@ -120,16 +123,31 @@ class RunExecutor:
     """Carries one run through its chunks on an open gateway connection."""
 
     def __init__(
-        self, run_id: int, gateway: Gateway, pacer: LocalPacer | None = None, progress=None
+        self,
+        run_id: int,
+        gateway: Gateway,
+        pacer: LocalPacer | None = None,
+        progress=None,
+        reconnect=None,
     ):
         self.run_id = run_id
         self.gateway = gateway
         self.pacer = pacer or LocalPacer()
         self.progress = progress  # optional callable(event dict), for in-process displays
         self.catalog_root = default_root()
+        # how to get the connection back after it drops: reconnect it ourselves, or (on the
+        # ibkr worker's persistent connection) wait for the worker to do it
+        self.reconnect = reconnect or gateway.connect
         self.cancelled = False
+        self._tasks: list[asyncio.Future] = []
 
     async def execute(self) -> FetchRun:
+        try:
+            return await self._execute()
+        finally:
+            await db(connections.close_all)()  # the database thread's connection
+
+    async def _execute(self) -> FetchRun:
         info = self.gateway.info or await self.gateway.connect()
         run = await db(services.fetch_run_start)(run_id=self.run_id, info=info)
         if run.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
@@ -161,25 +179,34 @@ class RunExecutor:
             for chunk in plan.chunks
             if chunk.status not in (ChunkStatus.DONE, ChunkStatus.EMPTY)
         ]
-        watcher = asyncio.ensure_future(self._watch_cancel())
+        self._tasks = [
+            asyncio.ensure_future(self._fetch_chunk(plan, chunk)) for plan, chunk in work
+        ]
+        watcher = asyncio.ensure_future(self._watch())
         try:
-            await asyncio.gather(*(self._fetch_chunk(plan, chunk) for plan, chunk in work))
+            await asyncio.gather(*self._tasks, return_exceptions=False)
+        except asyncio.CancelledError:
+            if not self.cancelled:
+                raise
         finally:
             watcher.cancel()
+        if self.cancelled:
+            return await db(FetchRun.objects.get)(pk=self.run_id)
         return await db(services.fetch_run_finish)(run_id=self.run_id)
 
     def _emit(self, **event) -> None:
         if self.progress is not None:
             self.progress(event)
 
-    async def _watch_cancel(self) -> None:
+    async def _watch(self) -> None:
+        """Heartbeat the run, and stop it (cancelling requests on the gateway) when cancelled."""
         while True:
-            await asyncio.sleep(0.5)
-            status = await db(
-                lambda: FetchRun.objects.values_list("status", flat=True).get(pk=self.run_id)
-            )()
+            await asyncio.sleep(HEARTBEAT_S)
+            status = await db(services.fetch_run_heartbeat)(run_id=self.run_id)
             if status == RunStatus.CANCELLED:
                 self.cancelled = True
+                for task in self._tasks:
+                    task.cancel()
                 return
 
     async def _prepare(self, item: FetchRunItem) -> ItemPlan:
@@ -221,7 +248,7 @@ class RunExecutor:
         for attempt in range(MAX_ATTEMPTS):
             try:
                 if not self.gateway.is_connected():
-                    await self.gateway.connect()
+                    await self.reconnect()
                 return await call()
             except GatewayUnavailable:
                 if attempt == MAX_ATTEMPTS - 1:
@@ -259,7 +286,7 @@ class RunExecutor:
             await self.pacer.acquire(key)
             try:
                 if not self.gateway.is_connected():
-                    await self.gateway.connect()
+                    await self.reconnect()
                 batch = await self.gateway.bars(q, request)
             except NoData:
                 batch = BarBatch.empty()
@@ -293,20 +320,42 @@ class RunExecutor:
             return
 
 
-def fetch_run_execute(*, run_id: int, progress=None) -> FetchRun:
-    """Run a fetch to completion on a fresh gateway connection (in-process or in a worker)."""
-    from .ibkr.connect import gateway_from_settings
+def pacer_for(gateway: Gateway):
+    """The Redis pacer shared by every process when Redis is configured, else an in-process one."""
+    rules = PacingRules(time_scale=settings.IBKR_PACING_TIME_SCALE)
+    if settings.REDIS_URL:
+        from .redis_pacer import RedisPacer
 
-    async def main() -> FetchRun:
+        return RedisPacer(
+            redis_url=settings.REDIS_URL, gateway=f"{gateway.host}:{gateway.port}", rules=rules
+        )
+    return LocalPacer(rules=rules)
+
+
+def fetch_run_execute(*, run_id: int, progress=None, persistent: bool = False) -> FetchRun:
+    """Run a fetch to completion: on this process's persistent connection (the ibkr worker),
+    or on a connection of its own (in-process runs)."""
+    from .ibkr.connect import gateway_from_settings
+    from .worker import gateway_loop
+
+    async def on_own_connection() -> FetchRun:
         gateway = gateway_from_settings()
         try:
             await gateway.connect()
-            return await RunExecutor(run_id, gateway, progress=progress).execute()
+            return await RunExecutor(run_id, gateway, pacer_for(gateway), progress).execute()
         finally:
             gateway.disconnect()
 
+    async def on_worker_connection(loop) -> FetchRun:
+        gateway = await loop.connected_gateway()
+        executor = RunExecutor(run_id, gateway, pacer_for(gateway), progress, loop.wait_connected)
+        return await executor.execute()
+
     try:
-        return asyncio.run(main())
+        if persistent:
+            loop = gateway_loop()
+            return loop.run(on_worker_connection(loop))
+        return asyncio.run(on_own_connection())
     except IbdataError as exc:
         services.fetch_run_fail(run_id=run_id, error=str(exc))
         return FetchRun.objects.get(pk=run_id)

@@ -120,6 +120,7 @@ class FetchRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    recoveries = models.IntegerField(default=0, help_text="times resumed after its worker died")
 
     class Meta:
         ordering = ["-created_at"]

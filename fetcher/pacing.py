@@ -26,11 +26,13 @@ class PacingRules:
     total_window_s: float = 600.0
     total_max: int = 60
     max_open: int = 50
-    margin_s: float = 0.05  # added to every window, in gateway seconds
+    # Added to every window in real seconds: the gateway counts a request when it arrives,
+    # a little after we count it, and arrival delays vary (network, loop, GIL).
+    margin_s: float = 0.05
     time_scale: float = 1.0
 
     def scaled(self, seconds: float) -> float:
-        return (seconds + self.margin_s) / self.time_scale
+        return seconds / self.time_scale + self.margin_s
 
 
 @dataclass(frozen=True)

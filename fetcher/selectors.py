@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from .models import FetchRun, FetchRunItem
+from .models import FetchRun, FetchRunItem, RunStatus
 from .timeframes import BY_CODE, TimeframeSpec
 
 
@@ -48,3 +48,8 @@ def fetch_run_summary(*, run_id: int) -> RunSummary:
             else "; ".join(f"{i.spec}: {i.note}" for i in items if i.note)
         )
     return RunSummary(run, items, tf, start_label, end_label, range_note)
+
+
+def fetch_run_finished(*, run_id: int) -> bool:
+    status = FetchRun.objects.values_list("status", flat=True).get(pk=run_id)
+    return status not in (RunStatus.PENDING, RunStatus.RUNNING)

@@ -83,6 +83,13 @@ def fetch_run_create(
     return run
 
 
+def fetch_run_enqueue(*, run_id: int) -> None:
+    """Queue a run on the ibkr worker once the transaction that created it commits."""
+    from .tasks import fetch_run_task
+
+    transaction.on_commit(lambda: fetch_run_task.apply_async((run_id,)))
+
+
 def fetch_run_start(*, run_id: int, info: GatewayInfo) -> FetchRun:
     """Mark a run as running on the given gateway (again, if it is redelivered)."""
     run = FetchRun.objects.get(pk=run_id)
@@ -319,6 +326,56 @@ def fetch_run_fail(*, run_id: int, error: str) -> None:
     FetchRunItem.objects.filter(
         run_id=run_id, status__in=(ItemStatus.PENDING, ItemStatus.RUNNING)
     ).update(status=ItemStatus.FAILED, error=error[:2000])
+
+
+def fetch_run_heartbeat(*, run_id: int) -> str:
+    """Record that the run's executor is alive; returns the run's status (it may be cancelled)."""
+    FetchRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+    return FetchRun.objects.values_list("status", flat=True).get(pk=run_id)
+
+
+def fetch_runs_orphaned(*, stale_after_s: float | None = None) -> list[int]:
+    """Running runs whose executor is gone: all of them when an ibkr worker starts (it is the
+    only one), or those silent for `stale_after_s` when checked periodically."""
+    runs = FetchRun.objects.filter(status=RunStatus.RUNNING)
+    if stale_after_s is not None:
+        runs = runs.filter(heartbeat_at__lt=timezone.now() - dt.timedelta(seconds=stale_after_s))
+    return list(runs.values_list("pk", flat=True))
+
+
+def fetch_run_recovery(*, run_id: int, max_recoveries: int) -> bool:
+    """Count a resumption of an orphaned run; fail it instead after too many."""
+    with transaction.atomic():
+        run = FetchRun.objects.select_for_update().get(pk=run_id)
+        if run.status != RunStatus.RUNNING:
+            return False
+        if run.recoveries >= max_recoveries:
+            run.status, run.finished_at = RunStatus.FAILED, timezone.now()
+            run.error = f"the worker running it died {run.recoveries + 1} times; giving up"
+            run.save()
+            return False
+        run.recoveries += 1
+        run.heartbeat_at = timezone.now()
+        run.save(update_fields=["recoveries", "heartbeat_at"])
+        return True
+
+
+def fetch_run_progress(*, run_id: int) -> dict:
+    """Progress as Celery task state (Flower shows it): chunks, bars, current instrument."""
+    run = FetchRun.objects.get(pk=run_id)
+    current = (
+        FetchRunItem.objects.filter(run_id=run_id, status=ItemStatus.RUNNING)
+        .order_by("position")
+        .first()
+    )
+    return {
+        "run_id": run_id,
+        "status": run.status,
+        "chunks_done": run.chunks_done,
+        "chunks_planned": run.chunks_planned,
+        "bars": run.bars_stored,
+        "instrument": current.spec if current else "",
+    }
 
 
 def fetch_run_cancel(*, run_id: int) -> FetchRun:

@@ -90,6 +90,15 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_TRACK_STARTED = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # the ibkr worker takes one run at a time
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "resume-orphaned-fetch-runs": {
+        "task": "fetcher.fetch_runs_recover",
+        "schedule": 60.0,
+    },
+}
 
 # --- Interactive Brokers -------------------------------------------------------------
 # IBKR_HOST=sim starts the built-in gateway simulator in-process instead of connecting out.
@@ -98,6 +107,8 @@ IBKR_PORT = env.int("IBKR_PORT", default=7497)
 IBKR_CLIENT_ID = env.int("IBKR_CLIENT_ID", default=10)
 IBKR_CONNECT_TIMEOUT = env.float("IBKR_CONNECT_TIMEOUT", default=10.0)
 IBKR_REQUEST_TIMEOUT = env.float("IBKR_REQUEST_TIMEOUT", default=120.0)
+# Only against the simulator: its --time-scale, so the client's pacing windows match.
+IBKR_PACING_TIME_SCALE = env.float("IBKR_PACING_TIME_SCALE", default=1.0)
 IBKR_MARKET_DATA_TYPE = env("IBKR_MARKET_DATA_TYPE", default="DELAYED_FROZEN")
 TRADING_MODE = env("TRADING_MODE", default="paper")
 TWS_ACCOUNT = env("TWS_ACCOUNT", default="")

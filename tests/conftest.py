@@ -77,3 +77,14 @@ def ib_factory():
 @pytest.fixture
 def ib(sim, ib_factory):
     return ib_factory(sim)
+
+
+@pytest.fixture
+def in_process_tasks():
+    """Run fetches in this process (the embedded default), whatever REDIS_URL says."""
+    from ibdata_project.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before

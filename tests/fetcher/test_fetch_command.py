@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def gateway(sim, settings, tmp_path):
+def gateway(sim, settings, tmp_path, in_process_tasks):
     """Point the project at a fresh simulator and a fresh catalog."""
     settings.IBKR_HOST = "127.0.0.1"
     settings.IBKR_PORT = sim.port
@@ -248,7 +248,7 @@ def test_duplicates_are_fetched_once(gateway, capsys):
     assert FetchRun.objects.get().instruments == ["AAPL"]
 
 
-def test_unreachable_gateway_writes_nothing(settings, capsys, tmp_path):
+def test_unreachable_gateway_writes_nothing(settings, capsys, tmp_path, in_process_tasks):
     settings.IBKR_HOST, settings.IBKR_PORT, settings.DATA_DIR = "127.0.0.1", 1, tmp_path
     code = fetch("--instruments", "AAPL", "--start", "2024-01-01", "--end", "2024-01-31")
     err = capsys.readouterr().err

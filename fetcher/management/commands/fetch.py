@@ -9,14 +9,24 @@ import time
 from django.core.management.base import BaseCommand
 
 from fetcher.catalog import default_root
-from fetcher.cli import UserError, check_database, console, display_path, parse_date, user_errors
+from fetcher.cli import (
+    UserError,
+    check_broker,
+    check_database,
+    console,
+    display_path,
+    ibkr_workers_alive,
+    parse_date,
+    tasks_in_process,
+    user_errors,
+)
 from fetcher.exceptions import InvalidInput
 from fetcher.fetching import fetch_run_execute
 from fetcher.ibkr.connect import gateway_from_settings
 from fetcher.instruments import instrument_specs_parse
 from fetcher.models import ItemStatus, RunStatus
-from fetcher.selectors import fetch_run_summary
-from fetcher.services import fetch_run_cancel, fetch_run_create
+from fetcher.selectors import fetch_run_finished, fetch_run_summary
+from fetcher.services import fetch_run_cancel, fetch_run_create, fetch_run_enqueue
 from fetcher.timeframes import WhatToShow, timeframe_parse
 
 POLL_S = 0.2
@@ -92,7 +102,11 @@ class Command(BaseCommand):
             raise InvalidInput(str(exc)) from None
         start, end = parse_date(opts["start"], "--start"), parse_date(opts["end"], "--end")
         check_database()
-        self._probe_gateway()
+        in_process = tasks_in_process()
+        if in_process:
+            self._probe_gateway()
+        else:
+            check_broker()
         run = fetch_run_create(
             specs=specs,
             timeframe=timeframe,
@@ -102,13 +116,31 @@ class Command(BaseCommand):
             use_rth=opts["use_rth"],
             since_head=opts["since_head"],
         )
-        worker = threading.Thread(target=self._execute, args=(run.pk,), daemon=True)
-        worker.start()
+        if in_process:
+            worker = threading.Thread(target=self._execute, args=(run.pk,), daemon=True)
+            worker.start()
+
+            def finished() -> bool:
+                return not worker.is_alive()
+        else:
+            fetch_run_enqueue(run_id=run.pk)
+            if not ibkr_workers_alive():
+                console().print(
+                    "⚠️  No ibkr worker answers: the run waits in the queue until one starts "
+                    "(celery -A ibdata_project worker -Q ibkr --pool solo)"
+                )
+
+            def finished() -> bool:
+                return fetch_run_finished(run_id=run.pk)
+
         if opts["no_wait"]:
-            self.stdout.write(f"Run {run.pk} started.")
-            worker.join()
+            self.stdout.write(
+                f"Run {run.pk} started. Follow it with: manage.py fetch_status {run.pk}"
+            )
+            if in_process:
+                worker.join()
             return
-        self._follow(run.pk, worker)
+        self._follow(run.pk, finished)
         summary = fetch_run_summary(run_id=run.pk)
         self._report(summary)
         if summary.run.status != RunStatus.SUCCEEDED:
@@ -134,7 +166,7 @@ class Command(BaseCommand):
         finally:
             connection.close()
 
-    def _follow(self, run_id: int, worker: threading.Thread) -> None:
+    def _follow(self, run_id: int, finished) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -158,7 +190,7 @@ class Command(BaseCommand):
                 *columns, console=out, transient=False, disable=not out.is_terminal
             ) as progress:
                 while True:
-                    done = not worker.is_alive()
+                    done = finished()
                     summary = fetch_run_summary(run_id=run_id)
                     for item in summary.items:
                         if item.pk not in tasks:

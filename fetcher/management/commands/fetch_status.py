@@ -1,0 +1,84 @@
+"""`manage.py fetch_status [RUN_ID]`: recent fetch runs, or one run per instrument with its errors."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+from rich.table import Table
+
+from fetcher.cli import UserError, check_database, console, user_errors
+from fetcher.models import FetchChunk, FetchRun
+from fetcher.selectors import fetch_run_summary
+
+
+class Command(BaseCommand):
+    help = "Show recent fetch runs, or one run with per-instrument progress and errors."
+
+    def add_arguments(self, parser):
+        parser.add_argument("run_id", nargs="?", type=int, help="a run id (default: recent runs)")
+        parser.add_argument("--limit", type=int, default=20, help="how many recent runs to list")
+
+    @user_errors
+    def handle(self, *args, **opts):
+        check_database()
+        out = console()
+        if opts["run_id"] is None:
+            table = Table(title="Fetch runs", title_justify="left")
+            for column in (
+                "Run",
+                "Created (UTC)",
+                "By",
+                "Timeframe",
+                "Instruments",
+                "Status",
+                "Progress",
+                "Bars",
+                "Errors",
+            ):
+                table.add_column(column)
+            for run in FetchRun.objects.order_by("-pk")[: max(1, opts["limit"])]:
+                table.add_row(
+                    str(run.pk),
+                    f"{run.created_at:%Y-%m-%d %H:%M}",
+                    run.requested_by,
+                    run.get_timeframe_display(),
+                    ",".join(run.instruments)[:40],
+                    run.status,
+                    f"{run.chunks_done}/{run.chunks_planned}",
+                    str(run.bars_stored),
+                    str(run.errors_count),
+                )
+            out.print(table)
+            return
+        if not FetchRun.objects.filter(pk=opts["run_id"]).exists():
+            raise UserError(f"There is no fetch run {opts['run_id']}: see manage.py fetch_status")
+        summary = fetch_run_summary(run_id=opts["run_id"])
+        run = summary.run
+        out.print(
+            f"Run {run.pk}: {run.status} · {summary.timeframe.name} · {summary.start_label} to "
+            f"{summary.end_label} · {run.chunks_done}/{run.chunks_planned} requests · "
+            f"{run.bars_stored} bars · gateway {run.gateway_host}:{run.gateway_port} "
+            f"(server {run.server_version}, account {run.account or '-'})"
+        )
+        if run.error:
+            out.print(f"Error: {run.error}")
+        table = Table(title_justify="left")
+        for column in ("Instrument", "Status", "Progress", "Bars", "Range", "Error"):
+            table.add_column(column)
+        for item in summary.items:
+            table.add_row(
+                item.spec,
+                item.status,
+                f"{item.chunks_done}/{item.chunks_planned}",
+                str(item.bars_stored),
+                item.note,
+                item.error[:80],
+            )
+        out.print(table)
+        failed = (
+            FetchChunk.objects.filter(run=run).exclude(last_error="").order_by("window_start")[:10]
+        )
+        for chunk in failed:
+            out.print(
+                f"  {chunk.instrument} {chunk.window_start:%Y-%m-%d %H:%M}..{chunk.window_end:%Y-%m-%d %H:%M} "
+                f"{chunk.status} after {chunk.attempts} attempts: [{chunk.last_error_code}] {chunk.last_error}"
+            )
