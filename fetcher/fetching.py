@@ -44,6 +44,10 @@ db = sync_to_async  # thread_sensitive: one database thread, in order
 INTRADAY_DEFAULT_DAYS = 30
 MAX_ATTEMPTS = 6
 HEARTBEAT_S = 2.0
+# Requests other than historical data (contract details, head timestamps) only count
+# towards the message rate and the open requests.
+CONNECT_MESSAGES = 8  # startApi, positions, account updates (x2), executions, data type, ...
+MESSAGE = RequestKey(identity=("message",), contract=("message",), small=False)
 
 
 @dataclass
@@ -149,6 +153,11 @@ class RunExecutor:
 
     async def _execute(self) -> FetchRun:
         info = self.gateway.info or await self.gateway.connect()
+        # Connecting sent a handful of messages of its own within the last second: count them,
+        # so the first burst of requests stays under the gateway's 50 messages a second.
+        for _ in range(CONNECT_MESSAGES):
+            await self.pacer.acquire(MESSAGE)
+            await self.pacer.release()
         run = await db(services.fetch_run_start)(run_id=self.run_id, info=info)
         if run.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
             return run
@@ -158,33 +167,16 @@ class RunExecutor:
         items = await db(
             lambda: list(FetchRunItem.objects.filter(run_id=self.run_id).order_by("position"))
         )()
-        plans = []
-        for item in items:
-            if item.status in (ItemStatus.FAILED, ItemStatus.SUCCEEDED, ItemStatus.CANCELLED):
-                continue
-            try:
-                plans.append(await self._prepare(item))
-            except GatewayUnavailable:
-                raise
-            except IbdataError as exc:
-                await db(services.item_fail)(
-                    item_id=item.pk,
-                    message=str(getattr(exc, "message", exc)),
-                    code=getattr(exc, "code", None),
-                )
-                self._emit(item=item.spec, event="failed", error=str(exc))
-        work = [
-            (plan, chunk)
-            for plan in plans
-            for chunk in plan.chunks
-            if chunk.status not in (ChunkStatus.DONE, ChunkStatus.EMPTY)
+        todo = [
+            item
+            for item in items
+            if item.status not in (ItemStatus.FAILED, ItemStatus.SUCCEEDED, ItemStatus.CANCELLED)
         ]
-        self._tasks = [
-            asyncio.ensure_future(self._fetch_chunk(plan, chunk)) for plan, chunk in work
-        ]
+        # every instrument at once: the pacer, not the order of items, decides what goes out
+        self._tasks = [asyncio.ensure_future(self._run_item(item)) for item in todo]
         watcher = asyncio.ensure_future(self._watch())
         try:
-            await asyncio.gather(*self._tasks, return_exceptions=False)
+            await asyncio.gather(*self._tasks)
         except asyncio.CancelledError:
             if not self.cancelled:
                 raise
@@ -193,6 +185,30 @@ class RunExecutor:
         if self.cancelled:
             return await db(FetchRun.objects.get)(pk=self.run_id)
         return await db(services.fetch_run_finish)(run_id=self.run_id)
+
+    async def _run_item(self, item: FetchRunItem) -> None:
+        try:
+            plan = await self._prepare(item)
+        except GatewayUnavailable:
+            raise
+        except IbdataError as exc:
+            await db(services.item_fail)(
+                item_id=item.pk,
+                message=str(getattr(exc, "message", exc)),
+                code=getattr(exc, "code", None),
+            )
+            self._emit(item=item.spec, event="failed", error=str(exc))
+            return
+        await asyncio.gather(
+            *(
+                self._fetch_chunk(plan, chunk)
+                for chunk in plan.chunks
+                if chunk.status not in (ChunkStatus.DONE, ChunkStatus.EMPTY)
+            )
+        )
+        # one catalog merge per partition for the whole item, read back from the database, on
+        # a thread of its own so other items' bars keep being stored meanwhile
+        await sync_to_async(_catalog_export, thread_sensitive=False)(item.pk, self.catalog_root)
 
     def _emit(self, **event) -> None:
         if self.progress is not None:
@@ -244,12 +260,17 @@ class RunExecutor:
         return ItemPlan(item.pk, instrument.pk, qualified, chunks)
 
     async def _with_reconnect(self, call):
-        """Run a gateway call; after a lost connection reconnect with backoff and try again."""
+        """Run a gateway call (counted by the pacer like every message we send); after a lost
+        connection reconnect with backoff and try again."""
         for attempt in range(MAX_ATTEMPTS):
             try:
                 if not self.gateway.is_connected():
                     await self.reconnect()
-                return await call()
+                await self.pacer.acquire(MESSAGE)
+                try:
+                    return await call()
+                finally:
+                    await self.pacer.release()
             except GatewayUnavailable:
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
@@ -313,11 +334,16 @@ class RunExecutor:
                 chunk_id=chunk.pk,
                 batch=batch,
                 covered_until=complete_until(tf, time.time(), _zone(q)),
-                symbol=q.local_symbol or q.symbol,
-                catalog_root=self.catalog_root,
             )
             self._emit(item=plan.item_id, event="chunk_done", bars=len(batch))
             return
+
+
+def _catalog_export(item_id: int, catalog_root) -> int:
+    try:
+        return services.item_catalog_export(item_id=item_id, catalog_root=catalog_root)
+    finally:
+        connections.close_all()  # this worker thread's own connection
 
 
 def pacer_for(gateway: Gateway):

@@ -10,7 +10,6 @@ counts twice) and at most 60 in any 10 minutes; at most `max_open` requests open
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -57,7 +56,7 @@ class LocalPacer:
     _identical: dict = field(default_factory=dict)
     _open: int = 0
     _hold_until: float = 0.0
-    _changed: asyncio.Condition | None = None
+    _slot_freed: asyncio.Event | None = None
 
     def wait_needed(self, key: RequestKey, now: float) -> float:
         """Seconds until `key` may go out (0: now)."""
@@ -100,26 +99,31 @@ class LocalPacer:
                 self._total.append(now)
 
     async def acquire(self, key: RequestKey) -> None:
-        """Wait until the request may be sent, then count it as sent and open."""
-        if self._changed is None:
-            self._changed = asyncio.Condition()
-        async with self._changed:
-            while True:
-                now = self.clock()
-                wait = self.wait_needed(key, now)
-                if wait <= 0:
-                    self._record(key, now)
-                    return
-                timeout = None if wait == float("inf") else wait
-                with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), timeout)
+        """Wait until the request may be sent, then count it as sent and open.
+
+        Check-and-record happens in one step of the event loop, so it is atomic here. A
+        request waits exactly as long as the rules say (no polling); only requests held by
+        the open-request cap wait for a release.
+        """
+        while True:
+            now = self.clock()
+            wait = self.wait_needed(key, now)
+            if wait <= 0:
+                self._record(key, now)
+                return
+            if wait == float("inf"):
+                if self._slot_freed is None:
+                    self._slot_freed = asyncio.Event()
+                await self._slot_freed.wait()
+            else:
+                await asyncio.sleep(wait)
 
     async def release(self) -> None:
         """The request's answer arrived (or it failed): it is no longer open."""
         self._open = max(0, self._open - 1)
-        if self._changed is not None:
-            async with self._changed:
-                self._changed.notify_all()
+        if self._slot_freed is not None:
+            self._slot_freed.set()
+            self._slot_freed = None
 
     def penalize(self, seconds: float) -> None:
         """After a pacing violation from the gateway anyway: hold every small request back."""

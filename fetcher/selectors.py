@@ -5,7 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from .models import FetchRun, FetchRunItem, RunStatus
+import numpy as np
+from django.db import connections, router
+
+from .bars import BarBatch
+from .models import Bar, FetchRun, FetchRunItem, RunStatus
 from .timeframes import BY_CODE, TimeframeSpec
 
 
@@ -53,3 +57,36 @@ def fetch_run_summary(*, run_id: int) -> RunSummary:
 def fetch_run_finished(*, run_id: int) -> bool:
     status = FetchRun.objects.values_list("status", flat=True).get(pk=run_id)
     return status not in (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+def bars_read(
+    *, instrument_id: int, timeframe: int, what_to_show: int, rth: bool, start: int, end: int
+) -> BarBatch:
+    """Stored bars of one series with start <= ts < end (epoch seconds), sorted, as columns.
+
+    One primary-key range scan; rows come back as plain tuples (no model instances)."""
+    connection = connections[router.db_for_read(Bar)]
+    sql = (
+        "SELECT ts, open, high, low, close, volume, wap, bar_count FROM fetcher_bar "
+        "WHERE instrument_id = %s AND timeframe = %s AND what_to_show = %s AND rth = %s "
+        "AND ts >= %s AND ts < %s ORDER BY ts"
+    )
+    lo = dt.datetime.fromtimestamp(start, dt.UTC)
+    hi = dt.datetime.fromtimestamp(end, dt.UTC)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [instrument_id, timeframe, what_to_show, rth, lo, hi])
+        rows = cursor.fetchall()
+    if not rows:
+        return BarBatch.empty()
+    ts = np.fromiter((int(r[0].timestamp()) for r in rows), dtype=np.int64, count=len(rows))
+    values = np.array([r[1:] for r in rows], dtype=np.float64)
+    return BarBatch(
+        ts=ts,
+        open=values[:, 0],
+        high=values[:, 1],
+        low=values[:, 2],
+        close=values[:, 3],
+        volume=values[:, 4],
+        wap=values[:, 5],
+        bar_count=values[:, 6].astype(np.int64),
+    )

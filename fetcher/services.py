@@ -26,10 +26,12 @@ from .models import (
     RunStatus,
 )
 from .planning import PlannedRequest, intervals_merge
+from .selectors import bars_read
 from .storage import bars_upsert
 from .timeframes import BY_CODE, TimeframeSpec, WhatToShow
 
 UTC = dt.UTC
+DAY_S = 86_400
 
 
 def epoch(value: dt.datetime) -> int:
@@ -197,31 +199,13 @@ def coverage_get(
     return intervals_merge([(epoch(a), epoch(b)) for a, b in rows])
 
 
-def chunk_store(
-    *,
-    chunk_id: int,
-    batch: BarBatch,
-    covered_until: int,
-    symbol: str,
-    catalog_root,
-) -> int:
-    """Store one answered request: catalog merge, then bars, coverage and chunk state in one
-    transaction. Safe to repeat: bars are upserted and a done chunk is not stored again."""
+def chunk_store(*, chunk_id: int, batch: BarBatch, covered_until: int) -> int:
+    """Store one answered request: bars, coverage and chunk state in one transaction.
+    Safe to repeat: bars are upserted and a done chunk is not stored again."""
     chunk = FetchChunk.objects.select_related("run").get(pk=chunk_id)
     if chunk.status == ChunkStatus.DONE:
         return 0
     run = chunk.run
-    timeframe = BY_CODE[run.timeframe]
-    what = WhatToShow(run.what_to_show)
-    if len(batch):
-        catalog_write(
-            root=catalog_root,
-            symbol=symbol,
-            timeframe=timeframe,
-            what_to_show=what.label,
-            use_rth=run.use_rth,
-            batch=batch,
-        )
     with transaction.atomic():
         written = (
             bars_upsert(
@@ -264,6 +248,44 @@ def chunk_store(
                 requests_made=F("requests_made") + 1,
                 heartbeat_at=timezone.now(),
             )
+    return written
+
+
+CATALOG_SLICE_BARS = 250_000  # bars read back from the database at a time
+
+
+def item_catalog_export(*, item_id: int, catalog_root=None) -> int:
+    """Merge an item's stored bars into the Parquet catalog, from the database (the source of
+    truth), in slices. Idempotent: after a crash the next run of the item writes it again."""
+    item = FetchRunItem.objects.select_related("run", "instrument").get(pk=item_id)
+    if item.instrument is None or item.start is None or item.end is None:
+        return 0
+    run, instrument = item.run, item.instrument
+    timeframe = BY_CODE[run.timeframe]
+    step = max(DAY_S, CATALOG_SLICE_BARS * timeframe.seconds) if timeframe.intraday else None
+    start, end = epoch(item.start), epoch(item.end)
+    written = 0
+    cursor = start
+    while cursor < end:
+        upto = end if step is None else min(end, cursor + step)
+        batch = bars_read(
+            instrument_id=instrument.pk,
+            timeframe=run.timeframe,
+            what_to_show=run.what_to_show,
+            rth=run.use_rth,
+            start=cursor,
+            end=upto,
+        )
+        if len(batch):
+            written += catalog_write(
+                root=catalog_root,
+                symbol=instrument.local_symbol or instrument.symbol,
+                timeframe=timeframe,
+                what_to_show=WhatToShow(run.what_to_show).label,
+                use_rth=run.use_rth,
+                batch=batch,
+            )
+        cursor = upto
     return written
 
 

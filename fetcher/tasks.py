@@ -7,7 +7,6 @@ import time
 from celery import shared_task
 
 from . import services
-from .queues import Queue
 
 MAX_RECOVERIES = 3
 STALE_AFTER_S = 60.0
@@ -16,7 +15,6 @@ STALE_AFTER_S = 60.0
 @shared_task(
     bind=True,
     name="fetcher.fetch_run",
-    queue=Queue.IBKR,
     acks_late=True,
     reject_on_worker_lost=True,
     time_limit=24 * 3600,
@@ -39,7 +37,7 @@ def fetch_run_task(self, run_id: int) -> str:
     ).status
 
 
-@shared_task(name="fetcher.fetch_runs_recover", queue=Queue.DEFAULT, acks_late=True)
+@shared_task(name="fetcher.fetch_runs_recover", acks_late=True)
 def fetch_runs_recover_task(stale_after_s: float | None = STALE_AFTER_S) -> list[int]:
     """Resume runs whose worker died (or fail them after repeated deaths)."""
     return fetch_runs_resume(stale_after_s=stale_after_s)

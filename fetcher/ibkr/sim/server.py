@@ -344,7 +344,9 @@ class _Session:
                     handler(fields)
                 except (ValueError, IndexError) as exc:
                     self.send_error(_request_id(fields), *texts.validation(f"malformed: {exc}"))
-            await self.writer.drain()
+            # No drain here: a gateway keeps reading requests while its answers queue up, so
+            # their arrival times (which the pacing rules count) do not depend on the client
+            # reading fast. The answers drain themselves.
 
     # --- start-up requests --------------------------------------------------------------
 
@@ -505,6 +507,7 @@ class _Session:
             key = (spec.con_id, req.contract.exchange, req.what_to_show)
             broken = self.pacing.admit(req.identity, key, weight)
             if broken is not None:
+                self.sim.stats.counts[f"pacing: {broken}"] += 1
                 raise _Reject(*texts.PACING_VIOLATION, pacing=True)
         return _Window(spec, bar_size, start, end_epoch)
 
