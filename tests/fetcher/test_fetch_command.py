@@ -284,3 +284,19 @@ def test_connect_ibkr_client_id_clash_is_one_line(gateway, ib_factory, settings,
         call_command("connect_ibkr")
     assert info.value.code == 1
     assert "change IBKR_CLIENT_ID" in capsys.readouterr().err
+
+
+def test_unreachable_database_is_one_line(sim):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "DATABASE_URL": "postgres://postgres@127.0.0.1:1/ibdata", "IBKR_PORT": str(sim.port)}
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "fetch", "--instruments", "AAPL"],
+        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("❌ Cannot reach the database")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
