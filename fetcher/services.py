@@ -42,19 +42,16 @@ def from_epoch(value: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(value, UTC)
 
 
-def fetch_run_create(
+def fetch_request_check(
     *,
     specs: list[InstrumentSpec],
-    timeframe: TimeframeSpec,
-    start: dt.date | None = None,
-    end: dt.date | None = None,
+    start: dt.date | None,
+    end: dt.date | None,
     what_to_show: WhatToShow = WhatToShow.TRADES,
-    use_rth: bool = True,
     since_head: bool = False,
-    requested_by: str = RequestedBy.CLI,
     today: dt.date | None = None,
-) -> FetchRun:
-    """Validate a fetch request and record it as a pending run with one item per instrument."""
+) -> None:
+    """Raise InvalidInput, with the fix in its message, for a request that cannot be served."""
     today = today or timezone.now().date()
     if not specs:
         raise InvalidInput("no instruments given: use --instruments AAPL,MSFT")
@@ -68,6 +65,29 @@ def fetch_run_create(
         raise InvalidInput("--since-head and --start contradict each other: give one of them")
     if what_to_show == WhatToShow.ADJUSTED_LAST and end and end < today:
         raise InvalidInput("ADJUSTED_LAST bars can only be fetched up to now: leave --end out")
+
+
+def fetch_run_create(
+    *,
+    specs: list[InstrumentSpec],
+    timeframe: TimeframeSpec,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    what_to_show: WhatToShow = WhatToShow.TRADES,
+    use_rth: bool = True,
+    since_head: bool = False,
+    requested_by: str = RequestedBy.CLI,
+    today: dt.date | None = None,
+) -> FetchRun:
+    """Validate a fetch request and record it as a pending run with one item per instrument."""
+    fetch_request_check(
+        specs=specs,
+        start=start,
+        end=end,
+        what_to_show=what_to_show,
+        since_head=since_head,
+        today=today,
+    )
     with transaction.atomic():
         run = FetchRun.objects.create(
             instruments=[s.label for s in specs],

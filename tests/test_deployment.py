@@ -18,7 +18,9 @@ def compose() -> dict:
 
 def test_compose_has_every_service_of_the_deployment():
     services = compose()["services"]
-    assert {"postgres", "redis", "web", "worker-ibkr", "worker-default", "beat", "flower"} <= set(services)
+    assert {"postgres", "redis", "web", "worker-ibkr", "worker-default", "beat", "flower"} <= set(
+        services
+    )
 
 
 def test_the_ibkr_worker_is_one_process_on_the_ibkr_queue():
@@ -34,11 +36,14 @@ def test_services_point_at_the_compose_databases_and_wait_for_them():
     for name in ("web", "worker-ibkr", "worker-default", "beat", "flower"):
         service = services[name]
         env = service["environment"]
-        assert env["DATABASE_URL"].startswith("postgres://") and "@postgres:5432/" in env["DATABASE_URL"]
+        assert (
+            env["DATABASE_URL"].startswith("postgres://")
+            and "@postgres:5432/" in env["DATABASE_URL"]
+        )
         assert env["REDIS_URL"].startswith("redis://redis:6379")
         assert service["depends_on"], name
     assert services["postgres"]["healthcheck"] and services["redis"]["healthcheck"]
-    for port in (services["web"]["ports"] + services["flower"]["ports"]):
+    for port in services["web"]["ports"] + services["flower"]["ports"]:
         assert port.startswith("127.0.0.1:"), "published ports stay on loopback"
 
 
@@ -58,7 +63,11 @@ def test_dockerfile_installs_the_hashed_lock():
 
 
 def test_env_example_lists_every_setting_read_from_the_environment():
-    names = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', (ROOT / "ibdata_project/settings.py").read_text()))
+    names = set(
+        re.findall(
+            r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', (ROOT / "ibdata_project/settings.py").read_text()
+        )
+    )
     example = (ROOT / ".env.example").read_text()
     listed = set(re.findall(r"^#?\s*([A-Z_]+)=", example, re.MULTILINE))
     assert names, "settings read no variables?"
@@ -73,7 +82,9 @@ def test_env_example_values_are_accepted_by_the_settings():
 
 
 def test_make_help_lists_the_targets_the_readme_names():
-    out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     for target in ("demo", "test", "lint", "lock", "sim"):
         assert f"make {target}" in out
     readme = (ROOT / "README.md").read_text()

@@ -292,11 +292,35 @@ def test_unreachable_database_is_one_line(sim):
     import sys
     from pathlib import Path
 
-    env = {**os.environ, "DATABASE_URL": "postgres://postgres@127.0.0.1:1/ibdata", "IBKR_PORT": str(sim.port)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:1/ibdata",
+        "IBKR_PORT": str(sim.port),
+    }
     proc = subprocess.run(
         [sys.executable, "manage.py", "fetch", "--instruments", "AAPL"],
-        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1
     assert proc.stderr.startswith("❌ Cannot reach the database")
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_connect_ibkr_unreachable_is_one_line(settings, capsys):
+    settings.IBKR_HOST, settings.IBKR_PORT = "127.0.0.1", 1
+    with pytest.raises(SystemExit) as info:
+        call_command("connect_ibkr")
+    err = capsys.readouterr().err
+    assert info.value.code == 1
+    assert "Couldn't connect to TWS on 127.0.0.1:1" in err and "API is enabled" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_dates_are_reported_before_the_gateway_is_tried(settings, capsys, in_process_tasks):
+    settings.IBKR_HOST, settings.IBKR_PORT = "127.0.0.1", 1
+    code = fetch("--instruments", "AAPL", "--start", "2024-02-01", "--end", "2024-01-01")
+    assert code == 2 and "before start date" in capsys.readouterr().err

@@ -26,7 +26,12 @@ from fetcher.ibkr.connect import gateway_from_settings
 from fetcher.instruments import instrument_specs_parse
 from fetcher.models import ItemStatus, RunStatus
 from fetcher.selectors import fetch_run_finished, fetch_run_summary
-from fetcher.services import fetch_run_cancel, fetch_run_create, fetch_run_enqueue
+from fetcher.services import (
+    fetch_request_check,
+    fetch_run_cancel,
+    fetch_run_create,
+    fetch_run_enqueue,
+)
 from fetcher.timeframes import WhatToShow, timeframe_parse
 
 POLL_S = 0.2
@@ -101,6 +106,9 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
         start, end = parse_date(opts["start"], "--start"), parse_date(opts["end"], "--end")
+        fetch_request_check(
+            specs=specs, start=start, end=end, what_to_show=what, since_head=opts["since_head"]
+        )
         check_database()
         in_process = tasks_in_process()
         if in_process:
