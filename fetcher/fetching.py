@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import random
 import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -18,17 +17,24 @@ import numpy as np
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from . import services
 from .bars import BarBatch
 from .catalog import default_root
 from .exceptions import (
+    FetchCancelled,
     GatewayError,
     GatewayUnavailable,
     IbdataError,
     NoData,
     PacingViolation,
-    RetryableGatewayError,
 )
 from .ibkr.gateway import BarRequest, Gateway, QualifiedInstrument
 from .instruments import instrument_spec_parse
@@ -48,6 +54,23 @@ HEARTBEAT_S = 2.0
 # towards the message rate and the open requests.
 CONNECT_MESSAGES = 8  # startApi, positions, account updates (x2), executions, data type, ...
 MESSAGE = RequestKey(identity=("message",), contract=("message",), small=False)
+
+
+PACING_PENALTY_S = 60.0  # gateway seconds every small request waits after a violation
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, GatewayError) and exc.retryable
+
+
+def _retrying(retry) -> AsyncRetrying:
+    """Exponential backoff with jitter (0.5 s doubling to 60 s), MAX_ATTEMPTS tries."""
+    return AsyncRetrying(
+        retry=retry,
+        wait=wait_exponential_jitter(multiplier=0.5, max=60.0),
+        stop=stop_after_attempt(MAX_ATTEMPTS),
+        reraise=True,
+    )
 
 
 @dataclass
@@ -142,6 +165,7 @@ class RunExecutor:
         # how to get the connection back after it drops: reconnect it ourselves, or (on the
         # ibkr worker's persistent connection) wait for the worker to do it
         self.reconnect = reconnect or gateway.connect
+        self._reconnecting = asyncio.Lock()
         self.cancelled = False
         self._tasks: list[asyncio.Future] = []
 
@@ -259,23 +283,25 @@ class RunExecutor:
         self._emit(item=item.spec, event="planned", chunks=len(chunks), note=note)
         return ItemPlan(item.pk, instrument.pk, qualified, chunks)
 
+    async def _ensure_connected(self) -> None:
+        """One reconnection at a time, however many requests noticed the drop."""
+        if self.gateway.is_connected():
+            return
+        async with self._reconnecting:
+            if not self.gateway.is_connected():
+                await self.reconnect()
+
     async def _with_reconnect(self, call):
         """Run a gateway call (counted by the pacer like every message we send); after a lost
         connection reconnect with backoff and try again."""
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                if not self.gateway.is_connected():
-                    await self.reconnect()
+        async for attempt in _retrying(retry_if_exception_type(GatewayUnavailable)):
+            with attempt:
+                await self._ensure_connected()
                 await self.pacer.acquire(MESSAGE)
                 try:
                     return await call()
                 finally:
                     await self.pacer.release()
-            except GatewayUnavailable:
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(min(30.0, 0.5 * 2**attempt) * (0.5 + random.random()))
-        raise AssertionError("unreachable")
 
     async def _fetch_chunk(self, plan: ItemPlan, chunk: FetchChunk) -> None:
         tf, run = self.tf, self.run
@@ -301,42 +327,44 @@ class RunExecutor:
             weight=2 if request.what_to_show == "BID_ASK" else 1,
         )
         lo, hi = int(chunk.window_start.timestamp()), int(chunk.window_end.timestamp())
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            if self.cancelled:
-                return
-            await self.pacer.acquire(key)
-            try:
-                if not self.gateway.is_connected():
-                    await self.reconnect()
-                batch = await self.gateway.bars(q, request)
-            except NoData:
-                batch = BarBatch.empty()
-            except GatewayError as exc:
-                retry = exc.retryable and attempt < MAX_ATTEMPTS
-                await db(services.chunk_failed)(
-                    chunk_id=chunk.pk, code=exc.code, message=exc.message, final=not retry
-                )
-                if not retry:
-                    self._emit(item=plan.item_id, event="chunk_failed", error=str(exc))
-                    return
-                if isinstance(exc, PacingViolation):
-                    self.pacer.penalize(60.0)
-                delay = min(60.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random())
-                if isinstance(exc, RetryableGatewayError):
-                    delay /= self.pacer.rules.time_scale if isinstance(exc, PacingViolation) else 1
-                await asyncio.sleep(delay)
-                continue
-            finally:
-                await self.pacer.release()
-            inside = (batch.ts >= lo) & (batch.ts < hi)
-            batch = batch if bool(np.all(inside)) else batch.slice(inside)
-            await db(services.chunk_store)(
-                chunk_id=chunk.pk,
-                batch=batch,
-                covered_until=complete_until(tf, time.time(), _zone(q)),
-            )
-            self._emit(item=plan.item_id, event="chunk_done", bars=len(batch))
+        try:
+            async for attempt in _retrying(retry_if_exception(_retryable)):
+                with attempt:
+                    batch = await self._request(chunk, q, request, key, attempt.retry_state)
+        except GatewayError as exc:
+            self._emit(item=plan.item_id, event="chunk_failed", error=str(exc))
             return
+        except FetchCancelled:
+            return
+        inside = (batch.ts >= lo) & (batch.ts < hi)
+        batch = batch if bool(np.all(inside)) else batch.slice(inside)
+        await db(services.chunk_store)(
+            chunk_id=chunk.pk,
+            batch=batch,
+            covered_until=complete_until(tf, time.time(), _zone(q)),
+        )
+        self._emit(item=plan.item_id, event="chunk_done", bars=len(batch))
+
+    async def _request(self, chunk, q, request: BarRequest, key: RequestKey, state) -> BarBatch:
+        """One attempt at a chunk's request; a failure is recorded on the chunk and raised."""
+        if self.cancelled:
+            raise FetchCancelled(f"run {self.run_id} cancelled")
+        await self.pacer.acquire(key)
+        try:
+            await self._ensure_connected()
+            return await self.gateway.bars(q, request)
+        except NoData:
+            return BarBatch.empty()
+        except GatewayError as exc:
+            final = not exc.retryable or state.attempt_number >= MAX_ATTEMPTS
+            await db(services.chunk_failed)(
+                chunk_id=chunk.pk, code=exc.code, message=exc.message, final=final
+            )
+            if isinstance(exc, PacingViolation):
+                self.pacer.penalize(PACING_PENALTY_S)  # the gateway counts differently: hold back
+            raise
+        finally:
+            await self.pacer.release()
 
 
 def _catalog_export(item_id: int, catalog_root) -> int:
