@@ -9,7 +9,7 @@ socket and no simulator. ratio = served / ceiling. The client's 45 requests/s th
 the simulator's 50 messages/s rule are both switched off here: with 960 bars a request they
 alone would cap any gateway at about 43,000 bars/s.
 
-    .venv/bin/python bench/sim_throughput.py [--sessions 250] [--in-flight 8] [--format-date 2]
+    .venv/bin/python bench/sim_throughput.py [--sessions 250] [--in-flight 8] [--format-date 1]
 """
 
 from __future__ import annotations
@@ -131,7 +131,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=250, help="sessions of 1-minute bars")
     parser.add_argument("--in-flight", type=int, default=8, help="requests in flight at once")
-    parser.add_argument("--format-date", type=int, default=1, choices=(1, 2))
+    parser.add_argument(
+        "--format-date",
+        type=int,
+        default=2,
+        choices=(1, 2),
+        help="2 (epoch seconds) is what the fetcher asks for; 1 is the client default",
+    )
     args = parser.parse_args()
 
     proc, port = start_simulator()
