@@ -39,7 +39,8 @@ VARIANTS = {
     "copy_per_window": "bare psycopg COPY (write_row), one per day window, each committed",
     "bulk_create": "bulk_create(update_conflicts=True), one call per day window",
     "upsert_large_fresh": "bars_upsert(fresh=True) in batches of up to --large-window bars",
-    "upsert_fresh": "bars_upsert(fresh=True), one call per day window",
+    "upsert_fresh": "the fetcher's writer: bars_upsert_many(fresh=True), piled-up day windows per call",
+    "upsert_per_window": "bars_upsert(fresh=True), one call per day window (no pile-up)",
     "upsert_refetch": "bars_upsert(fresh=False) again over the stored bars, unchanged",
     "upsert_refetch_changed": "bars_upsert(fresh=False) again, every bar's prices changed",
 }
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         "bulk_create": (lambda: _through_orm(windows), False),
         "upsert_large_fresh": (lambda: _through_upsert(large, fresh=True), False),
         "upsert_fresh": (lambda: _through_upsert(windows, fresh=True), False),
+        "upsert_per_window": (lambda: _through_upsert_per_window(windows), False),
         "upsert_refetch": (lambda: _through_upsert(windows, fresh=False), True),
         "upsert_refetch_changed": (lambda: _through_upsert(changed, fresh=False), True),
     }
@@ -120,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         "copy_bars_per_s": rates["copy"],
         "vs_bulk_create": rates["upsert_fresh"] / rates["bulk_create"],
         "vs_copy": rates["upsert_fresh"] / rates["copy"],
-        "vs_copy_per_window": rates["upsert_fresh"] / rates["copy_per_window"],
+        "vs_copy_per_window": rates["upsert_per_window"] / rates["copy_per_window"],
+        "per_window_bars_per_s": rates["upsert_per_window"],
         "large_bars_per_s": rates["upsert_large_fresh"],
         "large_vs_copy": rates["upsert_large_fresh"] / rates["copy"],
         "refetch_bars_per_s": rates["upsert_refetch"],
@@ -194,6 +197,24 @@ def _repriced(batch: BarBatch) -> BarBatch:
 
 
 def _through_upsert(windows: list, *, fresh: bool) -> None:
+    """The fetcher's path: its writer stores the day windows that piled up while the last
+    write ran in one call (up to STORE_BATCH_BARS bars); under a sustained stream of answers,
+    as here, that is every write."""
+    from fetcher.fetching import STORE_BATCH_BARS
+    from fetcher.storage import SeriesBatch, bars_upsert_many
+
+    group: list = []
+    bars = 0
+    for instrument_id, batch in [*windows, (None, None)]:
+        if batch is None or (group and bars + len(batch) > STORE_BATCH_BARS):
+            bars_upsert_many(series=group, fresh=fresh)
+            group, bars = [], 0
+        if batch is not None:
+            group.append(SeriesBatch(instrument_id, TF_1MIN, TRADES, True, batch))
+            bars += len(batch)
+
+
+def _through_upsert_per_window(windows: list) -> None:
     from fetcher.storage import bars_upsert
 
     for instrument_id, batch in windows:
@@ -202,7 +223,7 @@ def _through_upsert(windows: list, *, fresh: bool) -> None:
             timeframe=TF_1MIN,
             what_to_show=TRADES,
             batch=batch,
-            fresh=fresh,
+            fresh=True,
         )
 
 
@@ -339,9 +360,9 @@ def _print_report(figures: dict[str, float]) -> None:
         verdict = "met" if figures[key] >= target else "MISSED"
         print(f"  {key:<24} {figures[key]:>8.2f}   target >= {target:g}: {verdict}")
     print(
-        "  (bars_upsert is called once per day window, each call its own statement and"
-        " transaction;\n   the same windows through a bare COPY:"
-        f" vs_copy_per_window={figures['vs_copy_per_window']:.2f};"
+        "  (the fetcher's writer puts the day windows that piled up into one COPY; one call"
+        f" per window instead: {figures['per_window_bars_per_s']:,.0f} bars/s,\n   against a bare"
+        f" COPY per window: vs_copy_per_window={figures['vs_copy_per_window']:.2f};"
         f" bars_upsert in --large-window batches: large_vs_copy={figures['large_vs_copy']:.2f})"
     )
     rss_ok = figures["peak_rss_mb"] < RSS_TARGET_MB and figures["rss_growth_mb"] < 10

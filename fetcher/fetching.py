@@ -56,6 +56,7 @@ CONNECT_MESSAGES = 8  # startApi, positions, account updates (x2), executions, d
 MESSAGE = RequestKey(identity=("message",), contract=("message",), small=False)
 
 
+STORE_BATCH_BARS = 100_000  # most bars written in one transaction
 PACING_PENALTY_S = 60.0  # gateway seconds every small request waits after a violation
 
 
@@ -166,6 +167,7 @@ class RunExecutor:
         # ibkr worker's persistent connection) wait for the worker to do it
         self.reconnect = reconnect or gateway.connect
         self._reconnecting = asyncio.Lock()
+        self._results: asyncio.Queue = asyncio.Queue()
         self.cancelled = False
         self._tasks: list[asyncio.Future] = []
 
@@ -199,6 +201,7 @@ class RunExecutor:
         # every instrument at once: the pacer, not the order of items, decides what goes out
         self._tasks = [asyncio.ensure_future(self._run_item(item)) for item in todo]
         watcher = asyncio.ensure_future(self._watch())
+        writer = asyncio.ensure_future(self._writer())
         try:
             await asyncio.gather(*self._tasks)
         except asyncio.CancelledError:
@@ -206,6 +209,7 @@ class RunExecutor:
                 raise
         finally:
             watcher.cancel()
+            writer.cancel()
         if self.cancelled:
             return await db(FetchRun.objects.get)(pk=self.run_id)
         return await db(services.fetch_run_finish)(run_id=self.run_id)
@@ -338,12 +342,32 @@ class RunExecutor:
             return
         inside = (batch.ts >= lo) & (batch.ts < hi)
         batch = batch if bool(np.all(inside)) else batch.slice(inside)
-        await db(services.chunk_store)(
-            chunk_id=chunk.pk,
-            batch=batch,
-            covered_until=complete_until(tf, time.time(), _zone(q)),
-        )
+        await self._store(chunk.pk, batch, complete_until(tf, time.time(), _zone(q)))
         self._emit(item=plan.item_id, event="chunk_done", bars=len(batch))
+
+    async def _store(self, chunk_id: int, batch: BarBatch, covered_until: int) -> None:
+        """Hand an answer to the writer; return once it is committed."""
+        done = asyncio.get_running_loop().create_future()
+        await self._results.put((chunk_id, batch, covered_until, done))
+        await done
+
+    async def _writer(self) -> None:
+        """Store answers as they come: whatever has piled up while the last write ran goes
+        into the next one (one COPY, one transaction), up to STORE_BATCH_BARS bars."""
+        while True:
+            first = await self._results.get()
+            pending, bars = [first], len(first[1])
+            while bars < STORE_BATCH_BARS and not self._results.empty():
+                pending.append(self._results.get_nowait())
+                bars += len(pending[-1][1])
+            try:
+                await db(services.chunks_store)(results=[p[:3] for p in pending])
+            except Exception as exc:  # handed to every waiting request, which fails its chunk
+                for *_, done in pending:
+                    done.set_exception(exc)
+            else:
+                for *_, done in pending:
+                    done.set_result(None)
 
     async def _request(self, chunk, q, request: BarRequest, key: RequestKey, state) -> BarBatch:
         """One attempt at a chunk's request; a failure is recorded on the chunk and raised."""

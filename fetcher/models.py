@@ -50,7 +50,12 @@ class Bar(models.Model):
     """
 
     pk = models.CompositePrimaryKey("instrument_id", "timeframe", "what_to_show", "rth", "ts")
-    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, db_index=False)
+    # No foreign-key constraint in the database: checking it costs more than half of the
+    # time of every COPY (measured: ~3.8 of ~6 us a bar). Bars are only ever written for an
+    # instrument the same fetch has just stored, and Django still cascades deletions.
+    instrument = models.ForeignKey(
+        Instrument, on_delete=models.CASCADE, db_index=False, db_constraint=False
+    )
     timeframe = models.SmallIntegerField(choices=Timeframe.choices)
     what_to_show = models.SmallIntegerField(choices=WhatToShow.choices, default=WhatToShow.TRADES)
     # Regular trading hours only (the default), or extended hours too: two different series

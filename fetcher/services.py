@@ -27,7 +27,7 @@ from .models import (
 )
 from .planning import PlannedRequest, intervals_merge
 from .selectors import bars_read
-from .storage import bars_upsert
+from .storage import SeriesBatch, bars_upsert_many
 from .timeframes import BY_CODE, TimeframeSpec, WhatToShow
 
 UTC = dt.UTC
@@ -219,55 +219,73 @@ def coverage_get(
     return intervals_merge([(epoch(a), epoch(b)) for a, b in rows])
 
 
-def chunk_store(*, chunk_id: int, batch: BarBatch, covered_until: int) -> int:
-    """Store one answered request: bars, coverage and chunk state in one transaction.
-    Safe to repeat: bars are upserted and a done chunk is not stored again."""
-    chunk = FetchChunk.objects.select_related("run").get(pk=chunk_id)
-    if chunk.status == ChunkStatus.DONE:
+FINISHED_CHUNK = (ChunkStatus.DONE, ChunkStatus.EMPTY)
+
+
+def chunks_store(*, results: list[tuple[int, BarBatch, int]]) -> int:
+    """Store answered requests, each given as (chunk id, its bars, covered until): their bars
+    (one COPY for all of them), coverage and chunk states, in one transaction.
+
+    Safe to repeat: bars are upserted, and a chunk already stored is not counted again."""
+    chunks = {
+        c.pk: c
+        for c in FetchChunk.objects.select_related("run").filter(pk__in=[r[0] for r in results])
+    }
+    todo = [
+        (chunks[pk], batch, until)
+        for pk, batch, until in results
+        if chunks[pk].status not in FINISHED_CHUNK
+    ]
+    if not todo:
         return 0
-    run = chunk.run
+    run = todo[0][0].run
     with transaction.atomic():
-        written = (
-            bars_upsert(
-                instrument_id=chunk.instrument_id,
+        written = bars_upsert_many(
+            series=[
+                SeriesBatch(c.instrument_id, run.timeframe, run.what_to_show, run.use_rth, batch)
+                for c, batch, _ in todo
+            ],
+            fresh=True,
+        )
+        Coverage.objects.bulk_create(
+            Coverage(
+                instrument_id=c.instrument_id,
                 timeframe=run.timeframe,
                 what_to_show=run.what_to_show,
                 rth=run.use_rth,
-                batch=batch,
-                fresh=True,
+                start=c.window_start,
+                end=from_epoch(min(epoch(c.window_end), until)),
             )
-            if len(batch)
-            else 0
+            for c, _, until in todo
+            if min(epoch(c.window_end), until) > epoch(c.window_start)
         )
-        cover_end = min(epoch(chunk.window_end), covered_until)
-        if cover_end > epoch(chunk.window_start):
-            Coverage.objects.create(
-                instrument_id=chunk.instrument_id,
-                timeframe=run.timeframe,
-                what_to_show=run.what_to_show,
-                rth=run.use_rth,
-                start=chunk.window_start,
-                end=from_epoch(cover_end),
+        stored = 0
+        per_item: dict[int, list[int]] = {}
+        for c, batch, _ in todo:
+            updated = (
+                FetchChunk.objects.filter(pk=c.pk)
+                .exclude(status__in=FINISHED_CHUNK)
+                .update(
+                    status=ChunkStatus.DONE if len(batch) else ChunkStatus.EMPTY,
+                    bars_received=len(batch),
+                    attempts=F("attempts") + 1,
+                )
             )
-        updated = (
-            FetchChunk.objects.filter(pk=chunk_id)
-            .exclude(status=ChunkStatus.DONE)
-            .update(
-                status=ChunkStatus.DONE if len(batch) else ChunkStatus.EMPTY,
-                bars_received=len(batch),
-                attempts=F("attempts") + 1,
+            if updated:
+                counts = per_item.setdefault(c.item_id, [0, 0])
+                counts[0] += len(batch)
+                counts[1] += 1
+                stored += 1
+        for item_id, (bars, done) in per_item.items():
+            FetchRunItem.objects.filter(pk=item_id).update(
+                bars_stored=F("bars_stored") + bars, chunks_done=F("chunks_done") + done
             )
+        FetchRun.objects.filter(pk=run.pk).update(
+            bars_stored=F("bars_stored") + sum(b for b, _ in per_item.values()),
+            chunks_done=F("chunks_done") + stored,
+            requests_made=F("requests_made") + stored,
+            heartbeat_at=timezone.now(),
         )
-        if updated:
-            FetchRunItem.objects.filter(pk=chunk.item_id).update(
-                bars_stored=F("bars_stored") + len(batch), chunks_done=F("chunks_done") + 1
-            )
-            FetchRun.objects.filter(pk=run.pk).update(
-                bars_stored=F("bars_stored") + len(batch),
-                chunks_done=F("chunks_done") + 1,
-                requests_made=F("requests_made") + 1,
-                heartbeat_at=timezone.now(),
-            )
     return written
 
 

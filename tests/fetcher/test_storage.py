@@ -239,3 +239,41 @@ def test_an_unchanged_refetch_leaves_stored_rows_untouched(instrument):
     after = row_versions()
     assert [a == b for a, b in zip(before, after, strict=True)] == [True, False, True, True]
     assert stored(instrument) == rows_of(changed)
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_many_windows_of_several_series_in_one_call(instrument, fresh):
+    from fetcher.storage import SeriesBatch, bars_upsert_many
+
+    other = Instrument.objects.create(symbol="OTHER")
+    m1, tr = Timeframe.M1, WhatToShow.TRADES
+    series = [
+        SeriesBatch(instrument.id, m1, tr, True, make_bars(minutes(0, 3), price=10.0)),
+        SeriesBatch(instrument.id, m1, tr, True, make_bars(minutes(3, 2), price=20.0)),
+        SeriesBatch(other.id, m1, tr, True, make_bars(minutes(0, 4), price=30.0)),
+        SeriesBatch(other.id, m1, tr, False, make_bars(minutes(0, 1), price=40.0)),
+        SeriesBatch(other.id, m1, tr, False, BarBatch.empty()),
+    ]
+    assert bars_upsert_many(series=series, fresh=fresh) == 10
+    assert Bar.objects.filter(instrument=instrument).count() == 5
+    assert Bar.objects.filter(instrument=other, rth=True).count() == 4
+    assert list(Bar.objects.filter(instrument=other, rth=False).values_list("open", flat=True)) == [
+        40.0
+    ]
+    first = Bar.objects.filter(instrument=instrument).order_by("ts")
+    assert [b.open for b in first][:4] == [10.0, 11.0, 12.0, 20.0]
+    # again, as a redelivered write: nothing doubles
+    assert bars_upsert_many(series=series, fresh=True) == 10
+    assert Bar.objects.count() == 10
+
+
+def test_many_windows_refuse_an_unknown_instrument(instrument):
+    from fetcher.storage import SeriesBatch, bars_upsert_many
+
+    series = [
+        SeriesBatch(instrument.id, Timeframe.M1, WhatToShow.TRADES, True, make_bars(minutes(0, 2))),
+        SeriesBatch(999_999, Timeframe.M1, WhatToShow.TRADES, True, make_bars(minutes(0, 2))),
+    ]
+    with pytest.raises(IntegrityError):
+        bars_upsert_many(series=series, fresh=True)
+    assert Bar.objects.count() == 0
