@@ -59,6 +59,11 @@ class Market:
     def __init__(self, *, seed: int = 0):
         self.seed = seed
 
+    def warm_up(self) -> None:
+        """Build every calendar the universe trades on (cached for the process)."""
+        for key in {(i.calendar, i.session_kind, i.time_zone_id) for i in universe.INSTRUMENTS}:
+            sessions(*key)
+
     def find(
         self,
         symbol: str,

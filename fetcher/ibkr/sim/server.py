@@ -101,6 +101,7 @@ class GatewaySimulator:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.market.warm_up()  # a real gateway answers its first request without a pause
         self._farm_ok = asyncio.Event()
         self._farm_ok.set()
         self._server = await asyncio.start_server(
