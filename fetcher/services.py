@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict
 
 from django.db import transaction
 from django.db.models import F
@@ -439,7 +438,9 @@ def fetch_run_progress(*, run_id: int) -> dict:
 
 
 def fetch_run_cancel(*, run_id: int) -> FetchRun:
-    run = FetchRun.objects.get(pk=run_id)
+    run = FetchRun.objects.filter(pk=run_id).first()
+    if run is None:
+        raise InvalidInput(f"there is no fetch run {run_id}: see manage.py fetch_status")
     if run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
         raise InvalidInput(f"run {run_id} is already {run.status}: nothing to cancel")
     FetchRun.objects.filter(pk=run_id).update(
@@ -453,9 +454,3 @@ def fetch_run_cancel(*, run_id: int) -> FetchRun:
     ).update(status=ItemStatus.CANCELLED)
     run.refresh_from_db()
     return run
-
-
-def gateway_info_dict(info: GatewayInfo) -> dict:
-    return {
-        k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in asdict(info).items()
-    }

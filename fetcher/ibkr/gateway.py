@@ -185,9 +185,6 @@ class Gateway:
     def is_connected(self) -> bool:
         return self.ib.isConnected()
 
-    def on_disconnect(self, callback) -> None:
-        self.ib.disconnectedEvent += callback
-
     # --- contracts --------------------------------------------------------------------
 
     async def qualify(self, spec: InstrumentSpec) -> QualifiedInstrument:

@@ -324,3 +324,24 @@ def test_bad_dates_are_reported_before_the_gateway_is_tried(settings, capsys, in
     settings.IBKR_HOST, settings.IBKR_PORT = "127.0.0.1", 1
     code = fetch("--instruments", "AAPL", "--start", "2024-02-01", "--end", "2024-01-01")
     assert code == 2 and "before start date" in capsys.readouterr().err
+
+
+def test_cancel_unknown_or_finished_run_is_one_line(gateway, capsys):
+    assert fetch("--cancel", "4242") == 2
+    assert "there is no fetch run 4242" in capsys.readouterr().err
+    assert fetch("--instruments", "AAPL", "--start", "2024-01-02", "--end", "2024-01-05") == 0
+    run = FetchRun.objects.get()
+    capsys.readouterr()
+    assert fetch("--cancel", str(run.pk)) == 2
+    assert "already succeeded" in capsys.readouterr().err
+
+
+def test_fetch_status_lists_runs_and_shows_one(gateway, capsys):
+    assert fetch("--instruments", "AAPL,XYZQ", "--start", "2024-01-02", "--end", "2024-01-05") == 1
+    run = FetchRun.objects.get()
+    capsys.readouterr()
+    call_command("fetch_status")
+    assert str(run.pk) in capsys.readouterr().out
+    call_command("fetch_status", str(run.pk))
+    out = capsys.readouterr().out
+    assert "partial" in out and "AAPL" in out and "No security" in out
