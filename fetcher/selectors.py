@@ -64,29 +64,38 @@ def bars_read(
 ) -> BarBatch:
     """Stored bars of one series with start <= ts < end (epoch seconds), sorted, as columns.
 
-    One primary-key range scan; rows come back as plain tuples (no model instances)."""
+    One primary-key range scan; the database turns timestamps into epoch seconds, so rows
+    come back as plain numbers (no datetime or model objects)."""
     connection = connections[router.db_for_read(Bar)]
+    if connection.vendor == "postgresql":
+        epoch_sql = "EXTRACT(EPOCH FROM ts)::bigint"
+    elif connection.vendor == "sqlite":
+        epoch_sql = "CAST(strftime('%%s', ts) AS INTEGER)"
+    else:
+        epoch_sql = None
+    lo = dt.datetime.fromtimestamp(start, dt.UTC)
+    hi = dt.datetime.fromtimestamp(end, dt.UTC)
+    columns = "open, high, low, close, volume, wap, bar_count"
     sql = (
-        "SELECT ts, open, high, low, close, volume, wap, bar_count FROM fetcher_bar "
+        f"SELECT {epoch_sql or 'ts'}, {columns} FROM fetcher_bar "
         "WHERE instrument_id = %s AND timeframe = %s AND what_to_show = %s AND rth = %s "
         "AND ts >= %s AND ts < %s ORDER BY ts"
     )
-    lo = dt.datetime.fromtimestamp(start, dt.UTC)
-    hi = dt.datetime.fromtimestamp(end, dt.UTC)
     with connection.cursor() as cursor:
         cursor.execute(sql, [instrument_id, timeframe, what_to_show, rth, lo, hi])
         rows = cursor.fetchall()
     if not rows:
         return BarBatch.empty()
-    ts = np.fromiter((int(r[0].timestamp()) for r in rows), dtype=np.int64, count=len(rows))
-    values = np.array([r[1:] for r in rows], dtype=np.float64)
+    if epoch_sql is None:
+        rows = [(int(r[0].timestamp()), *r[1:]) for r in rows]
+    values = np.array(rows, dtype=np.float64)
     return BarBatch(
-        ts=ts,
-        open=values[:, 0],
-        high=values[:, 1],
-        low=values[:, 2],
-        close=values[:, 3],
-        volume=values[:, 4],
-        wap=values[:, 5],
-        bar_count=values[:, 6].astype(np.int64),
+        ts=values[:, 0].astype(np.int64),
+        open=values[:, 1],
+        high=values[:, 2],
+        low=values[:, 3],
+        close=values[:, 4],
+        volume=values[:, 5],
+        wap=values[:, 6],
+        bar_count=values[:, 7].astype(np.int64),
     )
