@@ -168,6 +168,7 @@ class RunExecutor:
         self.reconnect = reconnect or gateway.connect
         self._reconnecting = asyncio.Lock()
         self._results: asyncio.Queue = asyncio.Queue()
+        self._counts = {"chunks_done": 0, "chunks_planned": 0, "bars": 0}
         self.cancelled = False
         self._tasks: list[asyncio.Future] = []
 
@@ -239,8 +240,15 @@ class RunExecutor:
         await sync_to_async(_catalog_export, thread_sensitive=False)(item.pk, self.catalog_root)
 
     def _emit(self, **event) -> None:
+        """Tell the progress callback (the task's Flower state): what happened, and the run's
+        counts so far, kept here so the callback needs no database access from the loop."""
+        if event.get("event") == "planned":
+            self._counts["chunks_planned"] += event["chunks"]
+        elif event.get("event") == "chunk_done":
+            self._counts["chunks_done"] += 1
+            self._counts["bars"] += event["bars"]
         if self.progress is not None:
-            self.progress(event)
+            self.progress({**event, "run_id": self.run_id, **self._counts})
 
     async def _watch(self) -> None:
         """Heartbeat the run, and stop it (cancelling requests on the gateway) when cancelled."""
@@ -343,7 +351,7 @@ class RunExecutor:
         inside = (batch.ts >= lo) & (batch.ts < hi)
         batch = batch if bool(np.all(inside)) else batch.slice(inside)
         await self._store(chunk.pk, batch, complete_until(tf, time.time(), _zone(q)))
-        self._emit(item=plan.item_id, event="chunk_done", bars=len(batch))
+        self._emit(item=plan.item_id, event="chunk_done", bars=len(batch), instrument=q.symbol)
 
     async def _store(self, chunk_id: int, batch: BarBatch, covered_until: int) -> None:
         """Hand an answer to the writer; return once it is committed."""

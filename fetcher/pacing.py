@@ -27,7 +27,7 @@ class PacingRules:
     max_open: int = 50
     # Added to every window in real seconds: the gateway counts a request when it arrives,
     # a little after we count it, and arrival delays vary (network, loop, GIL).
-    margin_s: float = 0.05
+    margin_s: float = 0.1
     time_scale: float = 1.0
 
     def scaled(self, seconds: float) -> float:

@@ -108,7 +108,11 @@ def fetch_run_enqueue(*, run_id: int) -> None:
     """Queue a run on the ibkr worker once the transaction that created it commits."""
     from .tasks import fetch_run_task
 
-    transaction.on_commit(lambda: fetch_run_task.apply_async((run_id,)))
+    def send() -> None:
+        result = fetch_run_task.apply_async((run_id,))
+        FetchRun.objects.filter(pk=run_id).update(task_id=result.id)
+
+    transaction.on_commit(send)
 
 
 def fetch_run_start(*, run_id: int, info: GatewayInfo) -> FetchRun:
@@ -417,24 +421,6 @@ def fetch_run_recovery(*, run_id: int, max_recoveries: int) -> bool:
         run.heartbeat_at = timezone.now()
         run.save(update_fields=["recoveries", "heartbeat_at"])
         return True
-
-
-def fetch_run_progress(*, run_id: int) -> dict:
-    """Progress as Celery task state (Flower shows it): chunks, bars, current instrument."""
-    run = FetchRun.objects.get(pk=run_id)
-    current = (
-        FetchRunItem.objects.filter(run_id=run_id, status=ItemStatus.RUNNING)
-        .order_by("position")
-        .first()
-    )
-    return {
-        "run_id": run_id,
-        "status": run.status,
-        "chunks_done": run.chunks_done,
-        "chunks_planned": run.chunks_planned,
-        "bars": run.bars_stored,
-        "instrument": current.spec if current else "",
-    }
 
 
 def fetch_run_cancel(*, run_id: int) -> FetchRun:

@@ -25,16 +25,20 @@ def fetch_run_task(self, run_id: int) -> str:
     from .fetching import fetch_run_execute
 
     last = [0.0]
+    # captured here: the callback runs on the gateway's loop thread, where the task's
+    # (thread-local) request is not visible
+    task_id, eager = self.request.id, self.request.is_eager
 
     def progress(event: dict) -> None:  # task state for Flower, at most twice a second
         now = time.monotonic()
-        if self.request.id and not self.request.is_eager and now - last[0] > 0.5:
+        if task_id and not eager and now - last[0] > 0.5:
             last[0] = now
-            self.update_state(state="PROGRESS", meta=services.fetch_run_progress(run_id=run_id))
+            keys = ("run_id", "chunks_done", "chunks_planned", "bars", "instrument")
+            self.update_state(
+                task_id=task_id, state="PROGRESS", meta={k: event.get(k) for k in keys}
+            )
 
-    return fetch_run_execute(
-        run_id=run_id, progress=progress, persistent=not self.request.is_eager
-    ).status
+    return fetch_run_execute(run_id=run_id, progress=progress, persistent=not eager).status
 
 
 @shared_task(name="fetcher.fetch_runs_recover", acks_late=True)
@@ -47,6 +51,6 @@ def fetch_runs_resume(*, stale_after_s: float | None) -> list[int]:
     resumed = []
     for run_id in services.fetch_runs_orphaned(stale_after_s=stale_after_s):
         if services.fetch_run_recovery(run_id=run_id, max_recoveries=MAX_RECOVERIES):
-            fetch_run_task.apply_async((run_id,))
+            services.fetch_run_enqueue(run_id=run_id)
             resumed.append(run_id)
     return resumed

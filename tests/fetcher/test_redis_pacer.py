@@ -133,7 +133,7 @@ def test_a_contract_takes_five_in_two_seconds_bid_ask_counting_twice(make_pacer)
             clock.advance(0.25)
         assert await pacer.try_acquire(small(10, con_id=2), clock()) == 0
         assert await pacer.try_acquire(small(10, what="MIDPOINT"), clock()) == 0
-        await assert_waits(pacer, small(5), clock, first + 2.05 - clock())
+        await assert_waits(pacer, small(5), clock, first + PacingRules().scaled(2.0) - clock())
 
         # BID_ASK (its own contract key): two requests count four, a third would make six.
         first_bid_ask = clock()
@@ -141,7 +141,12 @@ def test_a_contract_takes_five_in_two_seconds_bid_ask_counting_twice(make_pacer)
         clock.advance(0.5)
         assert await pacer.try_acquire(small(1, what="BID_ASK"), clock()) == 0
         clock.advance(0.5)
-        await assert_waits(pacer, small(2, what="BID_ASK"), clock, first_bid_ask + 2.05 - clock())
+        await assert_waits(
+            pacer,
+            small(2, what="BID_ASK"),
+            clock,
+            first_bid_ask + PacingRules().scaled(2.0) - clock(),
+        )
 
     run(scenario, pacer)
 
@@ -156,7 +161,9 @@ def test_sixty_in_ten_minutes_across_contracts(make_pacer):
             assert await pacer.try_acquire(small(n, con_id=n), clock()) == 0
             await pacer.release()
             clock.advance(5.0)
-        await assert_waits(pacer, small(60, con_id=60), clock, first + 600.05 - clock())
+        await assert_waits(
+            pacer, small(60, con_id=60), clock, first + PacingRules().scaled(600.0) - clock()
+        )
 
     run(scenario, pacer)
 
@@ -172,7 +179,7 @@ def test_a_bid_ask_request_is_two_of_the_sixty(make_pacer):
             await pacer.release()
             clock.advance(5.0)
         key = small(0, con_id=99, what="BID_ASK")
-        await assert_waits(pacer, key, clock, first + 600.05 - clock())
+        await assert_waits(pacer, key, clock, first + PacingRules().scaled(600.0) - clock())
 
     run(scenario, pacer)
 

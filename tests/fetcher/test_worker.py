@@ -161,7 +161,7 @@ def wait_finished(run_id: int, timeout: float) -> FetchRun:
         run = FetchRun.objects.get(pk=run_id)
         if run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
             return run
-        time.sleep(0.2)
+        time.sleep(0.5)  # the simulator shares this process: poll gently
     raise AssertionError(
         f"run {run_id} still {FetchRun.objects.get(pk=run_id).status} after {timeout}s"
     )
@@ -264,6 +264,18 @@ def test_a_killed_worker_resumes_the_run_on_restart(sim_factory, workers):
     while FetchRun.objects.get(pk=run.pk).chunks_done < 20:
         assert time.monotonic() < deadline, "the run made no progress"
         time.sleep(0.1)
+    # Flower's view: the task reports PROGRESS with the run's counts
+    from celery.result import AsyncResult
+
+    from ibdata_project.celery import app
+
+    state = AsyncResult(FetchRun.objects.get(pk=run.pk).task_id, app=app)
+    deadline = time.monotonic() + 10
+    while not (state.state == "PROGRESS" and state.info.get("chunks_planned") == 2 * 7 * 7):
+        assert time.monotonic() < deadline, (state.state, state.info)
+        time.sleep(0.2)
+    assert state.info["run_id"] == run.pk
+    assert 0 < state.info["chunks_done"] < state.info["chunks_planned"]
     worker.kill()
     killed_at = FetchRun.objects.get(pk=run.pk)
     assert (
