@@ -21,7 +21,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -30,35 +29,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import simproc  # noqa: E402
+
 SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "JPM"]
 
 
 def start_simulator(scale: float, latency: float, stats: Path) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "manage.py"),
-            "ibsim",
-            "--port",
-            "0",
-            "--time-scale",
-            str(scale),
-            "--latency",
-            str(latency),
-            "--stats-file",
-            str(stats),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
+    return simproc.start_simulator(
+        "--time-scale", str(scale), "--latency", str(latency), "--stats-file", str(stats)
     )
-    line = proc.stdout.readline()
-    m = re.search(r"listening on [\d.]+:(\d+)", line)
-    if not m:
-        proc.kill()
-        raise SystemExit(f"simulator did not start: {line.strip()}")
-    return proc, int(m.group(1))
 
 
 def read_stats(path: Path) -> dict:

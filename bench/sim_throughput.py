@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
 import subprocess
 import sys
 import time
@@ -25,23 +23,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import simproc  # noqa: E402
 
 
 def start_simulator() -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "ibsim", "--port", "0", "--message-rate", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "ibdata_project.settings"},
-    )
-    line = proc.stdout.readline()
-    m = re.search(r"listening on [\d.]+:(\d+)", line)
-    if not m:
-        proc.kill()
-        raise SystemExit(f"simulator did not start: {line.strip()}")
-    return proc, int(m.group(1))
+    return simproc.start_simulator("--message-rate", "0")
 
 
 def session_ends(n: int) -> list[str]:
