@@ -105,7 +105,6 @@ class FetchRun(models.Model):
     what_to_show = models.SmallIntegerField(choices=WhatToShow.choices, default=WhatToShow.TRADES)
     use_rth = models.BooleanField(default=True)
     since_head = models.BooleanField(default=False)
-    range_note = models.CharField(max_length=256, blank=True, default="")
     requested_by = models.CharField(
         max_length=16, choices=RequestedBy.choices, default=RequestedBy.CLI
     )
@@ -133,10 +132,6 @@ class FetchRun(models.Model):
 
     def __str__(self) -> str:
         return f"FetchRun {self.pk} ({self.status})"
-
-    @property
-    def progress(self) -> float:
-        return self.chunks_done / self.chunks_planned if self.chunks_planned else 0.0
 
 
 class ItemStatus(models.TextChoices):

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import signal
 import threading
 from concurrent.futures import Future
 
@@ -157,9 +159,6 @@ def ibkr_worker_start(consumer) -> None:
         loop.run(loop.connected_gateway(timeout=30.0))
     except ClientIdInUse as exc:
         log.critical("ibkr worker stopping: %s", exc)
-        import os
-        import signal
-
         os.kill(os.getpid(), signal.SIGTERM)
         return
     except GatewayUnavailable as exc:

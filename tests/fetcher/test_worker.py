@@ -207,7 +207,7 @@ def test_fetch_through_the_ibkr_worker_equals_the_in_process_path(
     Bar.objects.all().delete()
     Coverage.objects.all().delete()
 
-    in_process_tasks  # noqa: B018 - the worker below is a real one all the same
+    # now the same run through a real worker (in_process_tasks restores the flag afterwards)
     workers(sim)
     from ibdata_project.celery import app
 
