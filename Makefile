@@ -33,9 +33,10 @@ test: $(STAMP) ## the full suite against PostgreSQL and Redis (scripts/services.
 	 REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
 	 $(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) ## ruff lint and format check, and the architecture contract (import-linter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff format .
@@ -45,8 +46,8 @@ lock: uv ## regenerate requirements.lock from pyproject.toml
 	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --universal \
 	  --python-version 3.11 --quiet -o requirements.lock
 
-sim: $(STAMP) ## run the gateway simulator on 127.0.0.1:7497
-	$(PY) manage.py ibsim --port 7497
+sim: $(STAMP) ## run the gateway simulator on 127.0.0.1:7497 (python -m ibsim --help)
+	$(PY) -m ibsim --port 7497
 
 services: ## start PostgreSQL and Redis on loopback if they are installed and stopped
 	@bash scripts/services.sh

@@ -1,4 +1,4 @@
-"""Fetch pacing (BENCHMARKS.md): many small-bar requests, zero violations, close to the rules' bound.
+"""Fetch pacing (docs/benchmarks.md): many small-bar requests, zero violations, close to the rules' bound.
 
 The simulator runs as its own process (`manage.py ibsim`) at time scale S with base latency
 L. The project fetches a workload of 5-second bars for several instruments, needing R
@@ -98,10 +98,10 @@ def sessions(n: int) -> tuple[dt.date, dt.date]:
 
 
 def project_fetch(symbols: list[str], start: dt.date, end: dt.date) -> tuple[float, int]:
-    from fetcher.fetching import fetch_run_execute
-    from fetcher.instruments import instrument_specs_parse
-    from fetcher.services import fetch_run_create
-    from fetcher.timeframes import timeframe_parse
+    from fetcher.domain.instruments import instrument_specs_parse
+    from fetcher.domain.timeframes import timeframe_parse
+    from fetcher.execution.executor import fetch_run_execute
+    from fetcher.services.fetch_runs import fetch_run_create
 
     run = fetch_run_create(
         specs=instrument_specs_parse(",".join(symbols)),

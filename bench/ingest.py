@@ -1,4 +1,4 @@
-"""Ingest benchmark: bars_upsert against bulk_create and a bare psycopg COPY (see BENCHMARKS.md)."""
+"""Ingest benchmark: bars_upsert against bulk_create and a bare psycopg COPY (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ibdata_project.settings")
 import django  # noqa: E402
 
 if TYPE_CHECKING:
-    from fetcher.bars import BarBatch
+    from fetcher.domain.bars import BarBatch
 
 SEED = 20240601
 DAY0 = 1_577_836_800  # 2020-01-01T00:00:00Z
@@ -142,7 +142,7 @@ def trading_days(
     instrument_ids: list[int], bars_per_instrument: int
 ) -> Iterator[tuple[int, BarBatch]]:
     """Lazily, one day window at a time: (instrument_id, BarBatch) of 390-960 1-minute bars."""
-    from fetcher.bars import BarBatch
+    from fetcher.domain.bars import BarBatch
 
     rng = np.random.default_rng(SEED)
     for instrument_id in instrument_ids:
@@ -171,7 +171,7 @@ def trading_days(
 
 def _merge_windows(windows: list, size: int) -> list:
     """Consecutive day windows of each instrument joined into batches of up to `size` bars."""
-    from fetcher.bars import BarBatch
+    from fetcher.domain.bars import BarBatch
 
     merged = []
     for instrument_id, group in groupby(windows, key=lambda window: window[0]):
@@ -188,7 +188,7 @@ def _merge_windows(windows: list, size: int) -> list:
 
 def _repriced(batch: BarBatch) -> BarBatch:
     """The same bars with every price moved: a re-fetch in which each stored bar changes."""
-    from fetcher.bars import BarBatch
+    from fetcher.domain.bars import BarBatch
 
     prices = {name: getattr(batch, name) + 0.01 for name in ("open", "high", "low", "close")}
     return BarBatch(
@@ -200,8 +200,8 @@ def _through_upsert(windows: list, *, fresh: bool) -> None:
     """The fetcher's path: its writer stores the day windows that piled up while the last
     write ran in one call (up to STORE_BATCH_BARS bars); under a sustained stream of answers,
     as here, that is every write."""
-    from fetcher.fetching import STORE_BATCH_BARS
-    from fetcher.storage import SeriesBatch, bars_upsert_many
+    from fetcher.execution.executor import STORE_BATCH_BARS
+    from fetcher.storage.bars import SeriesBatch, bars_upsert_many
 
     group: list = []
     bars = 0
@@ -215,7 +215,7 @@ def _through_upsert(windows: list, *, fresh: bool) -> None:
 
 
 def _through_upsert_per_window(windows: list) -> None:
-    from fetcher.storage import bars_upsert
+    from fetcher.storage.bars import bars_upsert
 
     for instrument_id, batch in windows:
         bars_upsert(
@@ -229,7 +229,7 @@ def _through_upsert_per_window(windows: list) -> None:
 
 def _through_orm(windows: list) -> None:
     # The project's portable path (SQLite's): bulk_create(update_conflicts=True) in batches.
-    from fetcher.storage import _bars_upsert_orm
+    from fetcher.storage.bars import _bars_upsert_orm
 
     for instrument_id, batch in windows:
         _bars_upsert_orm(
@@ -281,7 +281,7 @@ def _rows(instrument_id: int, batch: BarBatch) -> Iterator[tuple]:
 
 
 def _memory_run(instrument_ids: list[int], bars_per_instrument: int) -> dict[str, float]:
-    from fetcher.storage import bars_upsert
+    from fetcher.storage.bars import bars_upsert
 
     total = bars_per_instrument * len(instrument_ids)
     marks = [int(total * share) for share in (0.2, 0.5, 1.0)]

@@ -1,4 +1,4 @@
-"""Bars per second the gateway simulator serves to one ib_insync client (BENCHMARKS.md).
+"""Bars per second the gateway simulator serves to one ib_insync client (docs/benchmarks.md).
 
 The simulator runs in its own process (`manage.py ibsim`), as it would for users; one
 ib_insync client asks for 1-minute bars (extended hours, 960 a session) over a long range

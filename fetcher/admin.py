@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from .instruments import InstrumentSpec
+from .domain.instruments import InstrumentSpec
+from .domain.timeframes import TIMEFRAMES
 from .models import FetchChunk, FetchRun, FetchRunItem, Instrument, RequestedBy
-from .services import fetch_run_create, fetch_run_enqueue
-from .timeframes import TIMEFRAMES
+from .services.fetch_runs import fetch_run_create, fetch_run_enqueue
 
 
 @admin.register(Instrument)

@@ -9,6 +9,7 @@ import re
 import sys
 from pathlib import Path
 
+from celery import current_app as app
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, connection
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .exceptions import IbdataError, InvalidInput
+from .queues import Queue
 
 
 class UserError(Exception):
@@ -110,15 +112,11 @@ def display_path(path: Path) -> str:
 
 def tasks_in_process() -> bool:
     """True on the embedded default (no broker): runs execute in this process."""
-    from ibdata_project.celery import app
-
     return bool(app.conf.task_always_eager)
 
 
 def check_broker() -> None:
     """A one-line error when the Celery broker (Redis) cannot be reached."""
-    from ibdata_project.celery import app
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
@@ -131,10 +129,6 @@ def check_broker() -> None:
 
 
 def ibkr_workers_alive(timeout: float = 1.0) -> bool:
-    from ibdata_project.celery import app
-
-    from .queues import Queue
-
     try:
         queues = app.control.inspect(timeout=timeout).active_queues() or {}
     except Exception:  # a broker hiccup here only means "cannot tell"

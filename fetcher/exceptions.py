@@ -15,7 +15,6 @@ class GatewayError(IbdataError):
     """An error answered by (or about) the IBKR gateway, carrying IBKR's code."""
 
     retryable = False
-    informational = False
 
     def __init__(self, code: int, message: str, req_id: int = -1):
         super().__init__(f"{message} (IBKR error {code})")
@@ -40,8 +39,6 @@ class PacingViolation(RetryableGatewayError):
 
 class NoData(GatewayError):
     """The gateway has no bars in the window (162 'HMDS query returned no data'): not an error."""
-
-    informational = True
 
 
 class UnknownContract(PermanentGatewayError):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from django.db import models
 
-from .timeframes import Timeframe, WhatToShow
+from .domain.timeframes import TIMEFRAMES, WhatToShow
+
+TIMEFRAME_CHOICES = [(t.code, t.name) for t in TIMEFRAMES.values()]
+WHAT_TO_SHOW_CHOICES = [(w.value, w.name) for w in WhatToShow]
 
 
 class Instrument(models.Model):
@@ -56,8 +59,8 @@ class Bar(models.Model):
     instrument = models.ForeignKey(
         Instrument, on_delete=models.CASCADE, db_index=False, db_constraint=False
     )
-    timeframe = models.SmallIntegerField(choices=Timeframe.choices)
-    what_to_show = models.SmallIntegerField(choices=WhatToShow.choices, default=WhatToShow.TRADES)
+    timeframe = models.SmallIntegerField(choices=TIMEFRAME_CHOICES)
+    what_to_show = models.SmallIntegerField(choices=WHAT_TO_SHOW_CHOICES, default=WhatToShow.TRADES)
     # Regular trading hours only (the default), or extended hours too: two different series
     # (a daily or hourly bar of the whole session is not the one of regular hours). The
     # flag fits in the row's alignment padding, so it costs no space.
@@ -101,8 +104,8 @@ class FetchRun(models.Model):
     # "choose": after the last stored bar, or as far back as the gateway has data.
     start = models.DateField(null=True, blank=True)
     end = models.DateField(null=True, blank=True)
-    timeframe = models.SmallIntegerField(choices=Timeframe.choices)
-    what_to_show = models.SmallIntegerField(choices=WhatToShow.choices, default=WhatToShow.TRADES)
+    timeframe = models.SmallIntegerField(choices=TIMEFRAME_CHOICES)
+    what_to_show = models.SmallIntegerField(choices=WHAT_TO_SHOW_CHOICES, default=WhatToShow.TRADES)
     use_rth = models.BooleanField(default=True)
     since_head = models.BooleanField(default=False)
     requested_by = models.CharField(
@@ -170,7 +173,6 @@ class FetchRunItem(models.Model):
 
 class ChunkStatus(models.TextChoices):
     PENDING = "pending"
-    RUNNING = "running"
     DONE = "done"
     EMPTY = "empty"  # the gateway had no data in this window
     FAILED = "failed"
@@ -212,8 +214,8 @@ class Coverage(models.Model):
     """
 
     instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE)
-    timeframe = models.SmallIntegerField(choices=Timeframe.choices)
-    what_to_show = models.SmallIntegerField(choices=WhatToShow.choices)
+    timeframe = models.SmallIntegerField(choices=TIMEFRAME_CHOICES)
+    what_to_show = models.SmallIntegerField(choices=WHAT_TO_SHOW_CHOICES)
     rth = models.BooleanField()
     start = models.DateTimeField()
     end = models.DateTimeField()

@@ -1,4 +1,9 @@
-"""Celery queue names, in one place."""
+"""Celery queues and task names, in one place, and how the layers below the tasks enqueue them.
+
+Services enqueue a task by its name, so nothing below `fetcher.tasks` imports it.
+"""
+
+from __future__ import annotations
 
 from enum import StrEnum
 
@@ -9,9 +14,27 @@ class Queue(StrEnum):
     BACKTESTS = "backtests"
 
 
-# Which queue each task goes to (CELERY_TASK_ROUTES).
-TASK_ROUTES = {
-    "fetcher.fetch_run": {"queue": Queue.IBKR.value},
-    "fetcher.fetch_runs_recover": {"queue": Queue.DEFAULT.value},
-    "backtests.*": {"queue": Queue.BACKTESTS.value},
+class TaskName(StrEnum):
+    FETCH_RUN = "fetcher.fetch_run"
+    FETCH_RUNS_RECOVER = "fetcher.fetch_runs_recover"
+
+
+# Which queue each task goes to (CELERY_TASK_ROUTES routes by it, for every sender).
+TASK_QUEUES: dict[str, Queue] = {
+    TaskName.FETCH_RUN: Queue.IBKR,
+    TaskName.FETCH_RUNS_RECOVER: Queue.DEFAULT,
 }
+TASK_ROUTES = {name: {"queue": queue.value} for name, queue in TASK_QUEUES.items()} | {
+    "backtests.*": {"queue": Queue.BACKTESTS.value}
+}
+
+
+def task_send(name: str, *args) -> str:
+    """Queue the task `name` and return its id. With no broker configured (the embedded
+    default), the task runs here and now, as Celery's eager mode runs any task."""
+    from celery import current_app
+
+    if current_app.conf.task_always_eager:
+        current_app.loader.import_default_modules()  # registers the tasks (autodiscovery)
+        return current_app.tasks[name].apply_async(args).id
+    return current_app.send_task(name, args=args).id

@@ -1,4 +1,4 @@
-"""Read-side queries: run summaries for the CLI and admin, stored bars for checks and backtests."""
+"""Reads: run status and summaries for the CLI and admin, coverage, orphaned runs, stored bars."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connections, router
+from django.utils import timezone
 
-from .bars import BarBatch
-from .models import Bar, FetchRun, FetchRunItem, RunStatus
-from .timeframes import BY_CODE, TimeframeSpec
+from .domain.bars import BarBatch
+from .domain.planning import intervals_merge
+from .domain.time import epoch, from_epoch
+from .domain.timeframes import BY_CODE, TimeframeSpec
+from .models import Bar, Coverage, FetchChunk, FetchRun, FetchRunItem, ItemStatus, RunStatus
+
+FINISHED_RUN = (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.CANCELLED)
+FINISHED_ITEM = (ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -54,9 +60,55 @@ def fetch_run_summary(*, run_id: int) -> RunSummary:
     return RunSummary(run, items, tf, start_label, end_label, range_note)
 
 
+def fetch_run_get(*, run_id: int) -> FetchRun | None:
+    return FetchRun.objects.filter(pk=run_id).first()
+
+
 def fetch_run_finished(*, run_id: int) -> bool:
     status = FetchRun.objects.values_list("status", flat=True).get(pk=run_id)
-    return status not in (RunStatus.PENDING, RunStatus.RUNNING)
+    return status in FINISHED_RUN
+
+
+def fetch_runs_recent(*, limit: int) -> list[FetchRun]:
+    return list(FetchRun.objects.order_by("-pk")[: max(1, limit)])
+
+
+def fetch_run_items_todo(*, run_id: int) -> list[FetchRunItem]:
+    """A run's items still to do, in the order the user gave them."""
+    return list(
+        FetchRunItem.objects.filter(run_id=run_id)
+        .exclude(status__in=FINISHED_ITEM)
+        .order_by("position")
+    )
+
+
+def fetch_run_chunk_errors(*, run_id: int, limit: int = 10) -> list[FetchChunk]:
+    """The first requests of a run that met an error (failed, or retried), oldest window first."""
+    return list(
+        FetchChunk.objects.filter(run_id=run_id)
+        .exclude(last_error="")
+        .select_related("instrument")
+        .order_by("window_start")[:limit]
+    )
+
+
+def fetch_runs_orphaned(*, stale_after_s: float | None = None) -> list[int]:
+    """Running runs whose executor is gone: all of them when an ibkr worker starts (it is the
+    only one), or those silent for `stale_after_s` when checked periodically."""
+    runs = FetchRun.objects.filter(status=RunStatus.RUNNING)
+    if stale_after_s is not None:
+        runs = runs.filter(heartbeat_at__lt=timezone.now() - dt.timedelta(seconds=stale_after_s))
+    return list(runs.values_list("pk", flat=True))
+
+
+def coverage_windows(
+    *, instrument_id: int, timeframe: int, what_to_show: int, rth: bool
+) -> list[tuple[int, int]]:
+    """The windows of one series known stored (or known empty), merged, in epoch seconds."""
+    rows = Coverage.objects.filter(
+        instrument_id=instrument_id, timeframe=timeframe, what_to_show=what_to_show, rth=rth
+    ).values_list("start", "end")
+    return intervals_merge([(epoch(a), epoch(b)) for a, b in rows])
 
 
 def bars_read(
@@ -73,8 +125,6 @@ def bars_read(
         epoch_sql = "CAST(strftime('%%s', ts) AS INTEGER)"
     else:
         epoch_sql = None
-    lo = dt.datetime.fromtimestamp(start, dt.UTC)
-    hi = dt.datetime.fromtimestamp(end, dt.UTC)
     columns = "open, high, low, close, volume, wap, bar_count"
     sql = (
         f"SELECT {epoch_sql or 'ts'}, {columns} FROM fetcher_bar "
@@ -82,7 +132,9 @@ def bars_read(
         "AND ts >= %s AND ts < %s ORDER BY ts"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [instrument_id, timeframe, what_to_show, rth, lo, hi])
+        cursor.execute(
+            sql, [instrument_id, timeframe, what_to_show, rth, from_epoch(start), from_epoch(end)]
+        )
         rows = cursor.fetchall()
     if not rows:
         return BarBatch.empty()

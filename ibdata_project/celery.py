@@ -16,13 +16,13 @@ app.autodiscover_tasks()
 def _ibkr_worker_ready(sender=None, **_):
     """An ibkr worker connects to the gateway at start-up, then resumes runs its predecessor
     left running (it is the only worker on that gateway, so they are orphans)."""
-    from fetcher.worker import ibkr_worker_start
+    from fetcher.execution.worker import ibkr_worker_start
 
     ibkr_worker_start(sender)
 
 
 @worker_shutdown.connect
 def _ibkr_worker_shutdown(sender=None, **_):
-    from fetcher.worker import gateway_loop_stop
+    from fetcher.execution.worker import gateway_loop_stop
 
     gateway_loop_stop()

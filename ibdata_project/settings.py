@@ -4,7 +4,8 @@ from pathlib import Path
 
 import environ
 
-from fetcher.queues import TASK_ROUTES
+from fetcher.queues import TASK_ROUTES, TaskName
+from fetcher.timings import BROKER_VISIBILITY_TIMEOUT_S, RECOVER_EVERY_S
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -96,10 +97,12 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = TASK_ROUTES
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # the ibkr worker takes one run at a time
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A fetch task may run for hours: Redis must not hand its message to another worker meanwhile.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT_S}
 CELERY_BEAT_SCHEDULE = {
     "resume-orphaned-fetch-runs": {
-        "task": "fetcher.fetch_runs_recover",
-        "schedule": 60.0,
+        "task": TaskName.FETCH_RUNS_RECOVER,
+        "schedule": RECOVER_EVERY_S,
     },
 }
 

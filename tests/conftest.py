@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from fetcher.ibkr.sim.server import Faults, GatewaySimulator, SimConfig
+from ibsim.server import Faults, GatewaySimulator, SimConfig
 
 _client_ids = itertools.count(100)
 

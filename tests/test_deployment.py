@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
 import yaml
 from django.conf import settings
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 
 def compose() -> dict:

@@ -1,1 +1,1 @@
-"""The IBKR layer: the only package that imports ib_insync."""
+"""The IBKR layer: project types, error mapping, connecting; only gateway.py imports ib_insync."""

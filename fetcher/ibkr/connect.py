@@ -1,4 +1,5 @@
-"""Build the Gateway from settings; IBKR_HOST=sim starts the built-in simulator in-process."""
+"""Build the Gateway from settings. IBKR_HOST=sim starts the built-in simulator in-process, and
+only then is the simulator imported: a worker talking to a real TWS never loads it."""
 
 from __future__ import annotations
 
@@ -7,19 +8,21 @@ import threading
 from django.conf import settings
 
 from .gateway import Gateway
-from .sim.server import GatewaySimulator, SimConfig
 
 SIM_HOST = "sim"
-_embedded: GatewaySimulator | None = None
+DEFAULT_SIM_ACCOUNT = "DU1234567"
+_embedded = None
 _lock = threading.Lock()
 
 
-def embedded_simulator() -> GatewaySimulator:
+def embedded_simulator():
     """The process's own simulator (started on first use, on a free loopback port)."""
     global _embedded
     with _lock:
         if _embedded is None:
-            account = settings.TWS_ACCOUNT or "DU1234567"
+            from ibsim.server import GatewaySimulator, SimConfig
+
+            account = settings.TWS_ACCOUNT or DEFAULT_SIM_ACCOUNT
             _embedded = GatewaySimulator(SimConfig(port=0, accounts=(account,))).start_in_thread()
         return _embedded
 

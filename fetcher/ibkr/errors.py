@@ -1,4 +1,4 @@
-"""IBKR error codes mapped to the project's exceptions (IBKR.md 'Error codes a fetcher meets')."""
+"""IBKR error codes mapped to the project's exceptions (docs/ibkr.md, "Error codes")."""
 
 from __future__ import annotations
 
@@ -13,12 +13,9 @@ from fetcher.exceptions import (
     UnknownContract,
 )
 
-# Codes that only inform: logged, never raised.
-INFORMATIONAL = frozenset({165, 366, 2104, 2106, 2107, 2108, 2158, 2174, 10167, 1102})
 # Connection-level codes: the link to the gateway (or the gateway's to IB) is down.
 CONNECTION = frozenset({502, 504, 507, 1100, 1300})
 RETRYABLE = frozenset({322, 2103, 2105, 1101}) | CONNECTION
-PERMANENT = frozenset({166, 200, 203, 321, 354, 10314, 10090, 10197, 326})
 
 
 def gateway_error(code: int, message: str, req_id: int = -1) -> GatewayError:
@@ -41,8 +38,5 @@ def gateway_error(code: int, message: str, req_id: int = -1) -> GatewayError:
         return GatewayUnavailable(code, message, req_id)
     if code in RETRYABLE:
         return RetryableGatewayError(code, message, req_id)
-    if code in INFORMATIONAL or 2100 <= code < 2200:
-        error = GatewayError(code, message, req_id)
-        error.informational = True
-        return error
+    # Everything else (166, 203, 321, 354, 10314, ...) fails the same way when asked again.
     return PermanentGatewayError(code, message, req_id)

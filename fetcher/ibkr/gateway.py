@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 from ib_insync import IB, BarDataList, Contract, RequestError
 
-from fetcher.bars import BarBatch
+from fetcher.domain.bars import BarBatch
+from fetcher.domain.instruments import InstrumentSpec
+from fetcher.domain.time import DAY, EPOCH_DATE
 from fetcher.exceptions import (
     ClientIdInUse,
     GatewayError,
@@ -18,63 +19,11 @@ from fetcher.exceptions import (
     RequestTimeout,
     UnknownContract,
 )
-from fetcher.instruments import InstrumentSpec
 
 from .errors import gateway_error
+from .types import BarRequest, GatewayInfo, QualifiedInstrument, market_data_type_code
 
 log = logging.getLogger("ibdata.ibkr")
-
-MARKET_DATA_TYPES = {"REALTIME": 1, "FROZEN": 2, "DELAYED": 3, "DELAYED_FROZEN": 4}
-
-
-@dataclass(frozen=True)
-class GatewayInfo:
-    host: str
-    port: int
-    client_id: int
-    server_version: int
-    account: str
-    accounts: tuple[str, ...]
-    connected_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class QualifiedInstrument:
-    """A contract as the gateway defines it (IBKR's contract details, in snake_case)."""
-
-    con_id: int
-    symbol: str
-    sec_type: str
-    exchange: str
-    primary_exchange: str
-    currency: str
-    local_symbol: str
-    long_name: str
-    time_zone: str
-    min_tick: float
-    last_trade_date: str
-    trading_class: str
-    multiplier: str
-
-
-@dataclass(frozen=True)
-class BarRequest:
-    """One historical-data request, in IBKR's own terms."""
-
-    end: str  # IBKR endDateTime, e.g. '20240131 23:59:59 UTC' ('' = now)
-    duration: str  # e.g. '1 D'
-    bar_size: str  # e.g. '1 min'
-    what_to_show: str
-    use_rth: bool
-
-
-def market_data_type_code(name: str) -> int:
-    try:
-        return MARKET_DATA_TYPES[name.strip().upper()]
-    except KeyError:
-        raise ValueError(
-            f"IBKR_MARKET_DATA_TYPE={name!r} is not one of {', '.join(MARKET_DATA_TYPES)}"
-        ) from None
 
 
 class Gateway:
@@ -177,6 +126,11 @@ class Gateway:
             connected_at=dt.datetime.now(dt.UTC),
         )
         return self.info
+
+    @property
+    def key(self) -> str:
+        """What names this gateway for pacing: every connection to it shares its budget."""
+        return f"{self.host}:{self.port}"
 
     def disconnect(self) -> None:
         if self.ib.isConnected():
@@ -304,9 +258,6 @@ def _contract(instrument: QualifiedInstrument) -> Contract:
     )
 
 
-_EPOCH_DAY = np.datetime64("1970-01-01", "D")
-
-
 def _to_batch(bars) -> BarBatch:
     """ib_insync BarData (dates as datetime or date) -> BarBatch (epoch seconds, UTC).
 
@@ -319,7 +270,7 @@ def _to_batch(bars) -> BarBatch:
         ts = [int(b.date.timestamp()) for b in bars]
     else:
         days = np.array([b.date.toordinal() for b in bars], dtype=np.int64)
-        ts = (days - dt.date(1970, 1, 1).toordinal()) * 86_400
+        ts = (days - EPOCH_DATE.toordinal()) * DAY
     return BarBatch.from_columns(
         ts=ts,
         open=[b.open for b in bars],

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand
 
 from fetcher.cli import console, property_table, user_errors
 from fetcher.ibkr.connect import gateway_address, gateway_from_settings
-from fetcher.ibkr.gateway import GatewayInfo
+from fetcher.ibkr.types import GatewayInfo
 
 PAPER_PORTS = {7497, 4002}
 LIVE_PORTS = {7496, 4001}

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 from django.core.management.base import BaseCommand
 
-from fetcher.catalog import default_root
 from fetcher.cli import (
     UserError,
     check_broker,
@@ -17,24 +15,26 @@ from fetcher.cli import (
     display_path,
     ibkr_workers_alive,
     parse_date,
+    property_table,
     tasks_in_process,
     user_errors,
 )
+from fetcher.domain.instruments import instrument_specs_parse
+from fetcher.domain.timeframes import WhatToShow, timeframe_parse
 from fetcher.exceptions import InvalidInput
-from fetcher.fetching import fetch_run_execute
+from fetcher.execution.executor import fetch_run_in_thread
 from fetcher.ibkr.connect import gateway_from_settings
-from fetcher.instruments import instrument_specs_parse
 from fetcher.models import ItemStatus, RunStatus
 from fetcher.selectors import fetch_run_finished, fetch_run_summary
-from fetcher.services import (
+from fetcher.services.fetch_runs import (
     fetch_request_check,
     fetch_run_cancel,
     fetch_run_create,
     fetch_run_enqueue,
 )
-from fetcher.timeframes import WhatToShow, timeframe_parse
+from fetcher.storage.catalog import default_root
 
-POLL_S = 0.2
+FOLLOW_POLL_S = 0.2  # how often the command reads the run's progress
 
 
 class Command(BaseCommand):
@@ -100,11 +100,8 @@ class Command(BaseCommand):
             exchange=opts["exchange"],
             currency=opts["currency"],
         )
-        try:
-            timeframe = timeframe_parse(opts["timeframe"])
-            what = WhatToShow.parse(opts["what_to_show"])
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
+        timeframe = timeframe_parse(opts["timeframe"])
+        what = WhatToShow.parse(opts["what_to_show"])
         start, end = parse_date(opts["start"], "--start"), parse_date(opts["end"], "--end")
         fetch_request_check(
             specs=specs, start=start, end=end, what_to_show=what, since_head=opts["since_head"]
@@ -125,8 +122,7 @@ class Command(BaseCommand):
             since_head=opts["since_head"],
         )
         if in_process:
-            worker = threading.Thread(target=self._execute, args=(run.pk,), daemon=True)
-            worker.start()
+            worker = fetch_run_in_thread(run_id=run.pk)
 
             def finished() -> bool:
                 return not worker.is_alive()
@@ -166,14 +162,6 @@ class Command(BaseCommand):
 
         asyncio.run(probe())
 
-    def _execute(self, run_id: int) -> None:
-        from django.db import connection
-
-        try:
-            fetch_run_execute(run_id=run_id)
-        finally:
-            connection.close()
-
     def _follow(self, run_id: int, finished) -> None:
         from rich.progress import (
             BarColumn,
@@ -212,15 +200,13 @@ class Command(BaseCommand):
                         )
                     if done:
                         break
-                    time.sleep(POLL_S)
+                    time.sleep(FOLLOW_POLL_S)
         except KeyboardInterrupt:
             raise UserError(
                 f"Stopped following run {run_id}; cancel it with: manage.py fetch --cancel {run_id}"
             ) from None
 
     def _report(self, summary) -> None:
-        from fetcher.cli import property_table
-
         out = console()
         run = summary.run
         for item in summary.items:

@@ -6,8 +6,12 @@ from django.core.management.base import BaseCommand
 from rich.table import Table
 
 from fetcher.cli import UserError, check_database, console, user_errors
-from fetcher.models import FetchChunk, FetchRun
-from fetcher.selectors import fetch_run_summary
+from fetcher.selectors import (
+    fetch_run_chunk_errors,
+    fetch_run_get,
+    fetch_run_summary,
+    fetch_runs_recent,
+)
 
 
 class Command(BaseCommand):
@@ -35,7 +39,7 @@ class Command(BaseCommand):
                 "Errors",
             ):
                 table.add_column(column)
-            for run in FetchRun.objects.order_by("-pk")[: max(1, opts["limit"])]:
+            for run in fetch_runs_recent(limit=opts["limit"]):
                 table.add_row(
                     str(run.pk),
                     f"{run.created_at:%Y-%m-%d %H:%M}",
@@ -49,7 +53,7 @@ class Command(BaseCommand):
                 )
             out.print(table)
             return
-        if not FetchRun.objects.filter(pk=opts["run_id"]).exists():
+        if fetch_run_get(run_id=opts["run_id"]) is None:
             raise UserError(f"There is no fetch run {opts['run_id']}: see manage.py fetch_status")
         summary = fetch_run_summary(run_id=opts["run_id"])
         run = summary.run
@@ -74,10 +78,7 @@ class Command(BaseCommand):
                 item.error[:80],
             )
         out.print(table)
-        failed = (
-            FetchChunk.objects.filter(run=run).exclude(last_error="").order_by("window_start")[:10]
-        )
-        for chunk in failed:
+        for chunk in fetch_run_chunk_errors(run_id=run.pk):
             out.print(
                 f"  {chunk.instrument} {chunk.window_start:%Y-%m-%d %H:%M}..{chunk.window_end:%Y-%m-%d %H:%M} "
                 f"{chunk.status} after {chunk.attempts} attempts: [{chunk.last_error_code}] {chunk.last_error}"

@@ -1,0 +1,86 @@
+"""Instrument specs as users type them ('AAPL', 'SPY:ARCA', 'EUR.USD', 'ES:CME') and their parsing."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from fetcher.exceptions import InvalidInput
+
+SEC_TYPES = ("STK", "CASH", "FUT", "IND", "CFD", "CRYPTO", "CONTFUT")
+_SPEC_RE = re.compile(r"^[A-Z0-9][A-Z0-9 .\-/]{0,30}(?::[A-Z0-9]{2,16})?$")
+FUTURES_EXCHANGES = frozenset({"CME", "GLOBEX", "CBOT", "NYMEX", "COMEX", "EUREX", "ICEUS", "CFE"})
+_FOREX_RE = re.compile(r"^([A-Z]{3})\.?([A-Z]{3})$")
+
+
+@dataclass(frozen=True)
+class InstrumentSpec:
+    """What the user asked for, before the gateway qualifies it."""
+
+    symbol: str
+    sec_type: str = "STK"
+    exchange: str = "SMART"
+    primary_exchange: str = ""
+    currency: str = "USD"
+    last_trade_date: str = ""
+    text: str = ""  # as the user typed it
+
+    @property
+    def label(self) -> str:
+        return self.text or self.symbol
+
+
+def instrument_spec_parse(
+    text: str, *, sec_type: str = "", exchange: str = "", currency: str = ""
+) -> InstrumentSpec:
+    """One instrument from the command line: a stock on SMART in USD unless told otherwise.
+
+    'SYMBOL:EXCHANGE' names the listing exchange of a stock (or the exchange of anything
+    else); 'EUR.USD' (or EURUSD with --sec-type CASH) is a forex pair on IDEALPRO.
+    """
+    raw = text.strip()
+    upper = raw.upper()
+    if not upper or not _SPEC_RE.match(upper):
+        raise InvalidInput(f"malformed instrument {text!r}: use SYMBOL, SYMBOL:EXCHANGE or EUR.USD")
+    sec = (sec_type or "").upper()
+    if sec and sec not in SEC_TYPES:
+        raise InvalidInput(f"unknown security type {sec_type!r}: use one of {', '.join(SEC_TYPES)}")
+    symbol, _, venue = upper.partition(":")
+    forex = _FOREX_RE.match(symbol)
+    if (sec == "CASH" and forex) or (not sec and forex and "." in symbol):
+        base, quote = forex.groups()
+        if currency and currency.upper() != quote:
+            raise InvalidInput(f"{text!r} is quoted in {quote}, not {currency.upper()}")
+        return InstrumentSpec(
+            base, "CASH", venue or exchange.upper() or "IDEALPRO", "", quote, text=raw
+        )
+    sec = sec or ("FUT" if venue in FUTURES_EXCHANGES else "STK")
+    spec = InstrumentSpec(symbol.strip(), sec, text=raw, currency=(currency or "USD").upper())
+    if sec == "STK":
+        spec = replace(spec, exchange=(exchange or "SMART").upper(), primary_exchange=venue)
+    elif sec == "IND":
+        spec = replace(spec, exchange=venue or (exchange or "CBOE").upper())
+    else:
+        if not (venue or exchange):
+            raise InvalidInput(
+                f"{text!r}: a {sec} needs an exchange (SYMBOL:EXCHANGE or --exchange)"
+            )
+        spec = replace(spec, exchange=venue or exchange.upper())
+    return spec
+
+
+def instrument_specs_parse(
+    text: str, *, sec_type: str = "", exchange: str = "", currency: str = ""
+) -> list[InstrumentSpec]:
+    """A comma-separated instrument list; duplicates are dropped, order kept."""
+    if text is None or not text.strip():
+        raise InvalidInput("no instruments given: use --instruments AAPL,MSFT")
+    parts = [p.strip() for p in text.split(",")]
+    if any(not p for p in parts):
+        raise InvalidInput(f"malformed instrument list {text!r}: empty item between commas")
+    seen: dict[tuple, InstrumentSpec] = {}
+    for part in parts:
+        spec = instrument_spec_parse(part, sec_type=sec_type, exchange=exchange, currency=currency)
+        key = (spec.symbol, spec.sec_type, spec.exchange, spec.primary_exchange, spec.currency)
+        seen.setdefault(key, spec)
+    return list(seen.values())

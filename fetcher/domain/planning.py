@@ -1,0 +1,205 @@
+"""Plan a fetch: split the missing parts of a range into the fewest IBKR requests, no bar twice.
+
+Each planned request names its exact window [start, end): the bars the gateway returns for
+it are the bars whose start lies in that window. Windows never overlap, so no bar is
+fetched twice, and windows with no trading session are never requested.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from .sessions import SessionTable
+from .time import DAY, EPOCH_DATE, ibkr_utc, local_midnight
+from .timeframes import TimeframeSpec
+
+MAX_SECONDS_DURATION = 86_400  # IBKR accepts 'N S' up to one day
+MAX_SESSIONS_PER_DAILY_REQUEST = 250  # about a year, under IBKR's 365-day cap for 'N D'
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    window_start: int  # epoch seconds UTC (for daily and larger bars: 00:00 UTC of the first date)
+    window_end: int
+    duration: str  # IBKR durationStr
+    end: str  # IBKR endDateTime ('yyyymmdd-hh:mm:ss', UTC)
+
+
+def intervals_subtract(
+    start: int, end: int, covered: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """Parts of [start, end) not covered by any interval in `covered`."""
+    gaps, cursor = [], start
+    for lo, hi in sorted(covered):
+        if hi <= cursor:
+            continue
+        if lo >= end:
+            break
+        if lo > cursor:
+            gaps.append((cursor, min(lo, end)))
+        cursor = max(cursor, hi)
+        if cursor >= end:
+            break
+    if cursor < end:
+        gaps.append((cursor, end))
+    return gaps
+
+
+def intervals_merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(intervals):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def plan_requests(
+    *,
+    sessions: SessionTable,
+    timeframe: TimeframeSpec,
+    use_rth: bool,
+    start: int,
+    end: int,
+    covered: list[tuple[int, int]] = (),
+) -> list[PlannedRequest]:
+    """The requests that fetch every bar in [start, end) not already covered, oldest first."""
+    plan: list[PlannedRequest] = []
+    for lo, hi in intervals_subtract(start, end, list(covered)):
+        if timeframe.intraday:
+            plan += _plan_intraday(sessions, timeframe, use_rth, lo, hi)
+        else:
+            plan += _plan_daily(sessions, lo, hi)
+    return sorted(plan, key=lambda r: r.window_start)
+
+
+def _plan_daily(sessions: SessionTable, lo: int, hi: int) -> list[PlannedRequest]:
+    """Daily and larger bars live in date space: ts = 00:00 UTC of the session date."""
+    days = sessions.days_between(-(-lo // DAY), (hi - 1) // DAY)
+    zone = ZoneInfo(sessions.zone)
+    plan = []
+    for i in range(len(days), 0, -MAX_SESSIONS_PER_DAILY_REQUEST):
+        group = days[max(0, i - MAX_SESSIONS_PER_DAILY_REQUEST) : i]
+        first, last = int(group[0]), int(group[-1])
+        # ask up to local midnight after the last session date, n sessions back
+        after = EPOCH_DATE + timedelta(days=last + 1)
+        plan.append(
+            PlannedRequest(
+                window_start=max(lo, first * DAY),
+                window_end=min(hi, (last + 1) * DAY),
+                duration=f"{len(group)} D",
+                end=ibkr_utc(local_midnight(after, zone)),
+            )
+        )
+    return plan
+
+
+def _plan_intraday(
+    sessions: SessionTable, tf: TimeframeSpec, use_rth: bool, lo: int, hi: int
+) -> list[PlannedRequest]:
+    _, opens, closes = sessions.between(lo, hi, use_rth)
+    if not len(opens):
+        return []
+    count, unit = tf.max_duration.split()
+    count = int(count)
+    if unit == "S":
+        return [
+            r
+            for o, c in zip(opens, closes, strict=True)
+            for r in _chain_seconds(tf, max(lo, o), min(hi, c), count)
+        ]
+    if unit == "D":
+        return _plan_sessions(tf, opens, closes, lo, hi, count)
+    return _chain_calendar(tf, sessions, opens, closes, lo, hi, count, unit)
+
+
+def _seconds_request(tf: TimeframeSpec, lo: int, hi: int) -> PlannedRequest:
+    """'N S' ending at hi, N rounded up to whole bars."""
+    n = -(-(hi - lo) // tf.seconds) * tf.seconds
+    return PlannedRequest(hi - n, hi, f"{n} S", ibkr_utc(hi))
+
+
+def _chain_seconds(tf: TimeframeSpec, lo: int, hi: int, step: int) -> list[PlannedRequest]:
+    plan, cursor = [], hi
+    while cursor > lo:
+        plan.append(_seconds_request(tf, max(lo, cursor - step), cursor))
+        cursor -= step
+    return plan
+
+
+def _plan_sessions(tf, opens, closes, lo, hi, per_request) -> list[PlannedRequest]:
+    """Bar sizes whose largest duration counts sessions ('1 D', '2 D'): whole sessions are
+    grouped; a session cut by the range (a resumed or still running day) goes by seconds."""
+    plan, group = [], []
+
+    def flush():
+        if group:
+            plan.append(
+                PlannedRequest(
+                    int(group[0][0]),
+                    int(group[-1][1]),
+                    f"{len(group)} D",
+                    ibkr_utc(int(group[-1][1])),
+                )
+            )
+            group.clear()
+
+    for o, c in zip(opens.tolist(), closes.tolist(), strict=True):
+        a, b = max(lo, o), min(hi, c)
+        if a == o and b == c:
+            group.append((o, c))
+            if len(group) == per_request:
+                flush()
+            continue
+        flush()
+        if b - a <= MAX_SECONDS_DURATION:
+            plan.append(_seconds_request(tf, a, b))
+        else:  # a session longer than a day cut by the range: fetch it whole
+            plan.append(PlannedRequest(o, c, "1 D", ibkr_utc(c)))
+    flush()
+    return plan
+
+
+def months_before(epoch: int, months: int, zone: str) -> int:
+    """The same local wall time `months` earlier (day clamped to the month's length)."""
+    local = datetime.fromtimestamp(epoch, ZoneInfo(zone))
+    year, month = divmod(local.year * 12 + local.month - 1 - months, 12)
+    month += 1
+    day = min(local.day, calendar.monthrange(year, month)[1])
+    moved = local.replace(year=year, month=month, day=day, tzinfo=None)
+    return int(moved.replace(tzinfo=ZoneInfo(zone)).timestamp())
+
+
+def _chain_calendar(tf, sessions, opens, closes, lo, hi, count, unit) -> list[PlannedRequest]:
+    """Bar sizes whose largest duration is calendar time ('1 W', '1 M'): windows chained back
+    from the end, skipping windows with no session; the oldest, partial one counts sessions
+    (or seconds when short)."""
+    first_open = max(lo, int(opens[0]))
+    cursor = min(hi, int(closes[-1]))
+    duration = f"{count} {unit}"
+    plan = []
+    while cursor > first_open:
+        if unit == "W":
+            start = cursor - 7 * DAY * count
+        else:
+            start = months_before(cursor, count * (12 if unit == "Y" else 1), sessions.zone)
+        if start < first_open:
+            if cursor - first_open <= MAX_SECONDS_DURATION:
+                plan.append(_seconds_request(tf, first_open, cursor))
+            else:
+                inside = (opens < cursor) & (closes > first_open)
+                window_start = min(first_open, int(opens[inside][0]))
+                plan.append(
+                    PlannedRequest(window_start, cursor, f"{int(inside.sum())} D", ibkr_utc(cursor))
+                )
+            break
+        if np.any((opens < cursor) & (closes > start)):
+            plan.append(PlannedRequest(start, cursor, duration, ibkr_utc(cursor)))
+        cursor = start
+    return plan

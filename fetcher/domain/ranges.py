@@ -1,0 +1,70 @@
+"""Which range to fetch for one instrument, and up to when stored bars are complete."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from .time import DAY, date_epoch, from_epoch, local_midnight
+from .timeframes import TimeframeSpec
+
+# With no start date and nothing stored yet, intraday fetches go this far back.
+INTRADAY_DEFAULT_DAYS = 30
+
+
+def complete_until(tf: TimeframeSpec, now: float, zone: ZoneInfo) -> int:
+    """Bars starting before this instant are complete: later ones are fetched again next time."""
+    if tf.intraday:
+        return int(now) // tf.seconds * tf.seconds
+    today = dt.datetime.fromtimestamp(now, zone).date()
+    if tf.name == "WEEKLY":
+        today -= dt.timedelta(days=today.weekday())
+    elif tf.name == "MONTHLY":
+        today = today.replace(day=1)
+    return date_epoch(today)
+
+
+def resolve_range(
+    *,
+    start: dt.date | None,
+    end: dt.date | None,
+    since_head: bool,
+    tf: TimeframeSpec,
+    zone: ZoneInfo,
+    head: dt.datetime | None,
+    covered: list[tuple[int, int]],
+    now: float,
+) -> tuple[int, int, str]:
+    """[start, end) to fetch for one instrument (epoch; date space for daily bars) and why.
+
+    `start` and `end` are the dates asked for (inclusive, in the exchange's zone), None when
+    not given: no start means after the last stored bar, or from the gateway's first data
+    point (daily and larger bars, or `since_head`), or the last INTRADAY_DEFAULT_DAYS days."""
+    today = dt.datetime.fromtimestamp(now, zone).date()
+    head_epoch = int(head.timestamp()) if head else None
+
+    def to_space(day: dt.date) -> int:
+        return local_midnight(day, zone) if tf.intraday else date_epoch(day)
+
+    upto = to_space((end or today) + dt.timedelta(days=1))
+    if tf.intraday:
+        upto = min(upto, int(now))
+    if start:
+        first, note = to_space(start), f"{start} to {end or today}"
+    elif since_head or not covered:
+        if since_head or not tf.intraday:
+            first = head_epoch if head_epoch is not None else to_space(today)
+            first_day = dt.datetime.fromtimestamp(first, zone).date()
+            note = f"since the gateway's first data ({first_day})"
+        else:
+            first = to_space(today - dt.timedelta(days=INTRADAY_DEFAULT_DAYS))
+            note = f"last {INTRADAY_DEFAULT_DAYS} days (nothing stored yet)"
+    else:
+        first = covered[-1][1]
+        note = f"update after the last stored bar ({from_epoch(first):%Y-%m-%d %H:%M} UTC)"
+    if head_epoch is not None:
+        head_space = head_epoch if tf.intraday else (head_epoch // DAY) * DAY
+        if first < head_space:
+            first = head_space
+            note += f"; clamped to the gateway's first data ({head:%Y-%m-%d})"
+    return first, max(first, upto), note

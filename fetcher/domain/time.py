@@ -1,0 +1,44 @@
+"""Time as the fetcher counts it: epoch seconds UTC, session dates, IBKR's zone names and strings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+DAY = 86_400
+EPOCH_DATE = dt.date(1970, 1, 1)
+# IBKR reports legacy zone names; zoneinfo, pandas and exchange_calendars get the canonical ones.
+ZONES = {"US/Eastern": "America/New_York", "US/Central": "America/Chicago"}
+DEFAULT_ZONE = "America/New_York"
+
+
+def zone_name(ibkr_zone: str) -> str:
+    """'US/Eastern' -> 'America/New_York'; an empty zone is New York's (where most listings trade)."""
+    return ZONES.get(ibkr_zone, ibkr_zone) or DEFAULT_ZONE
+
+
+def zone_info(ibkr_zone: str) -> ZoneInfo:
+    return ZoneInfo(zone_name(ibkr_zone))
+
+
+def epoch(value: dt.datetime) -> int:
+    return int(value.timestamp())
+
+
+def from_epoch(value: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(value, dt.UTC)
+
+
+def date_epoch(day: dt.date) -> int:
+    """00:00 UTC of a date: where daily and larger bars are stored ("date space")."""
+    return (day - EPOCH_DATE).days * DAY
+
+
+def local_midnight(day: dt.date, zone: ZoneInfo) -> int:
+    """Epoch seconds of 00:00 on `day` in `zone`."""
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=zone).timestamp())
+
+
+def ibkr_utc(value: int) -> str:
+    """IBKR's UTC endDateTime, 'yyyymmdd-hh:mm:ss'."""
+    return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y%m%d-%H:%M:%S")

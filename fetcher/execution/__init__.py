@@ -1,0 +1,1 @@
+"""Execution: one run on one gateway connection, and the ibkr worker's persistent connection."""

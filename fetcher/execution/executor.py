@@ -1,0 +1,376 @@
+"""Execute a fetch run: qualify, choose ranges, plan, then request chunks concurrently and store them.
+
+Runs on one asyncio loop with one gateway connection; database work goes through
+sync_to_async so the connection keeps serving answers while bars are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import astuple, dataclass
+
+import numpy as np
+from asgiref.sync import sync_to_async
+from django.db import connections
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from fetcher import selectors
+from fetcher.domain.bars import BarBatch
+from fetcher.domain.instruments import instrument_spec_parse
+from fetcher.domain.planning import plan_requests
+from fetcher.domain.ranges import complete_until, resolve_range
+from fetcher.domain.sessions import session_table
+from fetcher.domain.time import zone_info
+from fetcher.domain.timeframes import BY_CODE, WhatToShow
+from fetcher.exceptions import (
+    FetchCancelled,
+    GatewayError,
+    GatewayUnavailable,
+    IbdataError,
+    NoData,
+    PacingViolation,
+)
+from fetcher.ibkr.connect import gateway_from_settings
+from fetcher.ibkr.gateway import Gateway
+from fetcher.ibkr.types import BarRequest, QualifiedInstrument
+from fetcher.models import ChunkStatus, FetchChunk, FetchRun, FetchRunItem, RunStatus
+from fetcher.pacing.factory import pacer_for
+from fetcher.pacing.local import LocalPacer
+from fetcher.pacing.rules import CONNECT_MESSAGES, MESSAGE, RequestKey, request_key
+from fetcher.services import chunks, fetch_runs, instruments, items
+from fetcher.storage.catalog import default_root
+from fetcher.timings import HEARTBEAT_S
+
+log = logging.getLogger("ibdata.fetch")
+db = sync_to_async  # thread_sensitive: one database thread, in order
+
+MAX_ATTEMPTS = 6
+STORE_BATCH_BARS = 100_000  # most bars written in one transaction
+PACING_PENALTY_S = 60.0  # gateway seconds every small request waits after a violation
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, GatewayError) and exc.retryable
+
+
+def _retrying(retry) -> AsyncRetrying:
+    """Exponential backoff with jitter (0.5 s doubling to 60 s), MAX_ATTEMPTS tries."""
+    return AsyncRetrying(
+        retry=retry,
+        wait=wait_exponential_jitter(multiplier=0.5, max=60.0),
+        stop=stop_after_attempt(MAX_ATTEMPTS),
+        reraise=True,
+    )
+
+
+@dataclass
+class ItemPlan:
+    item_id: int
+    instrument_id: int
+    qualified: QualifiedInstrument
+    chunks: list[FetchChunk]
+
+
+def _zone(qualified: QualifiedInstrument):
+    return zone_info(qualified.time_zone)
+
+
+class RunExecutor:
+    """Carries one run through its chunks on an open gateway connection."""
+
+    def __init__(
+        self,
+        run_id: int,
+        gateway: Gateway,
+        pacer: LocalPacer | None = None,
+        progress=None,
+        reconnect=None,
+    ):
+        self.run_id = run_id
+        self.gateway = gateway
+        self.pacer = pacer or LocalPacer()
+        self.progress = progress  # optional callable(event dict), for in-process displays
+        self.catalog_root = default_root()
+        # how to get the connection back after it drops: reconnect it ourselves, or (on the
+        # ibkr worker's persistent connection) wait for the worker to do it
+        self.reconnect = reconnect or gateway.connect
+        self._reconnecting = asyncio.Lock()
+        self._results: asyncio.Queue = asyncio.Queue()
+        self._counts = {"chunks_done": 0, "chunks_planned": 0, "bars": 0}
+        self.cancelled = False
+        self._tasks: list[asyncio.Future] = []
+
+    async def execute(self) -> FetchRun:
+        try:
+            return await self._execute()
+        finally:
+            await db(connections.close_all)()  # the database thread's connection
+
+    async def _execute(self) -> FetchRun:
+        info = self.gateway.info or await self.gateway.connect()
+        # Connecting sent a handful of messages of its own within the last second: count them,
+        # so the first burst of requests stays under the gateway's 50 messages a second.
+        for _ in range(CONNECT_MESSAGES):
+            await self.pacer.acquire(MESSAGE)
+            await self.pacer.release()
+        run = await db(fetch_runs.fetch_run_start)(run_id=self.run_id, info=info)
+        if run.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
+            return run
+        self.run = run
+        self.tf = BY_CODE[run.timeframe]
+        self.what = WhatToShow(run.what_to_show)
+        todo = await db(selectors.fetch_run_items_todo)(run_id=self.run_id)
+        # every instrument at once: the pacer, not the order of items, decides what goes out
+        self._tasks = [asyncio.ensure_future(self._run_item(item)) for item in todo]
+        watcher = asyncio.ensure_future(self._watch())
+        writer = asyncio.ensure_future(self._writer())
+        try:
+            await asyncio.gather(*self._tasks)
+        except asyncio.CancelledError:
+            if not self.cancelled:
+                raise
+        finally:
+            watcher.cancel()
+            writer.cancel()
+        if self.cancelled:
+            return await db(FetchRun.objects.get)(pk=self.run_id)
+        return await db(fetch_runs.fetch_run_finish)(run_id=self.run_id)
+
+    async def _run_item(self, item: FetchRunItem) -> None:
+        try:
+            plan = await self._prepare(item)
+        except GatewayUnavailable:
+            raise
+        except IbdataError as exc:
+            await db(items.item_fail)(
+                item_id=item.pk,
+                message=str(getattr(exc, "message", exc)),
+                code=getattr(exc, "code", None),
+            )
+            self._emit(item=item.spec, event="failed", error=str(exc))
+            return
+        await asyncio.gather(
+            *(
+                self._fetch_chunk(plan, chunk)
+                for chunk in plan.chunks
+                if chunk.status not in (ChunkStatus.DONE, ChunkStatus.EMPTY)
+            )
+        )
+        # one catalog merge per partition for the whole item, read back from the database, on
+        # a thread of its own so other items' bars keep being stored meanwhile
+        await sync_to_async(_catalog_export, thread_sensitive=False)(item.pk, self.catalog_root)
+
+    def _emit(self, **event) -> None:
+        """Tell the progress callback (the task's Flower state): what happened, and the run's
+        counts so far, kept here so the callback needs no database access from the loop."""
+        if event.get("event") == "planned":
+            self._counts["chunks_planned"] += event["chunks"]
+        elif event.get("event") == "chunk_done":
+            self._counts["chunks_done"] += 1
+            self._counts["bars"] += event["bars"]
+        if self.progress is not None:
+            self.progress({**event, "run_id": self.run_id, **self._counts})
+
+    async def _watch(self) -> None:
+        """Heartbeat the run, and stop it (cancelling requests on the gateway) when cancelled."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            status = await db(fetch_runs.fetch_run_heartbeat)(run_id=self.run_id)
+            if status == RunStatus.CANCELLED:
+                self.cancelled = True
+                for task in self._tasks:
+                    task.cancel()
+                return
+
+    async def _prepare(self, item: FetchRunItem) -> ItemPlan:
+        run, tf = self.run, self.tf
+        spec = instrument_spec_parse(item.spec)
+        qualified = await self._with_reconnect(lambda: self.gateway.qualify(spec))
+        instrument = await db(instruments.instrument_save)(qualified=qualified)
+        zone = _zone(qualified)
+        covered = await db(selectors.coverage_windows)(
+            instrument_id=instrument.pk, timeframe=tf.code, what_to_show=self.what, rth=run.use_rth
+        )
+        # the head timestamp bounds every range: no request before the first data point
+        head = await self._with_reconnect(
+            lambda: self.gateway.head_timestamp(qualified, self.what.name, run.use_rth)
+        )
+        await db(instruments.instrument_head_set)(
+            instrument_id=instrument.pk, what_to_show=self.what.name, head=head
+        )
+        start, end, note = resolve_range(
+            start=run.start,
+            end=run.end,
+            since_head=run.since_head,
+            tf=tf,
+            zone=zone,
+            head=head,
+            covered=covered,
+            now=time.time(),
+        )
+        table = session_table(
+            sec_type=qualified.sec_type,
+            exchange=qualified.exchange,
+            primary_exchange=qualified.primary_exchange,
+            time_zone=qualified.time_zone,
+        )
+        plan = plan_requests(
+            sessions=table, timeframe=tf, use_rth=run.use_rth, start=start, end=end, covered=covered
+        )
+        chunks = await db(items.item_plan)(
+            item_id=item.pk, instrument_id=instrument.pk, start=start, end=end, note=note, plan=plan
+        )
+        self._emit(item=item.spec, event="planned", chunks=len(chunks), note=note)
+        return ItemPlan(item.pk, instrument.pk, qualified, chunks)
+
+    async def _ensure_connected(self) -> None:
+        """One reconnection at a time, however many requests noticed the drop."""
+        if self.gateway.is_connected():
+            return
+        async with self._reconnecting:
+            if not self.gateway.is_connected():
+                await self.reconnect()
+
+    async def _with_reconnect(self, call):
+        """Run a gateway call (counted by the pacer like every message we send); after a lost
+        connection reconnect with backoff and try again."""
+        async for attempt in _retrying(retry_if_exception_type(GatewayUnavailable)):
+            with attempt:
+                await self._ensure_connected()
+                await self.pacer.acquire(MESSAGE)
+                try:
+                    return await call()
+                finally:
+                    await self.pacer.release()
+
+    async def _fetch_chunk(self, plan: ItemPlan, chunk: FetchChunk) -> None:
+        tf, run = self.tf, self.run
+        q = plan.qualified
+        request = BarRequest(
+            end=chunk.request_end,
+            duration=chunk.duration,
+            bar_size=tf.bar_size,
+            what_to_show=self.what.name,
+            use_rth=run.use_rth,
+        )
+        key = request_key(
+            con_id=q.con_id,
+            exchange=q.exchange,
+            identity=(q.con_id, *astuple(request)),
+            what_to_show=request.what_to_show,
+            small=tf.small,
+        )
+        lo, hi = int(chunk.window_start.timestamp()), int(chunk.window_end.timestamp())
+        try:
+            async for attempt in _retrying(retry_if_exception(_retryable)):
+                with attempt:
+                    batch = await self._request(chunk, q, request, key, attempt.retry_state)
+        except GatewayError as exc:
+            self._emit(item=plan.item_id, event="chunk_failed", error=str(exc))
+            return
+        except FetchCancelled:
+            return
+        inside = (batch.ts >= lo) & (batch.ts < hi)
+        batch = batch if bool(np.all(inside)) else batch.slice(inside)
+        await self._store(chunk.pk, batch, complete_until(tf, time.time(), _zone(q)))
+        self._emit(item=plan.item_id, event="chunk_done", bars=len(batch), instrument=q.symbol)
+
+    async def _store(self, chunk_id: int, batch: BarBatch, covered_until: int) -> None:
+        """Hand an answer to the writer; return once it is committed."""
+        done = asyncio.get_running_loop().create_future()
+        await self._results.put((chunk_id, batch, covered_until, done))
+        await done
+
+    async def _writer(self) -> None:
+        """Store answers as they come: whatever has piled up while the last write ran goes
+        into the next one (one COPY, one transaction), up to STORE_BATCH_BARS bars."""
+        while True:
+            first = await self._results.get()
+            pending, bars = [first], len(first[1])
+            while bars < STORE_BATCH_BARS and not self._results.empty():
+                pending.append(self._results.get_nowait())
+                bars += len(pending[-1][1])
+            try:
+                await db(chunks.chunks_store)(results=[p[:3] for p in pending])
+            except Exception as exc:  # handed to every waiting request, which fails its chunk
+                for *_, done in pending:
+                    done.set_exception(exc)
+            else:
+                for *_, done in pending:
+                    done.set_result(None)
+
+    async def _request(self, chunk, q, request: BarRequest, key: RequestKey, state) -> BarBatch:
+        """One attempt at a chunk's request; a failure is recorded on the chunk and raised."""
+        if self.cancelled:
+            raise FetchCancelled(f"run {self.run_id} cancelled")
+        await self.pacer.acquire(key)
+        try:
+            await self._ensure_connected()
+            return await self.gateway.bars(q, request)
+        except NoData:
+            return BarBatch.empty()
+        except GatewayError as exc:
+            final = not exc.retryable or state.attempt_number >= MAX_ATTEMPTS
+            await db(chunks.chunk_fail)(
+                chunk_id=chunk.pk, code=exc.code, message=exc.message, final=final
+            )
+            if isinstance(exc, PacingViolation):
+                self.pacer.penalize(PACING_PENALTY_S)  # the gateway counts differently: hold back
+            raise
+        finally:
+            await self.pacer.release()
+
+
+def _catalog_export(item_id: int, catalog_root) -> int:
+    try:
+        return items.item_catalog_export(item_id=item_id, catalog_root=catalog_root)
+    finally:
+        connections.close_all()  # this worker thread's own connection
+
+
+def fetch_run_execute(*, run_id: int, progress=None) -> FetchRun:
+    """Run a fetch to completion on a connection of its own (in-process runs; the ibkr worker
+    uses its persistent connection: execution.worker)."""
+
+    async def on_own_connection() -> FetchRun:
+        gateway = gateway_from_settings()
+        try:
+            await gateway.connect()
+            return await RunExecutor(run_id, gateway, pacer_for(gateway.key), progress).execute()
+        finally:
+            gateway.disconnect()
+
+    return fetch_run_settle(run_id=run_id, run=lambda: asyncio.run(on_own_connection()))
+
+
+def fetch_run_settle(*, run_id: int, run) -> FetchRun:
+    """Call `run()` (which executes the run); a project error it raises ends the run as failed,
+    with the error's one line stored on it."""
+    try:
+        return run()
+    except IbdataError as exc:
+        fetch_runs.fetch_run_fail(run_id=run_id, error=str(exc))
+        return FetchRun.objects.get(pk=run_id)
+
+
+def fetch_run_in_thread(*, run_id: int) -> threading.Thread:
+    """Start fetch_run_execute on a thread of its own (the CLI follows the run meanwhile)."""
+
+    def target() -> None:
+        try:
+            fetch_run_execute(run_id=run_id)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target, name=f"fetch-run-{run_id}", daemon=True)
+    thread.start()
+    return thread

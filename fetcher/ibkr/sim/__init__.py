@@ -1,1 +1,0 @@
-"""The built-in IB Gateway simulator: a TCP server speaking the TWS protocol."""

@@ -1,0 +1,59 @@
+"""The project's own types for talking to a gateway: what it said about itself, about contracts,
+and what one historical request asks. No ib_insync here: the web and admin side import these."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+MARKET_DATA_TYPES = {"REALTIME": 1, "FROZEN": 2, "DELAYED": 3, "DELAYED_FROZEN": 4}
+
+
+@dataclass(frozen=True)
+class GatewayInfo:
+    host: str
+    port: int
+    client_id: int
+    server_version: int
+    account: str
+    accounts: tuple[str, ...]
+    connected_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class QualifiedInstrument:
+    """A contract as the gateway defines it (IBKR's contract details, in snake_case)."""
+
+    con_id: int
+    symbol: str
+    sec_type: str
+    exchange: str
+    primary_exchange: str
+    currency: str
+    local_symbol: str
+    long_name: str
+    time_zone: str
+    min_tick: float
+    last_trade_date: str
+    trading_class: str
+    multiplier: str
+
+
+@dataclass(frozen=True)
+class BarRequest:
+    """One historical-data request, in IBKR's own terms."""
+
+    end: str  # IBKR endDateTime, e.g. '20240131-23:59:59' ('' = now)
+    duration: str  # e.g. '1 D'
+    bar_size: str  # e.g. '1 min'
+    what_to_show: str
+    use_rth: bool
+
+
+def market_data_type_code(name: str) -> int:
+    try:
+        return MARKET_DATA_TYPES[name.strip().upper()]
+    except KeyError:
+        raise ValueError(
+            f"IBKR_MARKET_DATA_TYPE={name!r} is not one of {', '.join(MARKET_DATA_TYPES)}"
+        ) from None

@@ -1,0 +1,88 @@
+"""A run's chunks (one per planned request): answers stored, attempts that failed."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import F
+
+from fetcher.domain.bars import BarBatch
+from fetcher.domain.time import epoch, from_epoch
+from fetcher.models import ChunkStatus, Coverage, FetchChunk
+from fetcher.storage.bars import SeriesBatch, bars_upsert_many
+
+from .fetch_runs import ERROR_MAX_CHARS
+from .progress import fetch_run_progress_add
+
+FINISHED_CHUNK = (ChunkStatus.DONE, ChunkStatus.EMPTY)
+
+
+def chunks_store(*, results: list[tuple[int, BarBatch, int]]) -> int:
+    """Store answered requests, each given as (chunk id, its bars, covered until): their bars
+    (one COPY for all of them), coverage and chunk states, in one transaction.
+
+    Safe to repeat: bars are upserted, and a chunk already stored is not counted again."""
+    chunks = {
+        c.pk: c
+        for c in FetchChunk.objects.select_related("run").filter(pk__in=[r[0] for r in results])
+    }
+    todo = [
+        (chunks[pk], batch, until)
+        for pk, batch, until in results
+        if chunks[pk].status not in FINISHED_CHUNK
+    ]
+    if not todo:
+        return 0
+    run = todo[0][0].run
+    with transaction.atomic():
+        written = bars_upsert_many(
+            series=[
+                SeriesBatch(c.instrument_id, run.timeframe, run.what_to_show, run.use_rth, batch)
+                for c, batch, _ in todo
+            ],
+            fresh=True,
+        )
+        Coverage.objects.bulk_create(
+            Coverage(
+                instrument_id=c.instrument_id,
+                timeframe=run.timeframe,
+                what_to_show=run.what_to_show,
+                rth=run.use_rth,
+                start=c.window_start,
+                end=from_epoch(min(epoch(c.window_end), until)),
+            )
+            for c, _, until in todo
+            if min(epoch(c.window_end), until) > epoch(c.window_start)
+        )
+        per_item: dict[int, list[int]] = {}
+        for c, batch, _ in todo:
+            updated = (
+                FetchChunk.objects.filter(pk=c.pk)
+                .exclude(status__in=FINISHED_CHUNK)
+                .update(
+                    status=ChunkStatus.DONE if len(batch) else ChunkStatus.EMPTY,
+                    bars_received=len(batch),
+                    attempts=F("attempts") + 1,
+                )
+            )
+            if updated:
+                counts = per_item.setdefault(c.item_id, [0, 0])
+                counts[0] += len(batch)
+                counts[1] += 1
+        for item_id, (bars, done) in per_item.items():
+            fetch_run_progress_add(
+                run_id=run.pk, item_id=item_id, chunks_done=done, bars=bars, requests=done
+            )
+    return written
+
+
+def chunk_fail(*, chunk_id: int, code: int | None, message: str, final: bool) -> None:
+    """Record a failed attempt; `final` when no retry will follow."""
+    chunk = FetchChunk.objects.get(pk=chunk_id)
+    with transaction.atomic():
+        FetchChunk.objects.filter(pk=chunk_id).update(
+            status=ChunkStatus.FAILED if final else ChunkStatus.PENDING,
+            attempts=F("attempts") + 1,
+            last_error_code=code,
+            last_error=message[:ERROR_MAX_CHARS],
+        )
+        fetch_run_progress_add(run_id=chunk.run_id, requests=1, errors=1)

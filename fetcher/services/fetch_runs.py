@@ -1,0 +1,184 @@
+"""Fetch runs: created from user input, queued, started, settled, cancelled."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.utils import timezone
+
+from fetcher.domain.instruments import InstrumentSpec
+from fetcher.domain.timeframes import TimeframeSpec, WhatToShow
+from fetcher.exceptions import InvalidInput
+from fetcher.ibkr.types import GatewayInfo
+from fetcher.models import (
+    ChunkStatus,
+    FetchChunk,
+    FetchRun,
+    FetchRunItem,
+    ItemStatus,
+    RequestedBy,
+    RunStatus,
+)
+from fetcher.queues import TaskName, task_send
+
+ERROR_MAX_CHARS = 2000
+
+
+def fetch_request_check(
+    *,
+    specs: list[InstrumentSpec],
+    start: dt.date | None,
+    end: dt.date | None,
+    what_to_show: WhatToShow = WhatToShow.TRADES,
+    since_head: bool = False,
+    today: dt.date | None = None,
+) -> None:
+    """Raise InvalidInput, with the fix in its message, for a request that cannot be served."""
+    today = today or timezone.now().date()
+    if not specs:
+        raise InvalidInput("no instruments given: use --instruments AAPL,MSFT")
+    if start and start > today:
+        raise InvalidInput(f"start date {start} is in the future (today is {today})")
+    if end and end > today:
+        raise InvalidInput(f"end date {end} is in the future (today is {today})")
+    if start and end and end < start:
+        raise InvalidInput(f"end date {end} is before start date {start}")
+    if since_head and start:
+        raise InvalidInput("--since-head and --start contradict each other: give one of them")
+    if what_to_show == WhatToShow.ADJUSTED_LAST and end and end < today:
+        raise InvalidInput("ADJUSTED_LAST bars can only be fetched up to now: leave --end out")
+
+
+def fetch_run_create(
+    *,
+    specs: list[InstrumentSpec],
+    timeframe: TimeframeSpec,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    what_to_show: WhatToShow = WhatToShow.TRADES,
+    use_rth: bool = True,
+    since_head: bool = False,
+    requested_by: str = RequestedBy.CLI,
+    today: dt.date | None = None,
+) -> FetchRun:
+    """Validate a fetch request and record it as a pending run with one item per instrument."""
+    fetch_request_check(
+        specs=specs,
+        start=start,
+        end=end,
+        what_to_show=what_to_show,
+        since_head=since_head,
+        today=today,
+    )
+    with transaction.atomic():
+        run = FetchRun.objects.create(
+            instruments=[s.label for s in specs],
+            start=start,
+            end=end,
+            timeframe=timeframe.code,
+            what_to_show=what_to_show,
+            use_rth=use_rth,
+            since_head=since_head,
+            requested_by=requested_by,
+        )
+        FetchRunItem.objects.bulk_create(
+            FetchRunItem(run=run, spec=s.label, position=i) for i, s in enumerate(specs)
+        )
+    return run
+
+
+def fetch_run_enqueue(*, run_id: int) -> None:
+    """Queue a run on the ibkr worker once the transaction that created it commits."""
+
+    def send() -> None:
+        task_id = task_send(TaskName.FETCH_RUN, run_id)
+        FetchRun.objects.filter(pk=run_id).update(task_id=task_id)
+
+    transaction.on_commit(send)
+
+
+def fetch_run_start(*, run_id: int, info: GatewayInfo) -> FetchRun:
+    """Mark a run as running on the given gateway (again, if it is redelivered)."""
+    run = FetchRun.objects.get(pk=run_id)
+    if run.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
+        return run
+    run.status = RunStatus.RUNNING
+    run.started_at = run.started_at or timezone.now()
+    run.heartbeat_at = timezone.now()
+    run.gateway_host, run.gateway_port = info.host, info.port
+    run.server_version, run.account = info.server_version, info.account
+    run.save()
+    return run
+
+
+def fetch_run_finish(*, run_id: int, error: str = "") -> FetchRun:
+    """Settle item and run statuses from their chunks."""
+    with transaction.atomic():
+        run = FetchRun.objects.select_for_update().get(pk=run_id)
+        if run.status == RunStatus.CANCELLED:
+            return run
+        for item in run.items.all():
+            if item.status in (ItemStatus.FAILED, ItemStatus.CANCELLED):
+                continue
+            failed = item.chunks.filter(status=ChunkStatus.FAILED)
+            pending = item.chunks.filter(status=ChunkStatus.PENDING)
+            if failed.exists() or pending.exists():
+                last = failed.order_by("-updated_at").first()
+                item.status = ItemStatus.FAILED
+                item.error = (
+                    f"{failed.count() + pending.count()} of {item.chunks.count()} requests failed"
+                    + (f": {last.last_error}" if last else "")
+                )
+                item.error_code = last.last_error_code if last else None
+            elif item.instrument_id is not None:
+                item.status = ItemStatus.SUCCEEDED
+            item.save()
+        statuses = list(run.items.values_list("status", flat=True))
+        ok = sum(s == ItemStatus.SUCCEEDED for s in statuses)
+        if error and not ok:
+            run.status = RunStatus.FAILED
+        elif ok == len(statuses):
+            run.status = RunStatus.SUCCEEDED
+        else:
+            run.status = RunStatus.PARTIAL if ok else RunStatus.FAILED
+        run.error = error[:ERROR_MAX_CHARS]
+        run.finished_at = timezone.now()
+        run.save()
+    return run
+
+
+def fetch_run_fail(*, run_id: int, error: str) -> None:
+    """End a run as failed with its one-line error (a cancelled run stays cancelled)."""
+    FetchRun.objects.filter(pk=run_id).exclude(status=RunStatus.CANCELLED).update(
+        status=RunStatus.FAILED, error=error[:ERROR_MAX_CHARS], finished_at=timezone.now()
+    )
+    FetchRunItem.objects.filter(
+        run_id=run_id, status__in=(ItemStatus.PENDING, ItemStatus.RUNNING)
+    ).update(status=ItemStatus.FAILED, error=error[:ERROR_MAX_CHARS])
+
+
+def fetch_run_heartbeat(*, run_id: int) -> str:
+    """Record that the run's executor is alive; returns the run's status (it may be cancelled)."""
+    FetchRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+    return FetchRun.objects.values_list("status", flat=True).get(pk=run_id)
+
+
+def fetch_run_cancel(*, run_id: int) -> FetchRun:
+    run = FetchRun.objects.filter(pk=run_id).first()
+    if run is None:
+        raise InvalidInput(f"there is no fetch run {run_id}: see manage.py fetch_status")
+    if run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
+        raise InvalidInput(f"run {run_id} is already {run.status}: nothing to cancel")
+    with transaction.atomic():
+        FetchRun.objects.filter(pk=run_id).update(
+            status=RunStatus.CANCELLED, finished_at=timezone.now()
+        )
+        FetchChunk.objects.filter(run_id=run_id, status=ChunkStatus.PENDING).update(
+            status=ChunkStatus.CANCELLED
+        )
+        FetchRunItem.objects.filter(
+            run_id=run_id, status__in=(ItemStatus.PENDING, ItemStatus.RUNNING)
+        ).update(status=ItemStatus.CANCELLED)
+    run.refresh_from_db()
+    return run

@@ -1,0 +1,47 @@
+"""Instruments: stored as the gateway qualifies them, and what it said about their history."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+
+from fetcher.ibkr.types import QualifiedInstrument
+from fetcher.models import Instrument
+
+
+def instrument_save(*, qualified: QualifiedInstrument) -> Instrument:
+    """Create or update the Instrument of a qualified contract (keyed by conId)."""
+    fields = {
+        "symbol": qualified.symbol,
+        "sec_type": qualified.sec_type,
+        "exchange": qualified.exchange,
+        "primary_exchange": qualified.primary_exchange,
+        "currency": qualified.currency,
+        "local_symbol": qualified.local_symbol,
+        "long_name": qualified.long_name,
+        "time_zone": qualified.time_zone,
+        "active": True,
+    }
+    with transaction.atomic():
+        instrument = Instrument.objects.select_for_update().filter(con_id=qualified.con_id).first()
+        if instrument is None:
+            instrument = Instrument.objects.filter(
+                symbol=qualified.symbol,
+                sec_type=qualified.sec_type,
+                exchange=qualified.exchange,
+                currency=qualified.currency,
+            ).first() or Instrument(con_id=qualified.con_id)
+        for name, value in fields.items():
+            setattr(instrument, name, value)
+        instrument.con_id = qualified.con_id
+        instrument.save()
+    return instrument
+
+
+def instrument_head_set(*, instrument_id: int, what_to_show: str, head: dt.datetime) -> None:
+    """Remember the gateway's first data point of one whatToShow."""
+    with transaction.atomic():
+        instrument = Instrument.objects.select_for_update().get(pk=instrument_id)
+        instrument.head_timestamps = {**instrument.head_timestamps, what_to_show: head.isoformat()}
+        instrument.save(update_fields=["head_timestamps", "updated_at"])

@@ -1,0 +1,101 @@
+"""A run's items (one per instrument): their plan, their failure, their catalog export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.db import transaction
+
+from fetcher.domain.planning import PlannedRequest
+from fetcher.domain.time import DAY, epoch, from_epoch
+from fetcher.domain.timeframes import BY_CODE, WhatToShow
+from fetcher.models import FetchChunk, FetchRunItem, ItemStatus
+from fetcher.selectors import bars_read
+from fetcher.storage.catalog import catalog_write
+
+from .fetch_runs import ERROR_MAX_CHARS
+from .progress import fetch_run_progress_add
+
+NOTE_MAX_CHARS = 200
+CATALOG_SLICE_BARS = 250_000  # bars read back from the database at a time
+
+
+def item_plan(
+    *,
+    item_id: int,
+    instrument_id: int,
+    start: int,
+    end: int,
+    note: str,
+    plan: list[PlannedRequest],
+) -> list[FetchChunk]:
+    """Record an item's range and its planned requests; a redelivered item keeps its chunks."""
+    with transaction.atomic():
+        item = FetchRunItem.objects.select_for_update().get(pk=item_id)
+        existing = list(FetchChunk.objects.filter(item=item).order_by("window_start"))
+        if existing:
+            return existing
+        item.instrument_id = instrument_id
+        item.start, item.end = from_epoch(start), from_epoch(end)
+        item.note = note[:NOTE_MAX_CHARS]
+        item.status = ItemStatus.RUNNING if plan else ItemStatus.SUCCEEDED
+        item.save()
+        chunks = FetchChunk.objects.bulk_create(
+            FetchChunk(
+                run_id=item.run_id,
+                item=item,
+                instrument_id=instrument_id,
+                window_start=from_epoch(p.window_start),
+                window_end=from_epoch(p.window_end),
+                duration=p.duration,
+                request_end=p.end,
+            )
+            for p in plan
+        )
+        fetch_run_progress_add(run_id=item.run_id, item_id=item.pk, chunks_planned=len(plan))
+    return chunks
+
+
+def item_fail(*, item_id: int, message: str, code: int | None = None) -> None:
+    """An item that cannot be fetched at all (unknown contract, no permissions...)."""
+    item = FetchRunItem.objects.get(pk=item_id)
+    with transaction.atomic():
+        FetchRunItem.objects.filter(pk=item_id).update(
+            status=ItemStatus.FAILED, error=message[:ERROR_MAX_CHARS], error_code=code
+        )
+        fetch_run_progress_add(run_id=item.run_id, errors=1)
+
+
+def item_catalog_export(*, item_id: int, catalog_root: Path) -> int:
+    """Merge an item's stored bars into the Parquet catalog, from the database (the source of
+    truth), in slices. Idempotent: after a crash the next run of the item writes it again."""
+    item = FetchRunItem.objects.select_related("run", "instrument").get(pk=item_id)
+    if item.instrument is None or item.start is None or item.end is None:
+        return 0
+    run, instrument = item.run, item.instrument
+    timeframe = BY_CODE[run.timeframe]
+    step = max(DAY, CATALOG_SLICE_BARS * timeframe.seconds) if timeframe.intraday else None
+    start, end = epoch(item.start), epoch(item.end)
+    written = 0
+    cursor = start
+    while cursor < end:
+        upto = end if step is None else min(end, cursor + step)
+        batch = bars_read(
+            instrument_id=instrument.pk,
+            timeframe=run.timeframe,
+            what_to_show=run.what_to_show,
+            rth=run.use_rth,
+            start=cursor,
+            end=upto,
+        )
+        if len(batch):
+            written += catalog_write(
+                root=catalog_root,
+                symbol=instrument.local_symbol or instrument.symbol,
+                timeframe=timeframe,
+                what_to_show=WhatToShow(run.what_to_show).name,
+                use_rth=run.use_rth,
+                batch=batch,
+            )
+        cursor = upto
+    return written

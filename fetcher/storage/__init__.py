@@ -1,0 +1,1 @@
+"""Storage: the PostgreSQL COPY path for bars, and the Parquet catalog."""

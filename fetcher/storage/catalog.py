@@ -1,0 +1,253 @@
+"""The Parquet catalog: bars as hive-partitioned files that pyarrow, DuckDB and polars can read."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import operator
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from fetcher.domain.bars import COLUMNS, BarBatch
+from fetcher.domain.timeframes import TimeframeSpec
+
+FILE_NAME = "part-0.parquet"
+# Daily, weekly and monthly series are one file, under the hive marker for a null year: every
+# file then sits at the same depth, which DuckDB and polars need to read the catalog in one call.
+NULL_YEAR = "__HIVE_DEFAULT_PARTITION__"
+# Both start with "." so pyarrow.dataset ignores them, and neither ends in ".parquet" so the
+# "**/*.parquet" globs of DuckDB and polars never pick them up.
+LOCK_NAME = ".part-0.lock"
+TEMP_PREFIX = f".{FILE_NAME}."
+TEMP_SUFFIX = ".tmp"
+
+# Parquet has no second-resolution timestamp, so files store milliseconds (always whole seconds).
+FILE_SCHEMA = pa.schema(
+    [
+        pa.field("ts", pa.timestamp("ms", tz="UTC"), nullable=False),
+        pa.field("open", pa.float64(), nullable=False),
+        pa.field("high", pa.float64(), nullable=False),
+        pa.field("low", pa.float64(), nullable=False),
+        pa.field("close", pa.float64(), nullable=False),
+        pa.field("volume", pa.float64(), nullable=False),
+        pa.field("wap", pa.float64(), nullable=False),
+        pa.field("bar_count", pa.int64(), nullable=False),
+    ]
+)
+PARTITION_SCHEMA = pa.schema(
+    [
+        pa.field("what_to_show", pa.string()),
+        pa.field("timeframe", pa.string()),
+        pa.field("session", pa.string()),  # RTH (regular hours only) or ALL (extended too)
+        pa.field("symbol", pa.string()),
+        pa.field("year", pa.int32()),  # null for daily, weekly and monthly bars
+    ]
+)
+TS_TYPE = pa.timestamp("s", tz="UTC")
+# Files as readers see them through pyarrow.dataset here: bar start back in whole seconds.
+_BARS_SCHEMA = FILE_SCHEMA.set(0, pa.field("ts", TS_TYPE, nullable=False))
+# What catalog_dataset() exposes: the bar columns, then the partition columns.
+DATASET_SCHEMA = pa.unify_schemas([_BARS_SCHEMA, PARTITION_SCHEMA])
+
+
+def default_root() -> Path:
+    """settings.DATA_DIR / "catalog": the catalog a configured project reads and writes."""
+    from django.conf import settings
+
+    return Path(settings.DATA_DIR) / "catalog"
+
+
+def catalog_write(
+    *,
+    root: Path | None = None,
+    symbol: str,
+    timeframe: TimeframeSpec,
+    what_to_show: str,
+    batch: BarBatch,
+    use_rth: bool = True,
+) -> int:
+    """Merge bars into their partition files; returns the number of bars in the batch written.
+
+    Each affected partition (one per year for intraday timeframes) is updated under its own
+    lock: read the existing file, let the batch's bars win where timestamps repeat, sort, write
+    a temporary file, fsync it and atomically rename it over the old one.
+    """
+    base = _series_dir(
+        _root(root), symbol=symbol, timeframe=timeframe, what_to_show=what_to_show, use_rth=use_rth
+    )
+    batch = BarBatch.concat([batch])  # sorted, one bar per ts, last one kept
+    if not len(batch):
+        return 0
+    if not timeframe.intraday:
+        _partition_merge(base / f"year={NULL_YEAR}", batch)
+        return len(batch)
+    years = _years(batch.ts)
+    for year in np.unique(years):
+        _partition_merge(base / f"year={int(year)}", batch.slice(years == year))
+    return len(batch)
+
+
+def catalog_read(
+    *,
+    root: Path | None = None,
+    symbol: str,
+    timeframe: TimeframeSpec,
+    what_to_show: str,
+    start: int | None = None,
+    end: int | None = None,
+    use_rth: bool = True,
+) -> BarBatch:
+    """Stored bars with start <= ts < end (epoch seconds, either bound optional), sorted by ts."""
+    base = _series_dir(
+        _root(root), symbol=symbol, timeframe=timeframe, what_to_show=what_to_show, use_rth=use_rth
+    )
+    if not base.is_dir():
+        return BarBatch.empty()
+    if start is not None and end is not None and start >= end:
+        return BarBatch.empty()
+    conditions = []
+    if start is not None:
+        conditions.append(ds.field("ts") >= pa.scalar(start, TS_TYPE))
+    if end is not None:
+        conditions.append(ds.field("ts") < pa.scalar(end, TS_TYPE))
+    if timeframe.intraday:
+        # Years outside the window are pruned by their directory names, before any file is opened.
+        if start is not None:
+            conditions.append(ds.field("year") >= int(_years(np.array([start]))[0]))
+        if end is not None:
+            conditions.append(ds.field("year") <= int(_years(np.array([end - 1]))[0]))
+    year_schema = pa.schema([PARTITION_SCHEMA.field("year")])
+    dataset = ds.dataset(
+        base,
+        format="parquet",
+        partitioning=ds.partitioning(year_schema, flavor="hive"),
+        schema=pa.unify_schemas([_BARS_SCHEMA, year_schema]),
+    )
+    expression = functools.reduce(operator.and_, conditions) if conditions else None
+    table = dataset.to_table(columns=list(COLUMNS), filter=expression)
+    return _table_to_batch(table)
+
+
+def catalog_dataset(root: Path | None = None) -> ds.Dataset:
+    """The whole catalog as one pyarrow dataset: bar columns plus what_to_show, timeframe,
+    session, symbol (strings) and year (int32, null for daily and longer bars)."""
+    return ds.dataset(
+        _root(root),
+        format="parquet",
+        partitioning=ds.partitioning(PARTITION_SCHEMA, flavor="hive"),
+        schema=DATASET_SCHEMA,
+    )
+
+
+def _root(root: Path | str | None) -> Path:
+    return default_root() if root is None else Path(root)
+
+
+def _escape(value: str) -> str:
+    """Percent-encode all but letters, digits and "-._~": 'BRK B' -> 'BRK%20B', 'A/B' -> 'A%2FB'.
+
+    urllib.parse.unquote reverses it, and hive readers (pyarrow, DuckDB, polars) URL-decode
+    partition values, so they see 'BRK B' again.
+    """
+    return quote(value, safe="")
+
+
+def session_name(use_rth: bool) -> str:
+    return "RTH" if use_rth else "ALL"
+
+
+def _series_dir(
+    root: Path, *, symbol: str, timeframe: TimeframeSpec, what_to_show: str, use_rth: bool
+) -> Path:
+    if not symbol:
+        raise ValueError("a catalog symbol cannot be empty")
+    if not what_to_show:
+        raise ValueError("a catalog what_to_show cannot be empty")
+    return (
+        root
+        / f"what_to_show={_escape(what_to_show)}"
+        / f"timeframe={_escape(timeframe.name)}"
+        / f"session={session_name(use_rth)}"
+        / f"symbol={_escape(symbol)}"
+    )
+
+
+def _years(ts: np.ndarray) -> np.ndarray:
+    """UTC calendar year of each epoch second."""
+    return ts.astype("datetime64[s]").astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+@contextlib.contextmanager
+def _partition_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive flock on the partition's lock file; the OS drops it if we die."""
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _partition_merge(directory: Path, batch: BarBatch) -> None:
+    """Merge one partition's bars into its file, atomically, holding only this partition."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / FILE_NAME
+    with _partition_lock(directory):
+        # Under the lock no other writer is between temp file and rename, so any temp file
+        # left here belongs to a writer that died.
+        for stale in directory.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+            stale.unlink(missing_ok=True)
+        if final.exists():
+            batch = BarBatch.concat([_table_to_batch(pq.read_table(final)), batch])
+        temp = directory / f"{TEMP_PREFIX}{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            with open(temp, "wb") as handle:
+                pq.write_table(
+                    _batch_to_table(batch),
+                    handle,
+                    compression="zstd",
+                    sorting_columns=[pq.SortingColumn(0)],
+                )
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, final)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _batch_to_table(batch: BarBatch) -> pa.Table:
+    arrays = [pa.array(batch.ts * 1000, type=FILE_SCHEMA.field("ts").type)]
+    arrays += [
+        pa.array(getattr(batch, name), type=FILE_SCHEMA.field(name).type) for name in COLUMNS[1:]
+    ]
+    return pa.Table.from_arrays(arrays, schema=FILE_SCHEMA)
+
+
+def _table_to_batch(table: pa.Table) -> BarBatch:
+    """Any table with the bar columns (ts as a timestamp of any unit) -> BarBatch."""
+    ts = pc.cast(table.column("ts"), TS_TYPE).cast(pa.int64())
+    columns = {"ts": ts.to_numpy()}
+    for name in COLUMNS[1:]:
+        columns[name] = table.column(name).to_numpy()
+    return BarBatch.from_columns(**columns)

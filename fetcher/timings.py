@@ -1,0 +1,22 @@
+"""The fetcher's timings in one place: heartbeats, staleness, recovery, connections, task limits."""
+
+# A running run's executor records that it is alive this often...
+HEARTBEAT_S = 2.0
+# ... so a running run silent for this long has lost its worker.
+STALE_AFTER_S = 60.0
+# Beat looks for such runs this often, and resumes each at most this many times.
+RECOVER_EVERY_S = 60.0
+MAX_RECOVERIES = 3
+
+# A fetch task may run this long (years of small bars take hours); the broker must not hand
+# its message to another worker before (Redis' visibility_timeout is set above it).
+FETCH_TASK_TIME_LIMIT_S = 24 * 3600
+FETCH_TASK_SOFT_TIME_LIMIT_S = FETCH_TASK_TIME_LIMIT_S - 60
+BROKER_VISIBILITY_TIMEOUT_S = FETCH_TASK_TIME_LIMIT_S + 3600
+
+# The ibkr worker's connection: waited for at start-up, by a run, and re-tried with backoff.
+WORKER_CONNECT_WAIT_S = 30.0
+RUN_CONNECT_WAIT_S = 60.0
+RUN_RECONNECT_WAIT_S = 300.0
+RECONNECT_MAX_S = 60.0
+CONNECTION_CHECK_S = 0.2

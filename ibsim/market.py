@@ -1,0 +1,148 @@
+"""The simulated market the gateway server asks for contracts, sessions and bars."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ibsim import universe
+from ibsim.aggregate import BarArrays
+from ibsim.bars import intraday_bars, period_bars
+from ibsim.calendars import sessions
+from ibsim.calendars import trading_hours as _trading_hours
+from ibsim.model import model
+from ibsim.rules import WHAT_TO_SHOW, BarSize, BarUnit
+from ibsim.universe import Listing
+
+__all__ = ["BarArrays", "Listing", "Market", "MarketError"]
+
+# What each security type has data for (IBKR: forex has no TRADES, only stocks ADJUSTED_LAST).
+SUPPORTED_WHAT: dict[str, frozenset[str]] = {
+    "STK": frozenset(WHAT_TO_SHOW),
+    "FUT": frozenset(WHAT_TO_SHOW) - {"ADJUSTED_LAST"},
+    "IND": frozenset({"TRADES", "HISTORICAL_VOLATILITY", "OPTION_IMPLIED_VOLATILITY"}),
+    "CASH": frozenset({"MIDPOINT", "BID", "ASK", "BID_ASK"}),
+}
+
+# The words IBKR's data farm uses for a tick type in its error texts.
+_WHAT_WORD = {
+    "TRADES": "Last",
+    "MIDPOINT": "Midpoint",
+    "BID": "Bid",
+    "ASK": "Ask",
+    "BID_ASK": "BidAsk",
+    "ADJUSTED_LAST": "AdjustedLast",
+    "HISTORICAL_VOLATILITY": "HV",
+    "OPTION_IMPLIED_VOLATILITY": "IV",
+}
+_UNIT_WORD = {BarUnit.DAY: "1d", BarUnit.WEEK: "1w", BarUnit.MONTH: "1M"}
+
+
+class MarketError(Exception):
+    """A request the market cannot serve, with IBKR's error code and text."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def _bar_word(bar_size: BarSize | None) -> str:
+    if bar_size is None:
+        return "1d"
+    if bar_size.intraday:
+        seconds = bar_size.seconds
+        return f"{seconds} secs" if seconds < 60 else f"{seconds // 60} mins"
+    return _UNIT_WORD[bar_size.unit]
+
+
+class Market:
+    """Deterministic bars for the instruments of `universe`; `seed` varies every price path."""
+
+    def __init__(self, *, seed: int = 0):
+        self.seed = seed
+
+    def warm_up(self) -> None:
+        """Build every calendar the universe trades on (cached for the process)."""
+        for key in {(i.calendar, i.session_kind, i.time_zone_id) for i in universe.INSTRUMENTS}:
+            sessions(*key)
+
+    def find(
+        self,
+        symbol: str,
+        sec_type: str,
+        exchange: str,
+        currency: str,
+        con_id: int = 0,
+        local_symbol: str = "",
+        primary_exchange: str = "",
+    ) -> list[Listing]:
+        return universe.find(
+            symbol, sec_type, exchange, currency, con_id, local_symbol, primary_exchange
+        )
+
+    def check(self, spec: Listing, what_to_show: str, bar_size: BarSize | None = None) -> None:
+        """Raise MarketError when `spec` has no `what_to_show` data (IBKR's codes and texts)."""
+        if what_to_show not in WHAT_TO_SHOW:
+            raise MarketError(321, "Error validating request.-'bX' : cause - Invalid whatToShow")
+        if what_to_show not in SUPPORTED_WHAT.get(spec.sec_type, frozenset()):
+            venue = "FXSUBPIP" if spec.sec_type == "CASH" else spec.exchange
+            raise MarketError(
+                162,
+                "Historical Market Data Service error message:No historical market data for "
+                f"{spec.symbol}/{spec.sec_type}@{venue} {_WHAT_WORD[what_to_show]} "
+                f"{_bar_word(bar_size)}",
+            )
+
+    def head_timestamp(self, spec: Listing, what_to_show: str, use_rth: bool) -> int:
+        """Epoch seconds UTC of the first bar that exists."""
+        self.check(spec, what_to_show)
+        m = model(spec, self.seed)
+        starts, ends = m.sessions.bounds(use_rth)
+        has_hours = ends > np.maximum(starts, m.head)
+        i = m.first + int(np.argmax(has_hours[m.first :]))
+        return max(int(starts[i]), m.head)
+
+    def session_bounds(
+        self, spec: Listing, start: int, end: int, use_rth: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(starts, ends) in epoch seconds of the sessions overlapping [start, end), from the head."""
+        m = model(spec, self.seed)
+        starts, ends = m.sessions.bounds(use_rth)
+        starts = np.maximum(starts, m.head)
+        keep = (starts < end) & (ends > start) & (ends > starts)
+        return starts[keep], ends[keep]
+
+    def sessions_back(self, spec: Listing, end: int, n: int, use_rth: bool) -> int:
+        """Start of the n-th last session starting before `end` (`end` when there is none)."""
+        m = model(spec, self.seed)
+        starts, ends = m.sessions.bounds(use_rth)
+        starts = np.maximum(starts, m.head)
+        candidates = np.flatnonzero((starts < end) & (ends > starts))
+        if len(candidates) == 0 or n <= 0:
+            return end
+        return int(starts[candidates[max(len(candidates) - n, 0)]])
+
+    def bars(
+        self,
+        spec: Listing,
+        bar_size: BarSize,
+        what_to_show: str,
+        use_rth: bool,
+        start: int,
+        end: int,
+    ) -> BarArrays:
+        """Bars whose start is in [start, end); day/week/month: whose first session opens there."""
+        self.check(spec, what_to_show, bar_size)
+        m = model(spec, self.seed)
+        start = max(int(start), m.head)
+        end = int(end)
+        if end <= start:
+            return BarArrays.empty(daily=not bar_size.intraday)
+        if bar_size.intraday:
+            return intraday_bars(m, what_to_show, use_rth, bar_size.seconds, start, end)
+        return period_bars(m, what_to_show, use_rth, bar_size.unit.value, start, end)
+
+    def trading_hours(self, spec: Listing, around: int, days: int = 7) -> tuple[str, str]:
+        """IBKR's (tradingHours, liquidHours) for contract details, from the day of `around`."""
+        s = sessions(spec.calendar, spec.session_kind, spec.time_zone_id)
+        return _trading_hours(s, spec.time_zone_id, around, days)

@@ -1,0 +1,150 @@
+"""IBKR's historical-data rules as the simulated gateway enforces them: bar sizes, durations, limits."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class BarUnit(StrEnum):
+    SECONDS = "seconds"  # intraday bars with a fixed length in seconds
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+@dataclass(frozen=True)
+class BarSize:
+    """One IBKR barSizeSetting, e.g. '5 mins'. `seconds` is the bar length for intraday sizes."""
+
+    setting: str
+    unit: BarUnit
+    seconds: int = 0
+
+    @property
+    def intraday(self) -> bool:
+        return self.unit is BarUnit.SECONDS
+
+    @property
+    def small(self) -> bool:
+        """Bars of 30 seconds or less: the hard pacing rules apply to them."""
+        return self.unit is BarUnit.SECONDS and self.seconds <= 30
+
+
+def _intraday(setting: str, seconds: int) -> BarSize:
+    return BarSize(setting, BarUnit.SECONDS, seconds)
+
+
+# IBKR's documented barSizeSetting strings (docs/ibkr.md, "Request parameters").
+BAR_SIZES: dict[str, BarSize] = {
+    b.setting: b
+    for b in (
+        _intraday("1 secs", 1),
+        _intraday("5 secs", 5),
+        _intraday("10 secs", 10),
+        _intraday("15 secs", 15),
+        _intraday("30 secs", 30),
+        _intraday("1 min", 60),
+        _intraday("2 mins", 120),
+        _intraday("3 mins", 180),
+        _intraday("5 mins", 300),
+        _intraday("10 mins", 600),
+        _intraday("15 mins", 900),
+        _intraday("20 mins", 1200),
+        _intraday("30 mins", 1800),
+        _intraday("1 hour", 3600),
+        _intraday("2 hours", 7200),
+        _intraday("3 hours", 10800),
+        _intraday("4 hours", 14400),
+        _intraday("8 hours", 28800),
+        BarSize("1 day", BarUnit.DAY),
+        BarSize("1 week", BarUnit.WEEK),
+        BarSize("1 month", BarUnit.MONTH),
+    )
+}
+
+# Approximate length of one duration unit in seconds, used only to compare a requested
+# duration with the largest one allowed for a bar size.
+UNIT_SECONDS = {"S": 1, "D": 86_400, "W": 7 * 86_400, "M": 31 * 86_400, "Y": 366 * 86_400}
+
+_DURATION_RE = re.compile(r"^(\d+) ([SDWMY])$")
+
+
+@dataclass(frozen=True)
+class Duration:
+    count: int
+    unit: str  # S, D, W, M or Y
+
+    def __str__(self) -> str:
+        return f"{self.count} {self.unit}"
+
+    @property
+    def approx_seconds(self) -> int:
+        return self.count * UNIT_SECONDS[self.unit]
+
+
+def parse_duration(text: str) -> Duration | None:
+    """'2 D' -> Duration(2, 'D'); None when the string is not a valid IBKR duration."""
+    m = _DURATION_RE.match(text.strip())
+    if not m or int(m.group(1)) <= 0:
+        return None
+    return Duration(int(m.group(1)), m.group(2))
+
+
+# Largest duration per request for each bar size (IBKR's step-size table, inverted).
+# None means "no upper bound": multi-year strings such as "10 Y" are accepted.
+MAX_DURATION: dict[str, Duration | None] = {
+    "1 secs": Duration(1800, "S"),
+    "5 secs": Duration(3600, "S"),
+    "10 secs": Duration(14400, "S"),
+    "15 secs": Duration(14400, "S"),
+    "30 secs": Duration(28800, "S"),
+    "1 min": Duration(1, "D"),
+    "2 mins": Duration(2, "D"),
+    "3 mins": Duration(1, "W"),
+    "5 mins": Duration(1, "W"),
+    "10 mins": Duration(1, "W"),
+    "15 mins": Duration(1, "W"),
+    "20 mins": Duration(1, "W"),
+    "30 mins": Duration(1, "M"),
+    "1 hour": Duration(1, "M"),
+    "2 hours": Duration(1, "M"),
+    "3 hours": Duration(1, "M"),
+    "4 hours": Duration(1, "M"),
+    "8 hours": Duration(1, "M"),
+    "1 day": None,
+    "1 week": None,
+    "1 month": None,
+}
+
+
+def duration_allowed(bar_size: BarSize, duration: Duration) -> bool:
+    """True when IBKR accepts `duration` for `bar_size` (else it answers 162 'invalid step')."""
+    limit = MAX_DURATION[bar_size.setting]
+    if limit is None:
+        return True
+    if duration.unit == limit.unit:
+        return duration.count <= limit.count
+    return duration.approx_seconds <= limit.approx_seconds
+
+
+WHAT_TO_SHOW = (
+    "TRADES",
+    "MIDPOINT",
+    "BID",
+    "ASK",
+    "BID_ASK",
+    "ADJUSTED_LAST",
+    "HISTORICAL_VOLATILITY",
+    "OPTION_IMPLIED_VOLATILITY",
+)
+
+# Gateway limits (docs/ibkr.md, "Pacing"); the windows are divided by the simulator's time scale.
+MAX_OPEN_HISTORICAL = 50
+IDENTICAL_WINDOW_S = 15.0
+SAME_CONTRACT_WINDOW_S = 2.0
+SAME_CONTRACT_MAX = 5  # the 6th within the window is a violation
+TOTAL_WINDOW_S = 600.0
+TOTAL_MAX = 60
+MESSAGES_PER_SECOND = 50

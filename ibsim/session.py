@@ -1,0 +1,328 @@
+"""One client connection to the simulated gateway: handshake, dispatch and the answers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from . import messages as msg
+from . import rules, texts
+from .barformat import bar_rows, bar_rows_span, decimals_for
+from .contracts import contract_details, listings_for
+from .historical import Reject, Window, request_window
+from .market import MarketError
+from .messages import In
+from .pacing import HistoricalPacing, MessageRate, ScaledClock, SoftThrottle
+from .timewindow import connection_time, format_utc
+from .wire import API_PREFIX, ProtocolError, parse_version_range, read_frame
+
+if TYPE_CHECKING:
+    from .server import GatewaySimulator
+
+
+class Session:
+    """One client connection."""
+
+    def __init__(self, sim: GatewaySimulator, reader, writer):
+        self.sim = sim
+        self.reader = reader
+        self.writer = writer
+        self.version = 0
+        self.client_id: int | None = None
+        cfg = sim.config
+        clock = ScaledClock(cfg.time_scale)
+        self.pacing = HistoricalPacing(clock)
+        self.rate = MessageRate(cfg.message_rate) if cfg.message_rate > 0 else None
+        self.throttle = SoftThrottle(clock, cfg.throttle_free, cfg.throttle_step_s)
+        self.open_historical: dict[int, asyncio.Task] = {}
+        self.handlers = {
+            In.REQ_HISTORICAL_DATA: self.on_historical_data,
+            In.CANCEL_HISTORICAL_DATA: self.on_cancel_historical_data,
+            In.REQ_CONTRACT_DATA: self.on_contract_data,
+            In.REQ_HEAD_TIMESTAMP: self.on_head_timestamp,
+            In.CANCEL_HEAD_TIMESTAMP: lambda fields: None,
+            In.REQ_CURRENT_TIME: self.on_current_time,
+            In.REQ_MKT_DATA_TYPE: lambda fields: None,
+            In.REQ_POSITIONS: lambda fields: self.send(msg.position_end()),
+            In.REQ_OPEN_ORDERS: lambda fields: self.send(msg.open_order_end()),
+            In.REQ_COMPLETED_ORDERS: lambda fields: self.send(msg.completed_orders_end()),
+            In.REQ_AUTO_OPEN_ORDERS: lambda fields: None,
+            In.REQ_ACCT_DATA: self.on_account_updates,
+            In.REQ_ACCOUNT_UPDATES_MULTI: self.on_account_updates_multi,
+            In.REQ_EXECUTIONS: self.on_executions,
+            In.REQ_ACCOUNT_SUMMARY: self.on_account_summary,
+            In.START_API: lambda fields: None,
+        }
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(data)
+
+    def send_error(self, req_id: int, code: int, text: str) -> None:
+        self.sim.stats.errors[code] += 1
+        self.send(msg.error(self.version or msg.MIN_VERSION, req_id, code, text))
+
+    def abort(self) -> None:
+        self.writer.transport.abort()
+
+    def close(self) -> None:
+        for task in self.open_historical.values():
+            task.cancel()
+        self.open_historical.clear()
+        if self.client_id is not None:
+            self.sim._client_ids.discard(self.client_id)
+            self.client_id = None
+        if not self.writer.is_closing():
+            self.writer.close()
+
+    # --- handshake --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        prefix = await self.reader.readexactly(len(API_PREFIX))
+        if prefix != API_PREFIX:
+            raise ProtocolError("client did not open with API\\0")
+        offer = parse_version_range(" ".join(await read_frame(self.reader)))
+        cfg = self.sim.config
+        if offer is None or offer[1] < cfg.min_version or offer[0] > cfg.max_version:
+            self.sim.stats.counts["refused_versions"] += 1
+            text = (
+                f"Unsupported API version range {offer[0]}..{offer[1]}: this gateway serves "
+                f"{cfg.min_version}..{cfg.max_version}"
+                if offer
+                else "Malformed API version range"
+            )
+            self.send_error(-1, texts.UNSUPPORTED_VERSION, text)
+            await self.writer.drain()
+            return
+        self.version = min(offer[1], cfg.max_version)
+        self.send(msg.handshake(self.version, connection_time(time.time(), cfg.time_zone)))
+        await self.writer.drain()
+
+        # Nothing else goes out until startApi: some clients drop bytes read with the handshake.
+        while True:
+            fields = await read_frame(self.reader)
+            if fields and fields[0] == str(int(In.START_API)):
+                break
+        client_id = int(fields[2]) if len(fields) > 2 and fields[2] else 0
+        if client_id in self.sim._client_ids:
+            self.send_error(-1, *texts.CLIENT_ID_IN_USE)
+            await self.writer.drain()
+            return
+        self.client_id = client_id
+        self.sim._client_ids.add(client_id)
+        self.send(msg.next_valid_id(1))
+        self.send(msg.managed_accounts(list(cfg.accounts)))
+        for code, text in texts.FARM_OK:
+            self.send_error(-1, code, text)
+        await self.writer.drain()
+        await self.serve()
+
+    async def serve(self) -> None:
+        while True:
+            fields = await read_frame(self.reader)
+            if not fields:
+                continue
+            self.sim.stats.counts["messages"] += 1
+            received = self.rate.admit() if self.rate is not None else None
+            if received is not None:
+                self.send_error(_request_id(fields), *texts.message_rate(received))
+                continue
+            try:
+                msg_id = int(fields[0])
+            except ValueError:
+                self.send_error(-1, texts.NOT_SUPPORTED, f"Malformed message id {fields[0]!r}")
+                continue
+            handler = self.handlers.get(msg_id)
+            if handler is None:
+                self.on_unsupported(msg_id, fields)
+            else:
+                try:
+                    handler(fields)
+                except (ValueError, IndexError) as exc:
+                    self.send_error(_request_id(fields), *texts.validation(f"malformed: {exc}"))
+            # No drain here: a gateway keeps reading requests while its answers queue up, so
+            # their arrival times (which the pacing rules count) do not depend on the client
+            # reading fast. The answers drain themselves.
+
+    # --- start-up requests --------------------------------------------------------------
+
+    def on_account_updates(self, fields: list[str]) -> None:
+        subscribe, account = fields[2] == "1", fields[3] if len(fields) > 3 else ""
+        if not subscribe:
+            return
+        account = account or self.sim.config.accounts[0]
+        for key, value, cur in (
+            ("AccountType", "INDIVIDUAL", ""),
+            ("NetLiquidation", "1000000.00", "USD"),
+            ("TotalCashValue", "1000000.00", "USD"),
+            ("BuyingPower", "4000000.00", "USD"),
+        ):
+            self.send(msg.account_value(key, value, cur, account))
+        self.send(msg.account_update_time(time.strftime("%H:%M")))
+        self.send(msg.account_download_end(account))
+
+    def on_account_updates_multi(self, fields: list[str]) -> None:
+        self.send(msg.account_update_multi_end(int(fields[2])))
+
+    def on_account_summary(self, fields: list[str]) -> None:
+        req_id = int(fields[2])
+        for account in self.sim.config.accounts:
+            self.send(msg.account_summary(req_id, account, "AccountType", "INDIVIDUAL", ""))
+            self.send(msg.account_summary(req_id, account, "NetLiquidation", "1000000.00", "USD"))
+        self.send(msg.account_summary_end(req_id))
+
+    def on_executions(self, fields: list[str]) -> None:
+        self.send(msg.execution_data_end(int(fields[2])))
+
+    def on_current_time(self, fields: list[str]) -> None:
+        self.send(msg.current_time(int(time.time())))
+
+    def on_unsupported(self, msg_id: int, fields: list[str]) -> None:
+        self.sim.stats.counts["unsupported"] += 1
+        if msg_id in (In.PLACE_ORDER, In.CANCEL_ORDER):
+            cause = "The simulated gateway is read-only: orders are not accepted"
+        else:
+            cause = f"message id {msg_id} is not served by the ibdata gateway simulator"
+        self.send_error(_request_id(fields), *texts.validation(cause))
+
+    # --- contract details and head timestamps -----------------------------------------
+
+    def _find(self, c: msg.ContractFields):
+        return listings_for(self.sim.market, c)
+
+    def on_contract_data(self, fields: list[str]) -> None:
+        req_id, contract = msg.parse_contract_details_request(fields)
+        self.sim.stats.counts["contract_details"] += 1
+        specs = self._find(contract)
+        if not specs:
+            self.send_error(req_id, *texts.NO_SECURITY)
+            return
+        for spec in specs:
+            trading, liquid = self.sim.market.trading_hours(spec, int(time.time()))
+            details = contract_details(spec, contract.exchange or spec.exchange, trading, liquid)
+            self.send(msg.contract_data(self.version, req_id, details))
+        self.send(msg.contract_data_end(req_id))
+
+    def on_head_timestamp(self, fields: list[str]) -> None:
+        req = msg.parse_head_timestamp_request(fields)
+        self.sim.stats.counts["head_timestamps"] += 1
+        specs = self._find(req.contract)
+        if len(specs) != 1:
+            self.send_error(req.req_id, *texts.NO_SECURITY)
+            return
+        try:
+            head = self.sim.market.head_timestamp(specs[0], req.what_to_show, req.use_rth)
+        except MarketError as exc:
+            self.send_error(req.req_id, exc.code, exc.message)
+            return
+        text = str(head) if req.format_date == 2 else format_utc(head)
+        self.send(msg.head_timestamp(req.req_id, text))
+
+    # --- historical data --------------------------------------------------------------
+
+    def on_cancel_historical_data(self, fields: list[str]) -> None:
+        req_id = int(fields[2])
+        task = self.open_historical.pop(req_id, None)
+        if task is not None:
+            task.cancel()
+            self.sim.stats.counts["cancelled"] += 1
+            self.send_error(req_id, *texts.cancelled(req_id))
+
+    def on_historical_data(self, fields: list[str]) -> None:
+        req = msg.parse_historical_request(fields)
+        sim = self.sim
+        sim.stats.counts["historical_requests"] += 1
+        fault = sim._count_historical()
+        if fault == "drop":
+            sim.stats.counts["dropped_connections"] += 1
+            self.abort()
+            return
+        if fault == "outage":
+            asyncio.get_running_loop().create_task(sim._outage(sim.faults.outage_s))
+        if len(self.open_historical) >= rules.MAX_OPEN_HISTORICAL:
+            self.send_error(req.req_id, *texts.TOO_MANY_OPEN)
+            return
+        try:
+            window, implied_zone = request_window(
+                req,
+                listings=self._find(req.contract),
+                market=sim.market,
+                pacing=self.pacing,
+                now=time.time(),
+                time_zone=sim.config.time_zone,
+            )
+        except Reject as rej:
+            if rej.pacing:
+                sim.stats.counts["pacing_violations"] += 1
+                sim.stats.counts[f"pacing: {rej.pacing}"] += 1
+            self.send_error(req.req_id, rej.code, rej.text)
+            return
+        if implied_zone:
+            self.send_error(req.req_id, *texts.NO_TZ_WARNING)
+        task = asyncio.get_running_loop().create_task(self._answer(req, window, fault == "stall"))
+        self.open_historical[req.req_id] = task
+
+    async def _answer(self, req: msg.HistoricalRequest, w: Window, stall: bool) -> None:
+        sim = self.sim
+        try:
+            if stall:
+                sim.stats.counts["stalled"] += 1
+                await asyncio.Event().wait()  # until the client cancels or goes away
+            delay = sim.config.latency_s
+            if not w.bar_size.small:
+                delay += self.throttle.delay()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            assert sim._farm_ok is not None
+            await sim._farm_ok.wait()
+            try:
+                bars = sim.market.bars(
+                    w.spec, w.bar_size, req.what_to_show, req.use_rth, w.start, w.end
+                )
+            except MarketError as exc:
+                self.send_error(req.req_id, exc.code, exc.message)
+                return
+            if len(bars) == 0:
+                self.send_error(
+                    req.req_id,
+                    *texts.no_data(
+                        w.spec.symbol, req.contract.exchange or w.spec.exchange, req.what_to_show
+                    ),
+                )
+                return
+            zone = w.spec.time_zone_id
+            rows = bar_rows(bars, zone, req.format_date, decimals_for(w.spec.min_tick))
+            span = bar_rows_span(w.start, w.end, zone, req.format_date)
+            self.send(msg.historical_data(req.req_id, span[0], span[1], rows))
+            sim.stats.counts["bars_served"] += len(rows)
+            sim.stats.requests.append(
+                (
+                    w.spec.symbol,
+                    req.what_to_show,
+                    w.bar_size.setting,
+                    req.duration,
+                    w.start,
+                    w.end,
+                    len(rows),
+                )
+            )
+            await self.writer.drain()
+        finally:
+            self.open_historical.pop(req.req_id, None)
+
+
+def _request_id(fields: list[str]) -> int:
+    """Best guess at the request id in a message, so an error reply ends that request."""
+    try:
+        msg_id = int(fields[0])
+        if msg_id in (In.REQ_HISTORICAL_DATA, In.REQ_HEAD_TIMESTAMP):
+            return int(fields[1])
+        if msg_id in (In.CANCEL_HISTORICAL_DATA, In.REQ_CONTRACT_DATA, In.REQ_EXECUTIONS):
+            return int(fields[2])
+        pos = msg.REQ_ID_POSITION.get(msg_id)
+        return int(fields[pos]) if pos is not None else -1
+    except (ValueError, IndexError):
+        return -1

@@ -1,0 +1,368 @@
+"""Fetches on real Celery workers: Redis broker, PostgreSQL, the simulator over a socket."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings as django_settings
+from django.db import connection
+
+from fetcher.domain.instruments import instrument_specs_parse
+from fetcher.domain.timeframes import timeframe_parse
+from fetcher.models import Bar, Coverage, FetchRun, RunStatus
+from fetcher.services.fetch_runs import fetch_run_create
+from ibsim.rules import BAR_SIZES
+from tests.support import ROOT
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs Redis (REDIS_URL)"),
+    pytest.mark.skipif(
+        not django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+        reason="worker processes need a shared database (PostgreSQL)",
+    ),
+]
+QUEUE_KEYS = ("ibkr", "default", "backtests", "unacked", "unacked_index", "unacked_mutex")
+
+
+def worker_database_url() -> str:
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def clean_broker():
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    client.delete(*QUEUE_KEYS)
+    for key in client.scan_iter("ibdata:pacer:*"):
+        client.delete(key)
+    yield client
+    client.delete(*QUEUE_KEYS)
+
+
+class Worker:
+    """A real `celery worker -Q ibkr --pool solo` process."""
+
+    def __init__(self, env: dict, log: Path, name: str):
+        self.env, self.log, self.name = env, log, name
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, wait: bool = True) -> Worker:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "ibdata_project",
+                "worker",
+                "-Q",
+                "ibkr",
+                "--pool",
+                "solo",
+                "--concurrency",
+                "1",
+                "-n",
+                f"{self.name}@%h",
+                "-E",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "INFO",
+                "--logfile",
+                str(self.log),
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if wait:
+            self.wait_for("ready.", 60)
+        return self
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log.exists() and text in self.log.read_text(errors="replace"):
+                return
+            if self.proc and self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(
+            f"worker {self.name}: no {text!r} in its log:\n{self.log.read_text(errors='replace')[-3000:]}"
+        )
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def workers(tmp_path, clean_broker):
+    started: list[Worker] = []
+
+    def start(
+        sim, *, client_id: int = 31, time_scale: float = 1.0, wait: bool = True, name: str = ""
+    ) -> Worker:
+        env = {
+            **os.environ,
+            "DATABASE_URL": worker_database_url(),
+            "REDIS_URL": django_settings.REDIS_URL,
+            "IBKR_HOST": "127.0.0.1",
+            "IBKR_PORT": str(sim.port),
+            "IBKR_CLIENT_ID": str(client_id),
+            "IBKR_PACING_TIME_SCALE": str(time_scale),
+            "DATA_DIR": str(tmp_path / "data"),
+            "LOG_DIR": str(tmp_path / "logs"),
+        }
+        worker = Worker(env, tmp_path / f"worker-{len(started)}.log", name or f"ibkr{len(started)}")
+        started.append(worker)
+        return worker.start(wait=wait)
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def enqueue(symbols: str, start: str, end: str, timeframe: str) -> FetchRun:
+    from fetcher.services.fetch_runs import fetch_run_enqueue
+
+    run = fetch_run_create(
+        specs=instrument_specs_parse(symbols),
+        timeframe=timeframe_parse(timeframe),
+        start=dt.date.fromisoformat(start),
+        end=dt.date.fromisoformat(end),
+    )
+    fetch_run_enqueue(run_id=run.pk)
+    return run
+
+
+def wait_finished(run_id: int, timeout: float) -> FetchRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = FetchRun.objects.get(pk=run_id)
+        if run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
+            return run
+        time.sleep(0.5)  # the simulator shares this process: poll gently
+    raise AssertionError(
+        f"run {run_id} still {FetchRun.objects.get(pk=run_id).status} after {timeout}s"
+    )
+
+
+def bars_of(symbol: str, timeframe: str) -> list[tuple]:
+    return list(
+        Bar.objects.filter(instrument__symbol=symbol, timeframe=timeframe_parse(timeframe).code)
+        .order_by("ts")
+        .values_list("ts", "open", "high", "low", "close", "volume", "wap", "bar_count")
+    )
+
+
+def truth_times(sim, symbol: str, bar_size: str, start: str, end: str) -> list[int]:
+    ny = dt.timezone(dt.timedelta(hours=-5))
+    [spec] = sim.market.find(symbol, "STK", "SMART", "USD")
+    a = dt.datetime.fromisoformat(start).replace(tzinfo=ny)
+    b = dt.datetime.fromisoformat(end).replace(tzinfo=ny) + dt.timedelta(days=1)
+    return sim.market.bars(
+        spec, BAR_SIZES[bar_size], "TRADES", True, int(a.timestamp()), int(b.timestamp())
+    ).time.tolist()
+
+
+def test_fetch_through_the_ibkr_worker_equals_the_in_process_path(
+    sim, workers, in_process_tasks, settings, tmp_path
+):
+    settings.IBKR_HOST, settings.IBKR_PORT, settings.DATA_DIR = (
+        "127.0.0.1",
+        sim.port,
+        tmp_path / "inproc",
+    )
+    from fetcher.execution.executor import fetch_run_execute
+
+    run = fetch_run_create(
+        specs=instrument_specs_parse("AAPL"),
+        timeframe=timeframe_parse("1-MINUTE"),
+        start=dt.date(2024, 1, 2),
+        end=dt.date(2024, 1, 5),
+    )
+    assert fetch_run_execute(run_id=run.pk).status == RunStatus.SUCCEEDED
+    in_process = bars_of("AAPL", "1-MINUTE")
+    assert len(in_process) == 4 * 390
+    Bar.objects.all().delete()
+    Coverage.objects.all().delete()
+
+    # now the same run through a real worker (in_process_tasks restores the flag afterwards)
+    workers(sim)
+    from ibdata_project.celery import app
+
+    app.conf.task_always_eager = False
+    run = enqueue("AAPL", "2024-01-02", "2024-01-05", "1-MINUTE")
+    done = wait_finished(run.pk, 60)
+    assert done.status == RunStatus.SUCCEEDED, done.error
+    assert bars_of("AAPL", "1-MINUTE") == in_process
+    assert done.gateway_port == sim.port and done.server_version == 176
+
+
+def test_two_fetches_from_two_processes_make_no_pacing_violation(sim_factory, workers):
+    sim = sim_factory(time_scale=600)
+    workers(sim, client_id=41, time_scale=600)
+    workers(sim, client_id=42, time_scale=600)
+    env = {
+        **os.environ,
+        "DATABASE_URL": worker_database_url(),
+        "REDIS_URL": django_settings.REDIS_URL,
+        "IBKR_HOST": "127.0.0.1",
+        "IBKR_PORT": str(sim.port),
+    }
+    args = ["--start", "2024-01-02", "--end", "2024-01-04", "--timeframe", "5-SECOND", "--no-wait"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "fetch", "--instruments", symbols, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for symbols in ("AAPL,MSFT,NVDA", "GOOGL,AMZN,META")
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    runs = list(FetchRun.objects.all())
+    assert len(runs) == 2
+    for run in runs:
+        done = wait_finished(run.pk, 180)
+        assert done.status == RunStatus.SUCCEEDED, done.error
+    assert sim.stats.pacing_violations == 0
+    for symbol in ("AAPL", "MSFT", "NVDA", "GOOGL", "AMZN", "META"):
+        times = [int(r[0].timestamp()) for r in bars_of(symbol, "5-SECOND")]
+        assert times == truth_times(sim, symbol, "5 secs", "2024-01-02", "2024-01-04")
+    assert sim.stats.counts["historical_requests"] == 6 * 3 * 7  # 7 requests a session
+
+
+def test_a_killed_worker_resumes_the_run_on_restart(sim_factory, workers):
+    sim = sim_factory(time_scale=60)  # 60 requests per 10 s: a run of ~130 requests takes ~20 s
+    worker = workers(sim, time_scale=60)
+    run = enqueue("AAPL,MSFT", "2024-01-02", "2024-01-10", "5-SECOND")
+    deadline = time.monotonic() + 60
+    while FetchRun.objects.get(pk=run.pk).chunks_done < 20:
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.1)
+    # Flower's view: the task reports PROGRESS with the run's counts
+    from celery.result import AsyncResult
+
+    from ibdata_project.celery import app
+
+    state = AsyncResult(FetchRun.objects.get(pk=run.pk).task_id, app=app)
+    deadline = time.monotonic() + 10
+    while not (state.state == "PROGRESS" and state.info.get("chunks_planned") == 2 * 7 * 7):
+        assert time.monotonic() < deadline, (state.state, state.info)
+        time.sleep(0.2)
+    assert state.info["run_id"] == run.pk
+    assert 0 < state.info["chunks_done"] < state.info["chunks_planned"]
+    worker.kill()
+    killed_at = FetchRun.objects.get(pk=run.pk)
+    assert (
+        killed_at.status == RunStatus.RUNNING and killed_at.chunks_done < killed_at.chunks_planned
+    )
+    workers(sim, time_scale=60, name="ibkr-restarted")
+    deadline = time.monotonic() + 30
+    while FetchRun.objects.get(pk=run.pk).chunks_done <= killed_at.chunks_done:
+        assert time.monotonic() < deadline, "the run did not resume"
+        time.sleep(0.1)
+    done = wait_finished(run.pk, 120)
+    assert done.status == RunStatus.SUCCEEDED, done.error
+    assert done.recoveries == 1
+    for symbol in ("AAPL", "MSFT"):
+        times = [int(r[0].timestamp()) for r in bars_of(symbol, "5-SECOND")]
+        assert times == truth_times(sim, symbol, "5 secs", "2024-01-02", "2024-01-10")
+
+
+def test_the_worker_reconnects_after_a_dropped_connection(sim_factory, workers):
+    from ibsim.server import Faults
+
+    sim = sim_factory(faults=Faults(drop_after_requests=3))
+    workers(sim)
+    run = enqueue("AAPL", "2024-01-02", "2024-01-31", "1-MINUTE")
+    done = wait_finished(run.pk, 120)
+    assert done.status == RunStatus.SUCCEEDED, done.error
+    assert sim.stats.counts["dropped_connections"] == 1
+    assert sim.stats.counts["connections"] >= 2
+    times = [int(r[0].timestamp()) for r in bars_of("AAPL", "1-MINUTE")]
+    assert times == truth_times(sim, "AAPL", "1 min", "2024-01-02", "2024-01-31")
+
+
+def test_a_client_id_clash_stops_the_worker_with_a_clear_error(sim, workers, ib_factory):
+    ib_factory(sim, client_id=55)
+    worker = workers(sim, client_id=55, wait=False)
+    worker.wait_for("already in use", 60)
+    worker.proc.wait(60)
+    log = worker.log.read_text()
+    assert "change IBKR_CLIENT_ID" in log
+    assert log.count("already in use") <= 3  # one fatal error, not a retry loop
+
+
+def test_a_stopped_broker_is_a_one_line_error_and_writes_nothing(sim):
+    env = {
+        **os.environ,
+        "DATABASE_URL": worker_database_url(),
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "IBKR_HOST": "127.0.0.1",
+        "IBKR_PORT": str(sim.port),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "fetch",
+            "--instruments",
+            "AAPL",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-05",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "Cannot reach the task broker" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert FetchRun.objects.count() == 0
+
+
+def test_orphaned_runs_are_resumed_or_failed(clean_broker):
+    from fetcher.selectors import fetch_runs_orphaned
+    from fetcher.services.recovery import fetch_runs_recover
+    from fetcher.timings import MAX_RECOVERIES
+
+    run = fetch_run_create(specs=instrument_specs_parse("AAPL"), timeframe=timeframe_parse("DAILY"))
+    stale = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+    FetchRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, heartbeat_at=stale)
+    assert fetch_runs_orphaned(stale_after_s=60) == [run.pk]
+    assert fetch_runs_recover(stale_after_s=60) == [run.pk]
+    assert clean_broker.llen("ibkr") == 1  # queued again
+    assert fetch_runs_orphaned(stale_after_s=60) == []  # its heartbeat was renewed
+    FetchRun.objects.filter(pk=run.pk).update(heartbeat_at=stale, recoveries=MAX_RECOVERIES)
+    assert fetch_runs_recover(stale_after_s=60) == []
+    failed = FetchRun.objects.get(pk=run.pk)
+    assert failed.status == RunStatus.FAILED and "died" in failed.error

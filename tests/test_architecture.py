@@ -1,0 +1,132 @@
+"""The architecture contract: dependencies run one way (import-linter), the web side never loads
+the IBKR client or the simulator, and a worker for a real gateway never loads the simulator."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT
+
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+PACKAGES = ("fetcher", "ibsim", "ibdata_project", "backtests")
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--config", str(root / ".importlinter"), "--no-cache"],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_contract_holds():
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+@pytest.fixture
+def project_copy(tmp_path) -> Path:
+    """The project's packages and contract, copied where a test may break them."""
+    for name in PACKAGES:
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / ".importlinter", tmp_path / ".importlinter")
+    return tmp_path
+
+
+def add_function(path: Path, body: str) -> None:
+    path.write_text(path.read_text() + f"\n\ndef _hidden():\n{body}\n")
+
+
+@pytest.mark.parametrize(
+    ("module", "upward_import", "contract"),
+    [
+        # the circle the layout removed: services -> tasks (-> execution -> services)
+        ("fetcher/services/fetch_runs.py", "from fetcher import tasks", "fetcher layers"),
+        ("fetcher/domain/timeframes.py", "from fetcher.models import Bar", "fetcher layers"),
+        ("fetcher/domain/timeframes.py", "import django", "Django-free"),
+        ("ibsim/market.py", "from fetcher.domain import bars", "ibsim imports nothing"),
+        ("fetcher/pacing/local.py", "import ib_insync", "only fetcher.ibkr.gateway"),
+        ("fetcher/services/items.py", "from fetcher.ibkr import connect", "web and admin side"),
+    ],
+)
+def test_an_import_hidden_in_a_function_breaks_it(project_copy, module, upward_import, contract):
+    add_function(project_copy / module, f"    {upward_import}  # noqa")
+    result = lint_imports(project_copy)
+    assert result.returncode != 0, result.stdout
+    broken = [line for line in result.stdout.splitlines() if line.endswith(" BROKEN")]
+    assert [line for line in broken if contract in line], result.stdout
+
+
+def fresh_interpreter(code: str, **env: str) -> list[str]:
+    """Run `code` in a new Python with Django set up; it prints module names, one a line."""
+    script = (
+        "import django, sys\ndjango.setup()\n" + code + "\nprint('\\n'.join(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "ibdata_project.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def loaded(modules: list[str], package: str) -> list[str]:
+    return [m for m in modules if m == package or m.startswith(package + ".")]
+
+
+def test_the_web_side_loads_neither_the_client_nor_the_simulator(tmp_path):
+    modules = fresh_interpreter(
+        "from django.contrib import admin\n"
+        "from django.test import Client\n"
+        "from django.urls import get_resolver\n"
+        "admin.autodiscover()\n"
+        "get_resolver().url_patterns\n"
+        "assert admin.site.is_registered(__import__('fetcher.models').models.FetchRun)\n"
+        "Client().get('/admin/')\n",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        DATA_DIR=str(tmp_path),
+    )
+    assert "fetcher.admin" in modules and "fetcher.services.fetch_runs" in modules
+    assert loaded(modules, "ib_insync") == []
+    assert loaded(modules, "ibsim") == []
+
+
+def test_a_worker_for_a_real_gateway_does_not_load_the_simulator(tmp_path):
+    modules = fresh_interpreter(
+        # what a worker does at start-up: import every task module, build its gateway
+        "from ibdata_project.celery import app\n"
+        "app.loader.import_default_modules()\n"
+        "assert 'fetcher.fetch_run' in app.tasks\n"
+        "from fetcher.ibkr.connect import gateway_from_settings\n"
+        "gateway_from_settings()\n",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        IBKR_HOST="127.0.0.1",
+        DATA_DIR=str(tmp_path),
+    )
+    assert "fetcher.execution.executor" in modules and "ib_insync" in modules
+    assert loaded(modules, "ibsim") == []
+
+
+def test_ibkr_host_sim_does_load_the_simulator(tmp_path):
+    modules = fresh_interpreter(
+        "from fetcher.ibkr.connect import gateway_address\n"
+        "host, port, simulated = gateway_address()\n"
+        "assert simulated and port > 0\n",
+        IBKR_HOST="sim",
+        DATA_DIR=str(tmp_path),
+    )
+    assert "ibsim.server" in modules
