@@ -24,8 +24,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## create .venv and install exactly the locked environment
 
-demo: $(STAMP) ## run the main job on the embedded defaults (SQLite, in-process tasks, simulator)
-	@env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(PY) manage.py demo
+demo: $(STAMP) ## run the main job on the embedded defaults (simulator, SQLite and catalog in data/demo)
+	@$(PY) manage.py demo
 
 test: $(STAMP) ## the full suite against PostgreSQL and Redis (scripts/services.sh starts them)
 	@bash scripts/services.sh

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from .domain.instruments import InstrumentSpec
 from .domain.timeframes import TIMEFRAMES
 from .models import FetchChunk, FetchRun, FetchRunItem, Instrument, RequestedBy
 from .services.fetch_runs import fetch_run_create, fetch_run_enqueue
+from .services.instruments import instrument_spec
 
 
 @admin.register(Instrument)
@@ -29,19 +29,7 @@ class InstrumentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Fetch DAILY bars (update from the last stored bar)")
     def fetch_daily_update(self, request, queryset):
-        specs = [
-            InstrumentSpec(
-                symbol=i.symbol,
-                sec_type=i.sec_type,
-                exchange=i.exchange,
-                primary_exchange=i.primary_exchange,
-                currency=i.currency,
-                text=i.symbol
-                if i.sec_type == "STK" and i.currency == "USD"
-                else f"{i.symbol}:{i.exchange}",
-            )
-            for i in queryset
-        ]
+        specs = [instrument_spec(i) for i in queryset]
         run = fetch_run_create(
             specs=specs, timeframe=TIMEFRAMES["DAILY"], requested_by=RequestedBy.ADMIN
         )

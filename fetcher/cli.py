@@ -138,3 +138,11 @@ def ibkr_workers_alive(timeout: float = 1.0) -> bool:
 
 def _redacted(url: str) -> str:
     return re.sub(r"//[^@/]*@", "//***@", url or "")
+
+
+def run_source_label(run) -> str:
+    """'ibdata simulator (DU1234567) at 127.0.0.1:7497': which gateway served a run."""
+    if not run.source:
+        return "-"
+    account = f" ({run.account})" if run.account else ""
+    return f"{run.get_source_display()}{account} at {run.gateway_host}:{run.gateway_port}"

@@ -59,3 +59,7 @@ class RequestTimeout(RetryableGatewayError):
 
 class FetchCancelled(IbdataError):
     """The run was cancelled by the user."""
+
+
+class SourceMismatch(IbdataError):
+    """The store holds bars of another gateway kind: simulator bars never mix with real ones."""

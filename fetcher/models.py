@@ -81,6 +81,42 @@ class Bar(models.Model):
         return f"{self.instrument_id} {self.get_timeframe_display()} {self.ts:%Y-%m-%d %H:%M}"
 
 
+class GatewayKind(models.TextChoices):
+    """What served the bars: the built-in simulator (synthetic bars) or a real TWS / IB Gateway."""
+
+    SIMULATOR = "simulator", "ibdata simulator"
+    IBKR = "ibkr", "TWS / IB Gateway"
+
+
+class Series(models.Model):
+    """One stored series of bars (instrument, timeframe, whatToShow, session): where its bars
+    came from, how many there are and their first and last bar (kept when a fetch ends, so
+    the admin needs no count over the Bar table)."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="series")
+    timeframe = models.SmallIntegerField(choices=TIMEFRAME_CHOICES)
+    what_to_show = models.SmallIntegerField(choices=WHAT_TO_SHOW_CHOICES)
+    rth = models.BooleanField()
+    source = models.CharField(max_length=16, choices=GatewayKind.choices)
+    account = models.CharField(max_length=32, blank=True, default="")
+    bar_count = models.BigIntegerField(default=0)
+    first_ts = models.DateTimeField(null=True, blank=True)
+    last_ts = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["instrument_id", "timeframe", "what_to_show", "rth"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instrument", "timeframe", "what_to_show", "rth"], name="series_unique"
+            )
+        ]
+        verbose_name_plural = "series"
+
+    def __str__(self) -> str:
+        return f"{self.instrument} {self.get_timeframe_display()} {self.get_what_to_show_display()}"
+
+
 class RunStatus(models.TextChoices):
     PENDING = "pending"
     RUNNING = "running"
@@ -110,6 +146,9 @@ class FetchRun(models.Model):
     since_head = models.BooleanField(default=False)
     requested_by = models.CharField(
         max_length=16, choices=RequestedBy.choices, default=RequestedBy.CLI
+    )
+    source = models.CharField(
+        max_length=16, choices=GatewayKind.choices, blank=True, default="", help_text="set on start"
     )
     gateway_host = models.CharField(max_length=128, blank=True, default="")
     gateway_port = models.IntegerField(null=True, blank=True)
@@ -151,6 +190,14 @@ class FetchRunItem(models.Model):
     run = models.ForeignKey(FetchRun, on_delete=models.CASCADE, related_name="items")
     spec = models.CharField(max_length=64, help_text="the instrument as the user typed it")
     position = models.IntegerField(default=0)
+    # The contract asked for, as fields (never text to parse again); con_id when known.
+    symbol = models.CharField(max_length=32, default="")
+    sec_type = models.CharField(max_length=8, default="STK")
+    exchange = models.CharField(max_length=16, default="SMART")
+    primary_exchange = models.CharField(max_length=16, blank=True, default="")
+    currency = models.CharField(max_length=8, default="USD")
+    last_trade_date = models.CharField(max_length=16, blank=True, default="")
+    con_id = models.BigIntegerField(null=True, blank=True)
     instrument = models.ForeignKey(Instrument, null=True, blank=True, on_delete=models.SET_NULL)
     status = models.CharField(max_length=16, choices=ItemStatus.choices, default=ItemStatus.PENDING)
     # The range actually fetched (UTC), and why it was chosen.
@@ -219,6 +266,7 @@ class Coverage(models.Model):
     rth = models.BooleanField()
     start = models.DateTimeField()
     end = models.DateTimeField()
+    source = models.CharField(max_length=16, choices=GatewayKind.choices, default="")
 
     class Meta:
         indexes = [models.Index(fields=["instrument", "timeframe", "what_to_show", "rth", "start"])]

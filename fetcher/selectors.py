@@ -6,14 +6,23 @@ import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
-from django.db import connections, router
+from django.db import connections, models, router
 from django.utils import timezone
 
 from .domain.bars import BarBatch
 from .domain.planning import intervals_merge
 from .domain.time import epoch, from_epoch
 from .domain.timeframes import BY_CODE, TimeframeSpec
-from .models import Bar, Coverage, FetchChunk, FetchRun, FetchRunItem, ItemStatus, RunStatus
+from .models import (
+    Bar,
+    Coverage,
+    FetchChunk,
+    FetchRun,
+    FetchRunItem,
+    ItemStatus,
+    RunStatus,
+    Series,
+)
 
 FINISHED_RUN = (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.CANCELLED)
 FINISHED_ITEM = (ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED)
@@ -109,6 +118,21 @@ def coverage_windows(
         instrument_id=instrument_id, timeframe=timeframe, what_to_show=what_to_show, rth=rth
     ).values_list("start", "end")
     return intervals_merge([(epoch(a), epoch(b)) for a, b in rows])
+
+
+def store_source(*, exclude: str = "") -> tuple[str, str] | None:
+    """(source, account) of stored bars of a gateway kind other than `exclude`, if any."""
+    return Series.objects.exclude(source=exclude).values_list("source", "account").first()
+
+
+def series_stats(
+    *, instrument_id: int, timeframe: int, what_to_show: int, rth: bool
+) -> tuple[int, dt.datetime | None, dt.datetime | None]:
+    """(bar count, first bar, last bar) of one series, from the Bar table's primary key."""
+    stats = Bar.objects.filter(
+        instrument_id=instrument_id, timeframe=timeframe, what_to_show=what_to_show, rth=rth
+    ).aggregate(count=models.Count("*"), first=models.Min("ts"), last=models.Max("ts"))
+    return stats["count"], stats["first"], stats["last"]
 
 
 def bars_read(

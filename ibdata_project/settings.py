@@ -1,8 +1,11 @@
 """Django settings for ibdata, read from the environment (and `.env` when present)."""
 
+import os
+import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from fetcher.queues import TASK_ROUTES, TaskName
 from fetcher.timings import BROKER_VISIBILITY_TIMEOUT_S, RECOVER_EVERY_S
@@ -13,12 +16,38 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-# A local tool: the default key is only for the embedded, loopback-only setup.
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="ibdata-local-only-not-secret")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
 DATA_DIR = Path(env("DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
 LOG_DIR = Path(env("LOG_DIR", default=str(BASE_DIR / "logs"))).resolve()
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def _secret_key() -> str:
+    """DJANGO_SECRET_KEY; unset, a key generated once per installation and kept under DATA_DIR
+    (owner-only), which is only allowed while the admin is served on loopback alone."""
+    key = env("DJANGO_SECRET_KEY", default="")
+    if key:
+        return key
+    public = sorted(set(ALLOWED_HOSTS) - LOOPBACK_HOSTS)
+    if public:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY must be set when the admin is served beyond loopback "
+            f"(DJANGO_ALLOWED_HOSTS names {', '.join(public)})"
+        )
+    path = DATA_DIR / ".secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -118,9 +147,8 @@ IBKR_PACING_TIME_SCALE = env.float("IBKR_PACING_TIME_SCALE", default=1.0)
 IBKR_MARKET_DATA_TYPE = env("IBKR_MARKET_DATA_TYPE", default="DELAYED_FROZEN")
 TRADING_MODE = env("TRADING_MODE", default="paper")
 TWS_ACCOUNT = env("TWS_ACCOUNT", default="")
-# Read for completeness of the setup guide's .env; never logged, printed or sent anywhere.
-TWS_USERNAME = env("TWS_USERNAME", default="")
-TWS_PASSWORD = env("TWS_PASSWORD", default="")
+# TWS_USERNAME / TWS_PASSWORD are not read here: only an IB Gateway container needs them, and
+# it takes them from its own environment (docker-compose.yml).
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOG_DIR.mkdir(parents=True, exist_ok=True)

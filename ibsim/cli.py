@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fault: drop the connection when historical request N+1 arrives",
     )
     parser.add_argument(
+        "--no-identify",
+        action="store_true",
+        help="do not name the simulator in its data-farm notices: clients then take it for a "
+        "real TWS (for tests of what records where bars came from)",
+    )
+    parser.add_argument(
         "--stats-file",
         default="",
         help="write the simulator's counters as JSON to this file every second",
@@ -85,6 +91,7 @@ def config_from(options: dict) -> SimConfig:
         throttle_step_s=options["throttle_step"],
         message_rate=options["message_rate"],
         faults=Faults(drop_after_requests=options["drop_after"]),
+        identify=not options["no_identify"],
     )
 
 

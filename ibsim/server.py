@@ -42,6 +42,9 @@ class SimConfig:
     throttle_step_s: float = 0.0  # ... and the extra delay per request beyond them
     seed: int = 0
     message_rate: int = rules.MESSAGES_PER_SECOND  # incoming messages/s before error 100; 0: off
+    # Name the simulator in its data-farm notices, so clients record its bars as synthetic.
+    # False stands in for a real TWS (which cannot run here) in tests of that record.
+    identify: bool = True
     faults: Faults = field(default_factory=Faults)
 
 

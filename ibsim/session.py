@@ -115,7 +115,7 @@ class Session:
         self.sim._client_ids.add(client_id)
         self.send(msg.next_valid_id(1))
         self.send(msg.managed_accounts(list(cfg.accounts)))
-        for code, text in texts.FARM_OK:
+        for code, text in texts.farm_ok(cfg.identify):
             self.send_error(-1, code, text)
         await self.writer.drain()
         await self.serve()

@@ -2,11 +2,20 @@
 
 HMDS = "Historical Market Data Service error message:"
 
-FARM_OK = (
-    (2104, "Market data farm connection is OK:usfarm"),
-    (2106, "HMDS data farm connection is OK:ushmds"),
-    (2158, "Sec-def data farm connection is OK:secdefnj"),
-)
+# The simulator's farms say whose they are: a client can tell synthetic bars from real ones.
+FARM_SUFFIX = ".ibsim"
+
+
+def farm_ok(identify: bool) -> tuple[tuple[int, str], ...]:
+    """The data-farm notices sent at connect; without `identify`, worded as a real TWS words them."""
+    suffix = FARM_SUFFIX if identify else ""
+    return (
+        (2104, f"Market data farm connection is OK:usfarm{suffix}"),
+        (2106, f"HMDS data farm connection is OK:ushmds{suffix}"),
+        (2158, f"Sec-def data farm connection is OK:secdefnj{suffix}"),
+    )
+
+
 NO_SECURITY = (200, "No security definition has been found for the request")
 CLIENT_ID_IN_USE = (
     326,
@@ -43,7 +52,8 @@ CONNECTIVITY_LOST = (1100, "Connectivity between IB and Trader Workstation has b
 CONNECTIVITY_RESTORED = (
     1102,
     "Connectivity between IB and Trader Workstation has been restored - data maintained. "
-    "All data farms are connected: usfarm; ushmds; secdefnj.",
+    f"All data farms are connected: usfarm{FARM_SUFFIX}; ushmds{FARM_SUFFIX}; "
+    f"secdefnj{FARM_SUFFIX}.",
 )
 UNSUPPORTED_VERSION = 503  # text names the versions this gateway serves
 NOT_SUPPORTED = 10000  # any message id the simulator does not serve

@@ -24,6 +24,7 @@ class InstrumentSpec:
     currency: str = "USD"
     last_trade_date: str = ""
     text: str = ""  # as the user typed it
+    con_id: int | None = None  # known when the contract was qualified before (the admin)
 
     @property
     def label(self) -> str:

@@ -25,7 +25,6 @@ from tenacity import (
 
 from fetcher import selectors
 from fetcher.domain.bars import BarBatch
-from fetcher.domain.instruments import instrument_spec_parse
 from fetcher.domain.planning import plan_requests
 from fetcher.domain.ranges import complete_until, resolve_range
 from fetcher.domain.sessions import session_table
@@ -122,7 +121,9 @@ class RunExecutor:
         for _ in range(CONNECT_MESSAGES):
             await self.pacer.acquire(MESSAGE)
             await self.pacer.release()
-        run = await db(fetch_runs.fetch_run_start)(run_id=self.run_id, info=info)
+        run = await db(fetch_runs.fetch_run_start)(
+            run_id=self.run_id, info=info, catalog_root=self.catalog_root
+        )
         if run.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
             return run
         self.run = run
@@ -165,9 +166,9 @@ class RunExecutor:
                 if chunk.status not in (ChunkStatus.DONE, ChunkStatus.EMPTY)
             )
         )
-        # one catalog merge per partition for the whole item, read back from the database, on
-        # a thread of its own so other items' bars keep being stored meanwhile
-        await sync_to_async(_catalog_export, thread_sensitive=False)(item.pk, self.catalog_root)
+        # the series counted, and one catalog merge per partition for the whole item, read back
+        # from the database, on a thread of its own so other items' bars keep being stored
+        await sync_to_async(_item_store_finish, thread_sensitive=False)(item.pk, self.catalog_root)
 
     def _emit(self, **event) -> None:
         """Tell the progress callback (the task's Flower state): what happened, and the run's
@@ -193,7 +194,7 @@ class RunExecutor:
 
     async def _prepare(self, item: FetchRunItem) -> ItemPlan:
         run, tf = self.run, self.tf
-        spec = instrument_spec_parse(item.spec)
+        spec = items.item_spec(item)
         qualified = await self._with_reconnect(lambda: self.gateway.qualify(spec))
         instrument = await db(instruments.instrument_save)(qualified=qualified)
         zone = _zone(qualified)
@@ -330,9 +331,9 @@ class RunExecutor:
             await self.pacer.release()
 
 
-def _catalog_export(item_id: int, catalog_root) -> int:
+def _item_store_finish(item_id: int, catalog_root) -> int:
     try:
-        return items.item_catalog_export(item_id=item_id, catalog_root=catalog_root)
+        return items.item_store_finish(item_id=item_id, catalog_root=catalog_root)
     finally:
         connections.close_all()  # this worker thread's own connection
 

@@ -25,6 +25,11 @@ from .types import BarRequest, GatewayInfo, QualifiedInstrument, market_data_typ
 
 log = logging.getLogger("ibdata.ibkr")
 
+# Data-farm notices a gateway sends at connect time ("... connection is OK:<farm>").
+FARM_OK_CODES = frozenset({2104, 2106, 2158})
+# The ibdata simulator's farms end in this: its bars are synthetic (ibsim/texts.py).
+SIMULATOR_FARM_SUFFIX = ".ibsim"
+
 
 class Gateway:
     """A readonly connection: qualify contracts, head timestamps and historical bars.
@@ -116,6 +121,7 @@ class Gateway:
             ) from None
         self.ib.reqMarketDataType(self.market_data_type)
         accounts = tuple(self.ib.managedAccounts())
+        farms = [m.rpartition(":")[2] for c, m in self._connection_errors if c in FARM_OK_CODES]
         self.info = GatewayInfo(
             host=self.host,
             port=self.port,
@@ -124,6 +130,7 @@ class Gateway:
             account=accounts[0] if accounts else "",
             accounts=accounts,
             connected_at=dt.datetime.now(dt.UTC),
+            simulated=any(farm.endswith(SIMULATOR_FARM_SUFFIX) for farm in farms),
         )
         return self.info
 
@@ -143,6 +150,7 @@ class Gateway:
 
     async def qualify(self, spec: InstrumentSpec) -> QualifiedInstrument:
         contract = Contract(
+            conId=spec.con_id or 0,
             symbol=spec.symbol,
             secType=spec.sec_type,
             exchange=spec.exchange,

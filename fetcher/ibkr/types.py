@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from fetcher.exceptions import InvalidInput
+
 MARKET_DATA_TYPES = {"REALTIME": 1, "FROZEN": 2, "DELAYED": 3, "DELAYED_FROZEN": 4}
 
 
@@ -18,6 +20,7 @@ class GatewayInfo:
     account: str
     accounts: tuple[str, ...]
     connected_at: dt.datetime
+    simulated: bool = False  # the ibdata simulator (its data farms say so), not a real TWS
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,6 @@ def market_data_type_code(name: str) -> int:
     try:
         return MARKET_DATA_TYPES[name.strip().upper()]
     except KeyError:
-        raise ValueError(
+        raise InvalidInput(
             f"IBKR_MARKET_DATA_TYPE={name!r} is not one of {', '.join(MARKET_DATA_TYPES)}"
         ) from None

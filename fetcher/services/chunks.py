@@ -12,6 +12,7 @@ from fetcher.storage.bars import SeriesBatch, bars_upsert_many
 
 from .fetch_runs import ERROR_MAX_CHARS
 from .progress import fetch_run_progress_add
+from .series import series_claim
 
 FINISHED_CHUNK = (ChunkStatus.DONE, ChunkStatus.EMPTY)
 
@@ -34,6 +35,15 @@ def chunks_store(*, results: list[tuple[int, BarBatch, int]]) -> int:
         return 0
     run = todo[0][0].run
     with transaction.atomic():
+        for instrument_id in {c.instrument_id for c, _, _ in todo}:
+            series_claim(
+                instrument_id=instrument_id,
+                timeframe=run.timeframe,
+                what_to_show=run.what_to_show,
+                rth=run.use_rth,
+                source=run.source,
+                account=run.account,
+            )
         written = bars_upsert_many(
             series=[
                 SeriesBatch(c.instrument_id, run.timeframe, run.what_to_show, run.use_rth, batch)
@@ -49,6 +59,7 @@ def chunks_store(*, results: list[tuple[int, BarBatch, int]]) -> int:
                 rth=run.use_rth,
                 start=c.window_start,
                 end=from_epoch(min(epoch(c.window_end), until)),
+                source=run.source,
             )
             for c, _, until in todo
             if min(epoch(c.window_end), until) > epoch(c.window_start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
@@ -21,6 +22,8 @@ from fetcher.models import (
     RunStatus,
 )
 from fetcher.queues import TaskName, task_send
+
+from .provenance import gateway_kind, store_source_check
 
 ERROR_MAX_CHARS = 2000
 
@@ -83,7 +86,19 @@ def fetch_run_create(
             requested_by=requested_by,
         )
         FetchRunItem.objects.bulk_create(
-            FetchRunItem(run=run, spec=s.label, position=i) for i, s in enumerate(specs)
+            FetchRunItem(
+                run=run,
+                spec=s.label,
+                position=i,
+                symbol=s.symbol,
+                sec_type=s.sec_type,
+                exchange=s.exchange,
+                primary_exchange=s.primary_exchange,
+                currency=s.currency,
+                last_trade_date=s.last_trade_date,
+                con_id=s.con_id,
+            )
+            for i, s in enumerate(specs)
         )
     return run
 
@@ -98,16 +113,20 @@ def fetch_run_enqueue(*, run_id: int) -> None:
     transaction.on_commit(send)
 
 
-def fetch_run_start(*, run_id: int, info: GatewayInfo) -> FetchRun:
-    """Mark a run as running on the given gateway (again, if it is redelivered)."""
+def fetch_run_start(*, run_id: int, info: GatewayInfo, catalog_root: Path) -> FetchRun:
+    """Mark a run as running on the given gateway (again, if it is redelivered), once the store
+    is known to hold no bars of another gateway kind (SourceMismatch otherwise)."""
     run = FetchRun.objects.get(pk=run_id)
     if run.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
         return run
+    run.source = gateway_kind(info)
+    run.gateway_host, run.gateway_port = info.host, info.port
+    run.server_version, run.account = info.server_version, info.account
+    run.save(update_fields=["source", "gateway_host", "gateway_port", "server_version", "account"])
+    store_source_check(source=run.source, account=run.account, catalog_root=catalog_root)
     run.status = RunStatus.RUNNING
     run.started_at = run.started_at or timezone.now()
     run.heartbeat_at = timezone.now()
-    run.gateway_host, run.gateway_port = info.host, info.port
-    run.server_version, run.account = info.server_version, info.account
     run.save()
     return run
 

@@ -6,6 +6,7 @@ import datetime as dt
 
 from django.db import transaction
 
+from fetcher.domain.instruments import InstrumentSpec
 from fetcher.ibkr.types import QualifiedInstrument
 from fetcher.models import Instrument
 
@@ -45,3 +46,18 @@ def instrument_head_set(*, instrument_id: int, what_to_show: str, head: dt.datet
         instrument = Instrument.objects.select_for_update().get(pk=instrument_id)
         instrument.head_timestamps = {**instrument.head_timestamps, what_to_show: head.isoformat()}
         instrument.save(update_fields=["head_timestamps", "updated_at"])
+
+
+def instrument_spec(instrument: Instrument) -> InstrumentSpec:
+    """A stored instrument as a fetch asks for it: its exact contract (conId included)."""
+    us_stock = instrument.sec_type == "STK" and instrument.currency == "USD"
+    label = instrument.local_symbol or instrument.symbol
+    return InstrumentSpec(
+        symbol=instrument.symbol,
+        sec_type=instrument.sec_type,
+        exchange=instrument.exchange,
+        primary_exchange=instrument.primary_exchange,
+        currency=instrument.currency,
+        text=label if us_stock else f"{label}:{instrument.exchange}",
+        con_id=instrument.con_id,
+    )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.db import transaction
 
+from fetcher.domain.instruments import InstrumentSpec
 from fetcher.domain.planning import PlannedRequest
 from fetcher.domain.time import DAY, epoch, from_epoch
 from fetcher.domain.timeframes import BY_CODE, WhatToShow
@@ -15,6 +16,7 @@ from fetcher.storage.catalog import catalog_write
 
 from .fetch_runs import ERROR_MAX_CHARS
 from .progress import fetch_run_progress_add
+from .series import series_refresh
 
 NOTE_MAX_CHARS = 200
 CATALOG_SLICE_BARS = 250_000  # bars read back from the database at a time
@@ -66,12 +68,38 @@ def item_fail(*, item_id: int, message: str, code: int | None = None) -> None:
         fetch_run_progress_add(run_id=item.run_id, errors=1)
 
 
-def item_catalog_export(*, item_id: int, catalog_root: Path) -> int:
-    """Merge an item's stored bars into the Parquet catalog, from the database (the source of
-    truth), in slices. Idempotent: after a crash the next run of the item writes it again."""
+def item_spec(item: FetchRunItem) -> InstrumentSpec:
+    """The contract an item asks for, as the run recorded it."""
+    return InstrumentSpec(
+        symbol=item.symbol,
+        sec_type=item.sec_type,
+        exchange=item.exchange,
+        primary_exchange=item.primary_exchange,
+        currency=item.currency,
+        last_trade_date=item.last_trade_date,
+        text=item.spec,
+        con_id=item.con_id,
+    )
+
+
+def item_store_finish(*, item_id: int, catalog_root: Path) -> int:
+    """After an item's requests: its series' counts, and its bars merged into the catalog."""
     item = FetchRunItem.objects.select_related("run", "instrument").get(pk=item_id)
     if item.instrument is None or item.start is None or item.end is None:
         return 0
+    run = item.run
+    series_refresh(
+        instrument_id=item.instrument_id,
+        timeframe=run.timeframe,
+        what_to_show=run.what_to_show,
+        rth=run.use_rth,
+    )
+    return item_catalog_export(item=item, catalog_root=catalog_root)
+
+
+def item_catalog_export(*, item: FetchRunItem, catalog_root: Path) -> int:
+    """Merge an item's stored bars into the Parquet catalog, from the database (the source of
+    truth), in slices. Idempotent: after a crash the next run of the item writes it again."""
     run, instrument = item.run, item.instrument
     timeframe = BY_CODE[run.timeframe]
     step = max(DAY, CATALOG_SLICE_BARS * timeframe.seconds) if timeframe.intraday else None

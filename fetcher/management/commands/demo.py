@@ -1,6 +1,11 @@
-"""`manage.py demo`: the main job on the embedded defaults, against the built-in simulator."""
+"""`manage.py demo`: the main job on the embedded defaults, against the built-in simulator, in a
+store of its own (data/demo): simulator bars never land in the store real fetches use."""
 
 from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -21,14 +26,48 @@ DEMO_FETCH = [
 ]
 
 
+def demo_dir() -> Path:
+    return Path(settings.BASE_DIR) / "data" / "demo"
+
+
+def demo_environment() -> dict[str, str]:
+    """The demo's settings: its own SQLite file and catalog, tasks in-process, the simulator.
+    Set explicitly, so a .env pointing at the real store cannot fill them in."""
+    return {
+        **os.environ,
+        "DATA_DIR": str(demo_dir()),
+        "DATABASE_URL": f"sqlite:///{demo_dir() / 'ibdata.sqlite3'}",
+        "REDIS_URL": "",
+        "CELERY_BROKER_URL": "",
+        "CELERY_RESULT_BACKEND": "",
+        "IBKR_HOST": "sim",
+    }
+
+
+def in_demo_store() -> bool:
+    return (
+        Path(settings.DATA_DIR) == demo_dir()
+        and settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+        and not settings.CELERY_BROKER_URL
+        and settings.IBKR_HOST == "sim"
+    )
+
+
 class Command(BaseCommand):
-    help = "Start the built-in gateway simulator, connect to it and fetch a month of daily bars."
+    help = (
+        "Start the built-in gateway simulator, connect to it and fetch a month of daily bars, "
+        "in the demo's own store (data/demo)."
+    )
 
     def handle(self, *args, **options):
+        if not in_demo_store():
+            # Settings are read once, at start-up: start again with the demo's own.
+            manage = Path(settings.BASE_DIR) / "manage.py"
+            sys.stdout.flush()
+            os.execve(sys.executable, [sys.executable, str(manage), "demo"], demo_environment())
         out = console()
-        settings.IBKR_HOST = "sim"  # only the demo (and IBKR_HOST=sim) ever uses the simulator
         out.rule("ibdata demo: the built-in IB Gateway simulator, SQLite, in-process tasks")
-        out.print(f"Database: {redacted_database_url()}")
+        out.print(f"Database: {redacted_database_url()} (the demo's own store)")
         call_command("migrate", verbosity=0, interactive=False)
         out.print()
         out.print("$ python manage.py connect_ibkr")
@@ -41,6 +80,7 @@ class Command(BaseCommand):
             if exc.code:
                 raise
         catalog = display_path(default_root())
+        store = display_path(demo_dir())
         out.print()
         out.rule("Where to look next")
         out.print(
@@ -48,7 +88,12 @@ class Command(BaseCommand):
         )
         out.print("- Run it again: the second fetch makes no request (everything is stored)")
         out.print(
-            "- More: IBKR_HOST=sim python manage.py fetch --instruments AAPL --timeframe 1-MINUTE"
+            f"- More, in the demo's store: DATA_DIR={store} DATABASE_URL=sqlite:///{store}/"
+            "ibdata.sqlite3 IBKR_HOST=sim python manage.py fetch --instruments AAPL "
+            "--timeframe 1-MINUTE"
         )
         out.print("- Admin: python manage.py createsuperuser && python manage.py runserver")
-        out.print("- A real gateway: set IBKR_HOST / IBKR_PORT in .env (see .env.example)")
+        out.print(
+            "- A real gateway: set IBKR_HOST / IBKR_PORT in .env (see .env.example); its bars "
+            "go to data/ (or DATA_DIR / DATABASE_URL), never mixed with the simulator's"
+        )

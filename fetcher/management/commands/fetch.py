@@ -16,6 +16,7 @@ from fetcher.cli import (
     ibkr_workers_alive,
     parse_date,
     property_table,
+    run_source_label,
     tasks_in_process,
     user_errors,
 )
@@ -32,6 +33,7 @@ from fetcher.services.fetch_runs import (
     fetch_run_create,
     fetch_run_enqueue,
 )
+from fetcher.services.provenance import gateway_kind, store_source_check
 from fetcher.storage.catalog import default_root
 
 FOLLOW_POLL_S = 0.2  # how often the command reads the run's progress
@@ -151,16 +153,20 @@ class Command(BaseCommand):
             raise SystemExit(1)
 
     def _probe_gateway(self) -> None:
-        """Fail before writing anything when the gateway cannot be reached."""
+        """Fail before writing anything when the gateway cannot be reached, or when its bars
+        would mix with the store's (simulator and real bars never share a store)."""
         gateway = gateway_from_settings()
 
         async def probe():
             try:
-                await gateway.connect()
+                return await gateway.connect()
             finally:
                 gateway.disconnect()
 
-        asyncio.run(probe())
+        info = asyncio.run(probe())
+        store_source_check(
+            source=gateway_kind(info), account=info.account, catalog_root=default_root()
+        )
 
     def _follow(self, run_id: int, finished) -> None:
         from rich.progress import (
@@ -237,6 +243,7 @@ class Command(BaseCommand):
             ("Timeframe", summary.timeframe.name),
             ("Total Bars", str(run.bars_stored)),
             ("Data Location", display_path(default_root())),
+            ("Source", run_source_label(run)),
         ]
         if summary.range_note:
             rows.insert(3, ("Range", summary.range_note))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 from rich.table import Table
 
-from fetcher.cli import UserError, check_database, console, user_errors
+from fetcher.cli import UserError, check_database, console, run_source_label, user_errors
 from fetcher.selectors import (
     fetch_run_chunk_errors,
     fetch_run_get,
@@ -37,6 +37,7 @@ class Command(BaseCommand):
                 "Progress",
                 "Bars",
                 "Errors",
+                "Source",
             ):
                 table.add_column(column)
             for run in fetch_runs_recent(limit=opts["limit"]):
@@ -50,6 +51,7 @@ class Command(BaseCommand):
                     f"{run.chunks_done}/{run.chunks_planned}",
                     str(run.bars_stored),
                     str(run.errors_count),
+                    run.get_source_display() if run.source else "-",
                 )
             out.print(table)
             return
@@ -60,8 +62,7 @@ class Command(BaseCommand):
         out.print(
             f"Run {run.pk}: {run.status} · {summary.timeframe.name} · {summary.start_label} to "
             f"{summary.end_label} · {run.chunks_done}/{run.chunks_planned} requests · "
-            f"{run.bars_stored} bars · gateway {run.gateway_host}:{run.gateway_port} "
-            f"(server {run.server_version}, account {run.account or '-'})"
+            f"{run.bars_stored} bars · from {run_source_label(run)} (server {run.server_version})"
         )
         if run.error:
             out.print(f"Error: {run.error}")

@@ -1,0 +1,77 @@
+"""Settings read what the project uses and nothing more: no TWS credentials, no public secret key."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+
+from tests.support import ROOT
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_settings_never_read_tws_credentials(tmp_path):
+    result = manage(
+        "diffsettings",
+        "--all",
+        TWS_USERNAME="someone",
+        TWS_PASSWORD="hunter2",
+        DATA_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "hunter2" not in result.stdout and "someone" not in result.stdout
+    assert "TWS_PASSWORD" not in result.stdout and "TWS_USERNAME" not in result.stdout
+
+
+def test_an_unset_secret_key_is_generated_once_per_installation_owner_only(tmp_path):
+    def secret(data_dir) -> str:
+        result = manage(
+            "shell",
+            "--no-imports",
+            "-c",
+            "from django.conf import settings; print(settings.SECRET_KEY)",
+            DATA_DIR=str(data_dir),
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    first, again = secret(tmp_path / "a"), secret(tmp_path / "a")
+    assert first == again and len(first) >= 50
+    assert secret(tmp_path / "b") != first
+    key_file = tmp_path / "a" / ".secret_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key_file.read_text().strip() == first
+
+
+def test_a_secret_key_is_required_beyond_loopback(tmp_path):
+    result = manage(
+        "check", DJANGO_ALLOWED_HOSTS="ibdata.example.com,127.0.0.1", DATA_DIR=str(tmp_path)
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "❌ DJANGO_SECRET_KEY must be set when the admin is served beyond loopback "
+        "(DJANGO_ALLOWED_HOSTS names ibdata.example.com)"
+    )
+    assert not (tmp_path / ".secret_key").exists()
+    given = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; print(settings.SECRET_KEY)",
+        DJANGO_ALLOWED_HOSTS="ibdata.example.com",
+        DJANGO_SECRET_KEY="k" * 60,
+        DATA_DIR=str(tmp_path),
+    )
+    assert given.returncode == 0 and given.stdout.strip() == "k" * 60
