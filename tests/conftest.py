@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 
 import pytest
+import redis
+from django.conf import settings as django_settings
 
 from ibsim.server import Faults, GatewaySimulator, SimConfig
+from tests.support import QUEUE_KEYS, Worker, worker_database_url
 
 _client_ids = itertools.count(100)
 
@@ -88,3 +92,40 @@ def in_process_tasks():
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = before
+
+
+@pytest.fixture
+def clean_broker():
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    client.delete(*QUEUE_KEYS)
+    for key in client.scan_iter("ibdata:pacer:*"):
+        client.delete(key)
+    yield client
+    client.delete(*QUEUE_KEYS)
+
+
+@pytest.fixture
+def workers(tmp_path, clean_broker):
+    started: list[Worker] = []
+
+    def start(
+        sim, *, client_id: int = 31, time_scale: float = 1.0, wait: bool = True, name: str = ""
+    ) -> Worker:
+        env = {
+            **os.environ,
+            "DATABASE_URL": worker_database_url(),
+            "REDIS_URL": django_settings.REDIS_URL,
+            "IBKR_HOST": "127.0.0.1",
+            "IBKR_PORT": str(sim.port),
+            "IBKR_CLIENT_ID": str(client_id),
+            "IBKR_PACING_TIME_SCALE": str(time_scale),
+            "DATA_DIR": str(tmp_path / "data"),
+            "LOG_DIR": str(tmp_path / "logs"),
+        }
+        worker = Worker(env, tmp_path / f"worker-{len(started)}.log", name or f"ibkr{len(started)}")
+        started.append(worker)
+        return worker.start(wait=wait)
+
+    yield start
+    for worker in started:
+        worker.stop()

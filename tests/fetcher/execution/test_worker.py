@@ -4,142 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-import redis
 from django.conf import settings as django_settings
-from django.db import connection
 
 from fetcher.domain.instruments import instrument_specs_parse
 from fetcher.domain.timeframes import timeframe_parse
 from fetcher.models import Bar, Coverage, FetchRun, RunStatus
 from fetcher.services.fetch_runs import fetch_run_create
 from ibsim.rules import BAR_SIZES
-from tests.support import ROOT
+from tests.support import DEPLOYED_SHAPE, ROOT, wait_finished, worker_database_url
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs Redis (REDIS_URL)"),
-    pytest.mark.skipif(
-        not django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
-        reason="worker processes need a shared database (PostgreSQL)",
-    ),
-]
-QUEUE_KEYS = ("ibkr", "default", "backtests", "unacked", "unacked_index", "unacked_mutex")
-
-
-def worker_database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-@pytest.fixture
-def clean_broker():
-    client = redis.Redis.from_url(django_settings.REDIS_URL)
-    client.delete(*QUEUE_KEYS)
-    for key in client.scan_iter("ibdata:pacer:*"):
-        client.delete(key)
-    yield client
-    client.delete(*QUEUE_KEYS)
-
-
-class Worker:
-    """A real `celery worker -Q ibkr --pool solo` process."""
-
-    def __init__(self, env: dict, log: Path, name: str):
-        self.env, self.log, self.name = env, log, name
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, wait: bool = True) -> Worker:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "ibdata_project",
-                "worker",
-                "-Q",
-                "ibkr",
-                "--pool",
-                "solo",
-                "--concurrency",
-                "1",
-                "-n",
-                f"{self.name}@%h",
-                "-E",
-                "--without-gossip",
-                "--without-mingle",
-                "-l",
-                "INFO",
-                "--logfile",
-                str(self.log),
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        if wait:
-            self.wait_for("ready.", 60)
-        return self
-
-    def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.log.exists() and text in self.log.read_text(errors="replace"):
-                return
-            if self.proc and self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(
-            f"worker {self.name}: no {text!r} in its log:\n{self.log.read_text(errors='replace')[-3000:]}"
-        )
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-@pytest.fixture
-def workers(tmp_path, clean_broker):
-    started: list[Worker] = []
-
-    def start(
-        sim, *, client_id: int = 31, time_scale: float = 1.0, wait: bool = True, name: str = ""
-    ) -> Worker:
-        env = {
-            **os.environ,
-            "DATABASE_URL": worker_database_url(),
-            "REDIS_URL": django_settings.REDIS_URL,
-            "IBKR_HOST": "127.0.0.1",
-            "IBKR_PORT": str(sim.port),
-            "IBKR_CLIENT_ID": str(client_id),
-            "IBKR_PACING_TIME_SCALE": str(time_scale),
-            "DATA_DIR": str(tmp_path / "data"),
-            "LOG_DIR": str(tmp_path / "logs"),
-        }
-        worker = Worker(env, tmp_path / f"worker-{len(started)}.log", name or f"ibkr{len(started)}")
-        started.append(worker)
-        return worker.start(wait=wait)
-
-    yield start
-    for worker in started:
-        worker.stop()
+pytestmark = [pytest.mark.django_db(transaction=True), *DEPLOYED_SHAPE]
 
 
 def enqueue(symbols: str, start: str, end: str, timeframe: str) -> FetchRun:
@@ -153,18 +32,6 @@ def enqueue(symbols: str, start: str, end: str, timeframe: str) -> FetchRun:
     )
     fetch_run_enqueue(run_id=run.pk)
     return run
-
-
-def wait_finished(run_id: int, timeout: float) -> FetchRun:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = FetchRun.objects.get(pk=run_id)
-        if run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
-            return run
-        time.sleep(0.5)  # the simulator shares this process: poll gently
-    raise AssertionError(
-        f"run {run_id} still {FetchRun.objects.get(pk=run_id).status} after {timeout}s"
-    )
 
 
 def bars_of(symbol: str, timeframe: str) -> list[tuple]:
