@@ -78,6 +78,14 @@ def fetch_run_finished(*, run_id: int) -> bool:
     return status in FINISHED_RUN
 
 
+def fetch_run_stalled(*, run_id: int, stale_after_s: float) -> bool:
+    """A running run not heard of for `stale_after_s`: the worker running it is gone."""
+    silent_since = timezone.now() - dt.timedelta(seconds=stale_after_s)
+    return FetchRun.objects.filter(
+        pk=run_id, status=RunStatus.RUNNING, heartbeat_at__lt=silent_since
+    ).exists()
+
+
 def fetch_runs_recent(*, limit: int) -> list[FetchRun]:
     return list(FetchRun.objects.order_by("-pk")[: max(1, limit)])
 

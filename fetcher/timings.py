@@ -20,3 +20,6 @@ RUN_CONNECT_WAIT_S = 60.0
 RUN_RECONNECT_WAIT_S = 300.0
 RECONNECT_MAX_S = 60.0
 CONNECTION_CHECK_S = 0.2
+
+# A run waits this long for PostgreSQL to come back before it fails.
+DATABASE_OUTAGE_MAX_S = 300.0

@@ -49,8 +49,15 @@ from fetcher.services import chunks, fetch_runs, instruments, items
 from fetcher.storage.catalog import default_root
 from fetcher.timings import HEARTBEAT_S
 
+from .outages import database_patient, one_line
+
 log = logging.getLogger("ibdata.fetch")
-db = sync_to_async  # thread_sensitive: one database thread, in order
+
+
+def db(fn):
+    """`fn` on the run's one database thread (in order), waiting out a database outage."""
+    return sync_to_async(database_patient(fn))
+
 
 MAX_ATTEMPTS = 6
 STORE_BATCH_BARS = 100_000  # most bars written in one transaction
@@ -130,20 +137,23 @@ class RunExecutor:
         self.tf = BY_CODE[run.timeframe]
         self.what = WhatToShow(run.what_to_show)
         todo = await db(selectors.fetch_run_items_todo)(run_id=self.run_id)
-        # every instrument at once: the pacer, not the order of items, decides what goes out
-        self._tasks = [asyncio.ensure_future(self._run_item(item)) for item in todo]
-        watcher = asyncio.ensure_future(self._watch())
-        writer = asyncio.ensure_future(self._writer())
+        # Every task of the run lives in these task groups: an error in one cancels the others
+        # and none outlives the run (on the ibkr worker's persistent loop, the next run follows).
         try:
-            await asyncio.gather(*self._tasks)
-        except asyncio.CancelledError:
-            if not self.cancelled:
-                raise
-        finally:
-            watcher.cancel()
-            writer.cancel()
+            async with asyncio.TaskGroup() as run_tasks:
+                watcher = run_tasks.create_task(self._watch())
+                writer = run_tasks.create_task(self._writer())
+                try:
+                    # every instrument at once: the pacer, not the order of items, decides
+                    async with asyncio.TaskGroup() as item_tasks:
+                        self._tasks = [item_tasks.create_task(self._run_item(i)) for i in todo]
+                finally:
+                    watcher.cancel()
+                    writer.cancel()
+        except BaseExceptionGroup as group:
+            raise _first_error(group) from None
         if self.cancelled:
-            return await db(FetchRun.objects.get)(pk=self.run_id)
+            return await db(selectors.fetch_run_get)(run_id=self.run_id)
         return await db(fetch_runs.fetch_run_finish)(run_id=self.run_id)
 
     async def _run_item(self, item: FetchRunItem) -> None:
@@ -168,7 +178,9 @@ class RunExecutor:
         )
         # the series counted, and one catalog merge per partition for the whole item, read back
         # from the database, on a thread of its own so other items' bars keep being stored
-        await sync_to_async(_item_store_finish, thread_sensitive=False)(item.pk, self.catalog_root)
+        await sync_to_async(_item_store_finish, thread_sensitive=False)(
+            item_id=item.pk, catalog_root=self.catalog_root
+        )
 
     def _emit(self, **event) -> None:
         """Tell the progress callback (the task's Flower state): what happened, and the run's
@@ -331,9 +343,24 @@ class RunExecutor:
             await self.pacer.release()
 
 
-def _item_store_finish(item_id: int, catalog_root) -> int:
+def _first_error(group: BaseExceptionGroup) -> BaseException:
+    """The error that ended a run's task group: a project error if there is one (its one line
+    says what went wrong), else the first."""
+    errors = list(_leaves(group))
+    return next((e for e in errors if isinstance(e, IbdataError)), errors[0])
+
+
+def _leaves(group: BaseExceptionGroup):
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+def _item_store_finish(*, item_id: int, catalog_root) -> int:
     try:
-        return items.item_store_finish(item_id=item_id, catalog_root=catalog_root)
+        return database_patient(items.item_store_finish)(item_id=item_id, catalog_root=catalog_root)
     finally:
         connections.close_all()  # this worker thread's own connection
 
@@ -354,13 +381,18 @@ def fetch_run_execute(*, run_id: int, progress=None) -> FetchRun:
 
 
 def fetch_run_settle(*, run_id: int, run) -> FetchRun:
-    """Call `run()` (which executes the run); a project error it raises ends the run as failed,
-    with the error's one line stored on it."""
+    """Call `run()` (which executes the run) and make sure the run ends: whatever it raises
+    ends it as failed with a one-line error stored on it (a project error's own line; for
+    anything else its type and first line, the traceback going to the log)."""
     try:
         return run()
     except IbdataError as exc:
-        fetch_runs.fetch_run_fail(run_id=run_id, error=str(exc))
-        return FetchRun.objects.get(pk=run_id)
+        error = str(exc)
+    except Exception as exc:
+        log.exception("fetch run %s failed unexpectedly", run_id)
+        error = f"unexpected error: {one_line(exc)}"
+    database_patient(fetch_runs.fetch_run_fail)(run_id=run_id, error=error)
+    return database_patient(selectors.fetch_run_get)(run_id=run_id)
 
 
 def fetch_run_in_thread(*, run_id: int) -> threading.Thread:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
+
+log = logging.getLogger("ibdata.fetch")
 
 PROGRESS_STATE = "PROGRESS"
 PROGRESS_EVERY_S = 0.5
@@ -20,14 +23,22 @@ class TaskProgress:
         self.task_id = task.request.id
         self.enabled = bool(self.task_id) and not task.request.is_eager
         self._last = 0.0
+        self._failing = False
 
     def __call__(self, event: dict) -> None:
         now = time.monotonic()
         if not self.enabled or now - self._last < PROGRESS_EVERY_S:
             return
         self._last = now
-        self.task.update_state(
-            task_id=self.task_id,
-            state=PROGRESS_STATE,
-            meta={key: event.get(key) for key in PROGRESS_KEYS},
-        )
+        try:
+            self.task.update_state(
+                task_id=self.task_id,
+                state=PROGRESS_STATE,
+                meta={key: event.get(key) for key in PROGRESS_KEYS},
+            )
+        except Exception as exc:  # noqa: BLE001 - a display: the run goes on without it
+            if not self._failing:
+                log.warning("progress not shown in Flower while the result backend fails: %s", exc)
+            self._failing = True
+        else:
+            self._failing = False

@@ -1,4 +1,13 @@
-"""Pacing shared by every process that talks to one gateway: LocalPacer's rules, kept in Redis."""
+"""Pacing shared by every process that talks to one gateway: LocalPacer's rules, kept in Redis.
+
+However many requests wait, a process talks to Redis through one admission loop and a small,
+bounded pool of connections: waiters queue in the process, and each round trip (one Lua call,
+admit.lua) tries a batch of them in the order they began to wait, frees the slots released
+since the last call and applies a pending penalty. Round trips grow with the requests admitted
+and released, not with the waiters: a refused batch sleeps until the first of them could pass
+(or a release, a penalty or a new waiter wakes it, or at most POLL_CAP_S to see other
+processes' releases). While Redis is unreachable the requests wait, and the log says so.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +15,13 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
-import math
+import logging
 import os
 import secrets
 import socket
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -19,22 +29,47 @@ import redis.asyncio as aioredis
 
 from .rules import PacingRules, RequestKey
 
+log = logging.getLogger("ibdata.pacing")
+
 # The general message rate is counted in real seconds, like LocalPacer and the simulator's
 # MessageRate: a faster simulator does not accept more messages per second.
 MESSAGE_WINDOW_S = 1.0
 # An open request left behind by a crashed process frees its slot after this long (pacer clock
 # seconds, independent of time_scale: a slow request is slow in real time).
 OPEN_LEASE_S = 300.0
-# Sleep at most this long between attempts, so a penalty or another process's release is seen.
+# A refused batch sleeps at most this long, so another process's release is seen.
 POLL_CAP_S = 1.0
 # Every key lives this much longer than the window it remembers, then Redis drops it.
 TTL_SLACK_S = 5.0
+# Requests tried in one round trip (the rest wait for the next one).
+BATCH_MAX = 256
+# Connections a process opens to Redis for pacing, whatever the number of waiters.
+POOL_MAX = 4
+# Redis unreachable: try again after this long, doubling up to the cap.
+REDIS_RETRY_S, REDIS_RETRY_MAX_S = 0.2, 5.0
+SOCKET_TIMEOUT_S = 10.0
 
 _DEFAULT_RULES = PacingRules()
-
-# Admission, atomic across processes (the script says how).
 _ADMIT_LUA = (Path(__file__).parent / "admit.lua").read_text()
-_HOLD_LUA = (Path(__file__).parent / "hold.lua").read_text()
+_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+@dataclass(eq=False)
+class _Waiter:
+    key: RequestKey
+    token: str
+    admitted: asyncio.Future
+
+
+@dataclass(eq=False)
+class _LoopState:
+    """What the pacer keeps per event loop: redis.asyncio connections belong to one loop."""
+
+    client: aioredis.Redis
+    script: object
+    waiters: deque[_Waiter] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    runner: asyncio.Task | None = None
 
 
 class RedisPacer:
@@ -54,22 +89,24 @@ class RedisPacer:
         rules: PacingRules = _DEFAULT_RULES,
         clock: Callable[[], float] | None = None,
         holder: str | None = None,
+        pool_max: int = POOL_MAX,
     ) -> None:
         self.rules = rules
         self.gateway = gateway
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.key_prefix = f"ibdata:pacer:{{{gateway}}}"
+        self.round_trips = 0
         self._redis_url = redis_url
         self._clock = clock
+        self._pool_max = pool_max
         self._request_ids = itertools.count(1)
-        self._open_tokens: deque[str] = deque()
-        # redis.asyncio connections belong to one event loop: a new loop gets a new client.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._aio: aioredis.Redis | None = None
-        self._admit = None
-        self._released: asyncio.Event | None = None
-        self._sync: redis.Redis | None = None
-        self._hold = None
+        self._open_tokens: deque[str] = deque()  # admitted here, not released yet
+        self._released: list[str] = []  # released here, not yet freed in Redis
+        self._hold_s = 0.0  # a penalty not yet sent
+        self._hold_at: float | None = None
+        self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
+        self._unreachable_since: float | None = None
+        self._retry_s = REDIS_RETRY_S
 
     # -- the LocalPacer interface ------------------------------------------------------------
 
@@ -78,126 +115,205 @@ class RedisPacer:
 
         Returns the time it was admitted at, on the pacer's clock.
         """
-        while True:
-            wait, at = await self._attempt(key, await self._now())
-            if wait <= 0:
-                return at
-            released = self._released
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(released.wait(), min(wait, POLL_CAP_S))
+        self._check(key)
+        state = self._state()
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(key, self._token(), loop.create_future())
+        state.waiters.append(waiter)
+        self._wake(state)
+        try:
+            return await waiter.admitted
+        except asyncio.CancelledError:
+            if waiter.admitted.done() and not waiter.admitted.cancelled():
+                self._release_one(state)  # admitted as we were cancelled: free the slot
+            else:
+                waiter.admitted.cancel()
+            raise
 
     async def release(self) -> None:
         """The request's answer arrived (or it failed): it is no longer open."""
-        client = self._client()
-        if not self._open_tokens:
-            return
-        await client.zrem(self._key("open"), self._open_tokens.popleft())
-        # Waiters in this process retry at once; other processes see it at their next poll.
-        self._released.set()
-        self._released = asyncio.Event()
+        self._release_one(self._state())
 
     def penalize(self, seconds: float) -> None:
-        """After a pacing violation from the gateway anyway: hold every small request back."""
+        """After a pacing violation from the gateway anyway: hold every small request back.
+
+        Sent with the next round trip; a longer pending penalty wins."""
         hold = seconds / self.rules.time_scale
         if hold <= 0:
             return
-        client = self._sync_client()
-        now = self._clock() if self._clock is not None else _seconds(client.time())
-        if self._hold is None:
-            self._hold = client.register_script(_HOLD_LUA)
-        self._hold(
-            keys=[self._key("hold")],
-            args=[now + hold, math.ceil((hold + TTL_SLACK_S) * 1000)],
-        )
+        at = self._clock() if self._clock is not None else None
+        if at is not None and self._hold_at is not None:
+            longer = at + hold > self._hold_at + self._hold_s
+        else:
+            longer = hold > self._hold_s
+        if longer:
+            self._hold_s, self._hold_at = hold, at
+        # outside a running loop, it goes with the next round trip
+        with contextlib.suppress(RuntimeError):
+            self._wake(self._state())
 
     # -- tools and tests ---------------------------------------------------------------------
 
     async def try_acquire(self, key: RequestKey, now: float) -> float:
         """One attempt at `now`: 0 if admitted (and recorded), else the seconds to wait."""
-        wait, _ = await self._attempt(key, now)
-        return wait
+        self._check(key)
+        waiter = _Waiter(key, self._token(), asyncio.get_running_loop().create_future())
+        _, waits = await self._round_trip(self._state(), [waiter], now)
+        return waits[0]
 
     def reset(self) -> None:
         """Forget everything recorded for this gateway, in every process."""
-        client = self._sync_client()
-        keys = list(client.scan_iter(match=f"{_glob_escape(self.key_prefix)}:*", count=1000))
-        if keys:
-            client.delete(*keys)
+        client = redis.Redis.from_url(self._redis_url)
+        try:
+            keys = list(client.scan_iter(match=f"{_glob_escape(self.key_prefix)}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
         self._open_tokens.clear()
+        self._released.clear()
 
     async def aclose(self) -> None:
-        """Close the connections (a client of an event loop no longer running is dropped)."""
-        if self._aio is not None:
+        """Close this loop's connections (those of loops no longer running are dropped)."""
+        state = self._states.pop(asyncio.get_running_loop(), None)
+        self._states.clear()
+        if state is not None:
+            if state.runner is not None and not state.runner.done():
+                state.runner.cancel()
+            await state.client.aclose(close_connection_pool=True)
+
+    # -- the admission loop ------------------------------------------------------------------
+
+    async def _admit_waiters(self, state: _LoopState) -> None:
+        """Run while there are waiters or releases to send; then end (started again on need)."""
+        while state.waiters or self._released or self._hold_s:
+            state.wake.clear()
+            while state.waiters and state.waiters[0].admitted.done():
+                state.waiters.popleft()  # cancelled while waiting
+            batch = [w for w in itertools.islice(state.waiters, BATCH_MAX) if not w.admitted.done()]
+            now = self._clock() if self._clock is not None else None
             try:
-                running = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
-            if running is self._loop:
-                await self._aio.aclose()
-        self._aio = self._admit = self._loop = self._released = None
-        if self._sync is not None:
-            self._sync.close()
-            self._sync = self._hold = None
+                at, waits = await self._round_trip(state, batch, now)
+            except _UNREACHABLE as exc:
+                await self._unreachable(state, exc)
+                continue
+            sleep = POLL_CAP_S
+            for waiter, wait in zip(batch, waits, strict=True):
+                if wait <= 0:
+                    state.waiters.remove(waiter)
+                    if waiter.admitted.done():  # cancelled meanwhile: free its slot again
+                        self._release_one(state)
+                    else:
+                        waiter.admitted.set_result(at)
+                else:
+                    sleep = min(sleep, wait)
+            if state.waiters and not state.wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(state.wake.wait(), sleep)
+
+    async def _round_trip(
+        self, state: _LoopState, batch: list[_Waiter], now: float | None
+    ) -> tuple[float, list[float]]:
+        r = self.rules
+        released, self._released = self._released, []
+        hold_s, hold_at = pending_hold = (self._hold_s, self._hold_at)
+        self._hold_s, self._hold_at = 0.0, None
+        if hold_at is not None and now is not None:
+            hold_s = max(0.0, hold_s - (now - hold_at))  # the penalty began when it was given
+        keys = [self._key(k) for k in ("clock", "messages", "open", "hold", "total")]
+        args: list = [
+            "" if now is None else repr(now),
+            TTL_SLACK_S,
+            r.messages_per_s,
+            MESSAGE_WINDOW_S,
+            r.max_open,
+            OPEN_LEASE_S,
+            r.scaled(r.identical_window_s),
+            r.contract_max,
+            r.scaled(r.contract_window_s),
+            r.total_max,
+            r.scaled(r.total_window_s),
+            hold_s,
+            len(released),
+            *released,
+        ]
+        for waiter in batch:
+            key = waiter.key
+            keys.append(self._key("identical", _digest(key.identity)))
+            keys.append(self._key("contract", _digest(key.contract)))
+            args += [waiter.token, int(key.small), key.weight]
+        try:
+            self.round_trips += 1
+            at, waits = await state.script(keys=keys, args=args)
+        except BaseException:
+            # nothing was sent: keep what has to be said for the next round trip
+            self._released[:0] = released
+            if pending_hold[0] > self._hold_s:
+                self._hold_s, self._hold_at = pending_hold
+            raise
+        if self._unreachable_since is not None:
+            log.warning("Redis is back: pacing requests for gateway %s again", self.gateway)
+            self._unreachable_since = None
+        waits = [float(w) for w in waits]
+        for waiter, wait in zip(batch, waits, strict=True):
+            if wait <= 0:
+                self._open_tokens.append(waiter.token)
+        return float(at), waits
+
+    async def _unreachable(self, state: _LoopState, exc: BaseException) -> None:
+        loop = asyncio.get_running_loop()
+        if self._unreachable_since is None:
+            self._unreachable_since = loop.time()
+            self._retry_s = REDIS_RETRY_S
+            log.warning(
+                "Redis unreachable (%s): %d requests for gateway %s wait until it is back",
+                exc,
+                len(state.waiters),
+                self.gateway,
+            )
+        await asyncio.sleep(self._retry_s)
+        self._retry_s = min(REDIS_RETRY_MAX_S, self._retry_s * 2)
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _attempt(self, key: RequestKey, now: float) -> tuple[float, float]:
+    def _check(self, key: RequestKey) -> None:
         r = self.rules
         if key.small and key.weight > min(r.contract_max, r.total_max):
             raise ValueError(f"a request of weight {key.weight} can never pass {r}")
-        self._client()
-        token = f"{self.holder}:{next(self._request_ids)}"
-        wait, at = await self._admit(
-            keys=[
-                self._key("clock"),
-                self._key("messages"),
-                self._key("open"),
-                self._key("hold"),
-                self._key("identical", _digest(key.identity)),
-                self._key("contract", _digest(key.contract)),
-                self._key("total"),
-            ],
-            args=[
-                now,
-                token,
-                int(key.small),
-                key.weight,
-                TTL_SLACK_S,
-                r.messages_per_s,
-                MESSAGE_WINDOW_S,
-                r.max_open,
-                OPEN_LEASE_S,
-                r.scaled(r.identical_window_s),
-                r.contract_max,
-                r.scaled(r.contract_window_s),
-                r.total_max,
-                r.scaled(r.total_window_s),
-            ],
-        )
-        wait, at = float(wait), float(at)
-        if wait <= 0:
-            self._open_tokens.append(token)
-            return 0.0, at
-        return wait, at
 
-    async def _now(self) -> float:
-        if self._clock is not None:
-            return self._clock()
-        return _seconds(await self._client().time())
+    def _release_one(self, state: _LoopState) -> None:
+        # Open slots are interchangeable: any one of ours is freed.
+        if self._open_tokens:
+            self._released.append(self._open_tokens.popleft())
+            self._wake(state)
 
-    def _client(self) -> aioredis.Redis:
+    def _token(self) -> str:
+        return f"{self.holder}:{next(self._request_ids)}"
+
+    def _wake(self, state: _LoopState) -> None:
+        state.wake.set()
+        if state.runner is None or state.runner.done():
+            state.runner = asyncio.get_running_loop().create_task(
+                self._admit_waiters(state), name=f"pacer-{self.gateway}"
+            )
+
+    def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._aio = aioredis.Redis.from_url(self._redis_url)
-            self._admit = self._aio.register_script(_ADMIT_LUA)
-            self._released = asyncio.Event()
-            self._loop = loop
-        return self._aio
-
-    def _sync_client(self) -> redis.Redis:
-        if self._sync is None:
-            self._sync = redis.Redis.from_url(self._redis_url)
-        return self._sync
+        state = self._states.get(loop)
+        if state is None:
+            # a client of a loop that has ended is dropped (its sockets close with it)
+            self._states = {lp: s for lp, s in self._states.items() if not lp.is_closed()}
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self._redis_url,
+                max_connections=self._pool_max,
+                timeout=None,
+                socket_timeout=SOCKET_TIMEOUT_S,
+                socket_connect_timeout=SOCKET_TIMEOUT_S,
+                client_name=f"ibdata-pacer:{self.holder}",
+            )
+            client = aioredis.Redis(connection_pool=pool)
+            state = self._states[loop] = _LoopState(client, client.register_script(_ADMIT_LUA))
+        return state
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.key_prefix, *parts))
@@ -205,11 +321,6 @@ class RedisPacer:
 
 def _digest(parts: tuple) -> str:
     return hashlib.sha1(repr(parts).encode(), usedforsecurity=False).hexdigest()[:16]
-
-
-def _seconds(server_time: tuple[int, int]) -> float:
-    seconds, micros = server_time
-    return seconds + micros / 1e6
 
 
 def _glob_escape(text: str) -> str:

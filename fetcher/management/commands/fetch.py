@@ -26,7 +26,7 @@ from fetcher.exceptions import InvalidInput
 from fetcher.execution.executor import fetch_run_in_thread
 from fetcher.ibkr.connect import gateway_from_settings
 from fetcher.models import ItemStatus, RunStatus
-from fetcher.selectors import fetch_run_finished, fetch_run_summary
+from fetcher.selectors import fetch_run_finished, fetch_run_stalled, fetch_run_summary
 from fetcher.services.fetch_runs import (
     fetch_request_check,
     fetch_run_cancel,
@@ -35,6 +35,7 @@ from fetcher.services.fetch_runs import (
 )
 from fetcher.services.provenance import gateway_kind, store_source_check
 from fetcher.storage.catalog import default_root
+from fetcher.timings import STALE_AFTER_S
 
 FOLLOW_POLL_S = 0.2  # how often the command reads the run's progress
 
@@ -137,6 +138,12 @@ class Command(BaseCommand):
                 )
 
             def finished() -> bool:
+                if fetch_run_stalled(run_id=run.pk, stale_after_s=STALE_AFTER_S):
+                    raise UserError(
+                        f"run {run.pk} stopped: the worker running it is gone (no heartbeat for "
+                        f"{STALE_AFTER_S:.0f}s); it resumes when an ibkr worker starts "
+                        f"(manage.py fetch_status {run.pk})"
+                    )
                 return fetch_run_finished(run_id=run.pk)
 
         if opts["no_wait"]:

@@ -233,3 +233,23 @@ def test_orphaned_runs_are_resumed_or_failed(clean_broker):
     assert fetch_runs_recover(stale_after_s=60) == []
     failed = FetchRun.objects.get(pk=run.pk)
     assert failed.status == RunStatus.FAILED and "died" in failed.error
+
+
+def test_an_unexpected_error_fails_the_run_and_the_worker_serves_the_next(sim, workers, tmp_path):
+    """A real fault outside the project's errors (the catalog's folder is a file) ends the run
+    as failed with its one line; the same worker then serves the next run."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "catalog").write_text("not a folder")
+    worker = workers(sim)
+    run = enqueue("AAPL", "2024-01-02", "2024-01-05", "DAILY")
+    failed = wait_finished(run.pk, 60)
+    assert failed.status == RunStatus.FAILED
+    assert failed.error.startswith("unexpected error: ") and "\n" not in failed.error
+    assert "catalog" in failed.error
+    (data / "catalog").unlink()
+    run = enqueue("AAPL", "2024-01-02", "2024-01-05", "DAILY")
+    done = wait_finished(run.pk, 60)
+    assert done.status == RunStatus.SUCCEEDED, done.error
+    assert len(bars_of("AAPL", "DAILY")) == 4
+    worker.wait_for("failed unexpectedly", 5)  # the traceback went to the log

@@ -13,7 +13,7 @@ from collections import defaultdict
 import pytest
 
 from fetcher.pacing.local import LocalPacer
-from fetcher.pacing.redis_pacer import OPEN_LEASE_S, TTL_SLACK_S, RedisPacer
+from fetcher.pacing.redis_pacer import OPEN_LEASE_S, POOL_MAX, TTL_SLACK_S, RedisPacer
 from fetcher.pacing.rules import PacingRules, RequestKey
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -299,6 +299,8 @@ def test_every_key_expires(make_pacer):
 
     async def scenario():
         pacer.penalize(1.0)
+        await pacer.try_acquire(large(99), clock())  # sends the penalty
+        await pacer.release()
         clock.advance(1.0)
         for n in range(8):
             await pacer.try_acquire(small(n, con_id=n % 2), clock())
@@ -461,3 +463,44 @@ def test_two_processes_never_break_the_rules_together(make_pacer):
     # The rules did bind: 40 requests a process cannot all go out at once.
     first, last = min(t for t, _ in admitted), max(t for t, _ in admitted)
     assert last - first > r.scaled(r.total_window_s)
+
+
+def test_thousands_of_waiters_share_a_few_connections_and_round_trips(make_pacer):
+    """3,000 requests wait at once (the 252-request fetch that died with 'Too many connections'
+    had far fewer): all are admitted, never more than max_open at a time, through at most
+    POOL_MAX connections, with round trips growing with admissions, not waiters times polls."""
+    import redis
+
+    rules = PacingRules(messages_per_s=100_000, max_open=50)
+    pacer = make_pacer(rules=rules)
+    requests, open_now, peak = 3000, 0, 0
+    seen_connections = set()
+    client = redis.Redis.from_url(REDIS_URL)
+
+    def pacer_connections() -> set[int]:
+        name = f"ibdata-pacer:{pacer.holder}"
+        return {c["id"] for c in client.client_list() if c.get("name") == name}
+
+    async def one(n: int) -> None:
+        nonlocal open_now, peak
+        await pacer.acquire(large(n, con_id=n))
+        open_now += 1
+        peak = max(peak, open_now)
+        await asyncio.sleep(0.001)  # the answer arrives
+        open_now -= 1
+        await pacer.release()
+
+    async def scenario():
+        tasks = [asyncio.create_task(one(n)) for n in range(requests)]
+        while not all(t.done() for t in tasks):
+            seen_connections.update(await asyncio.to_thread(pacer_connections))
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*tasks)
+
+    try:
+        run(scenario, pacer)
+    finally:
+        client.close()
+    assert 0 < len(seen_connections) <= POOL_MAX
+    assert peak == rules.max_open
+    assert pacer.round_trips <= requests, pacer.round_trips  # 66 seen here
