@@ -89,8 +89,12 @@ TEMPLATES = [
     }
 ]
 
-# Unset DATABASE_URL means the embedded default: a SQLite file under DATA_DIR.
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'ibdata.sqlite3'}")}
+# Unset (or empty) DATABASE_URL means the embedded default: a SQLite file under DATA_DIR.
+DATABASES = {
+    "default": env.db_url_config(
+        env("DATABASE_URL", default="") or f"sqlite:///{DATA_DIR / 'ibdata.sqlite3'}"
+    )
+}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The embedded default needs its folder before the first connection; WAL lets the
     # command follow a run's progress while the run writes.

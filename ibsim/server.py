@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from . import messages as msg
 from . import rules, texts
 from .market import Market
+from .pacing import HistoricalPacing, ScaledClock, SoftThrottle
 from .session import Session
 from .wire import ProtocolError
 
@@ -79,6 +80,10 @@ class GatewaySimulator:
         self.faults = self.config.faults
         self.market = market or Market(seed=self.config.seed)
         self.stats = SimStats()
+        # IBKR counts pacing (and open requests) per gateway, across all its client connections
+        clock = ScaledClock(self.config.time_scale)
+        self.pacing = HistoricalPacing(clock)
+        self.throttle = SoftThrottle(clock, self.config.throttle_free, self.config.throttle_step_s)
         self._server: asyncio.base_events.Server | None = None
         self._sessions: set[Session] = set()
         self._client_ids: set[int] = set()
@@ -87,6 +92,10 @@ class GatewaySimulator:
         self._thread: threading.Thread | None = None
         self._hist_received = 0
         self.port = self.config.port
+
+    def open_historical(self) -> int:
+        """Historical requests being answered, on every connection."""
+        return sum(len(session.open_historical) for session in self._sessions)
 
     # --- life cycle -------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from .contracts import contract_details, listings_for
 from .historical import Reject, Window, request_window
 from .market import MarketError
 from .messages import In
-from .pacing import HistoricalPacing, MessageRate, ScaledClock, SoftThrottle
+from .pacing import MessageRate
 from .timewindow import connection_time, format_utc
 from .wire import API_PREFIX, ProtocolError, parse_version_range, read_frame
 
@@ -31,10 +31,8 @@ class Session:
         self.version = 0
         self.client_id: int | None = None
         cfg = sim.config
-        clock = ScaledClock(cfg.time_scale)
-        self.pacing = HistoricalPacing(clock)
+        # the message rate is per client; pacing and open requests count for the whole gateway
         self.rate = MessageRate(cfg.message_rate) if cfg.message_rate > 0 else None
-        self.throttle = SoftThrottle(clock, cfg.throttle_free, cfg.throttle_step_s)
         self.open_historical: dict[int, asyncio.Task] = {}
         self.handlers = {
             In.REQ_HISTORICAL_DATA: self.on_historical_data,
@@ -242,7 +240,7 @@ class Session:
             return
         if fault == "outage":
             asyncio.get_running_loop().create_task(sim._outage(sim.faults.outage_s))
-        if len(self.open_historical) >= rules.MAX_OPEN_HISTORICAL:
+        if sim.open_historical() >= rules.MAX_OPEN_HISTORICAL:
             self.send_error(req.req_id, *texts.TOO_MANY_OPEN)
             return
         try:
@@ -250,7 +248,7 @@ class Session:
                 req,
                 listings=self._find(req.contract),
                 market=sim.market,
-                pacing=self.pacing,
+                pacing=sim.pacing,
                 now=time.time(),
                 time_zone=sim.config.time_zone,
             )
@@ -273,7 +271,7 @@ class Session:
                 await asyncio.Event().wait()  # until the client cancels or goes away
             delay = sim.config.latency_s
             if not w.bar_size.small:
-                delay += self.throttle.delay()
+                delay += sim.throttle.delay()
             if delay > 0:
                 await asyncio.sleep(delay)
             assert sim._farm_ok is not None

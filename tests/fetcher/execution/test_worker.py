@@ -123,6 +123,37 @@ def test_two_fetches_from_two_processes_make_no_pacing_violation(sim_factory, wo
     assert sim.stats.counts["historical_requests"] == 6 * 3 * 7  # 7 requests a session
 
 
+def test_two_processes_without_a_shared_pacer_break_the_gateway_rules(sim_factory, tmp_path):
+    """The gateway counts pacing for all its connections: two fetches that pace themselves
+    each on their own (no Redis) together send more than it allows. The test above, with the
+    Redis pacer, sees none."""
+    sim = sim_factory(time_scale=600)
+    args = ["--start", "2024-01-02", "--end", "2024-01-04", "--timeframe", "5-SECOND"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "fetch", "--instruments", symbols, *args],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "DATABASE_URL": worker_database_url(),
+                "REDIS_URL": "",  # tasks in-process, each with a pacer of its own
+                "IBKR_HOST": "127.0.0.1",
+                "IBKR_PORT": str(sim.port),
+                "IBKR_CLIENT_ID": str(client_id),
+                "IBKR_PACING_TIME_SCALE": "600",
+                "DATA_DIR": str(tmp_path / f"data-{client_id}"),
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for client_id, symbols in ((51, "AAPL,MSFT,NVDA"), (52, "GOOGL,AMZN,META"))
+    ]
+    outputs = [p.communicate(timeout=180)[0] for p in procs]
+    assert sim.stats.counts["connections"] >= 2, outputs
+    assert sim.stats.pacing_violations > 0, outputs
+
+
 def test_a_killed_worker_resumes_the_run_on_restart(sim_factory, workers):
     sim = sim_factory(time_scale=60)  # 60 requests per 10 s: a run of ~130 requests takes ~20 s
     worker = workers(sim, time_scale=60)
