@@ -12,7 +12,7 @@ from fetcher.domain.time import DAY, epoch, from_epoch
 from fetcher.domain.timeframes import BY_CODE, WhatToShow
 from fetcher.models import FetchChunk, FetchRunItem, ItemStatus
 from fetcher.selectors import bars_read
-from fetcher.storage.catalog import catalog_write
+from fetcher.storage.catalog import catalog_venue, catalog_write
 
 from .fetch_runs import ERROR_MAX_CHARS
 from .progress import fetch_run_progress_add
@@ -120,6 +120,8 @@ def item_catalog_export(*, item: FetchRunItem, catalog_root: Path) -> int:
             written += catalog_write(
                 root=catalog_root,
                 symbol=instrument.local_symbol or instrument.symbol,
+                exchange=catalog_venue(instrument.primary_exchange, instrument.exchange),
+                currency=instrument.currency,
                 timeframe=timeframe,
                 what_to_show=WhatToShow(run.what_to_show).name,
                 use_rth=run.use_rth,

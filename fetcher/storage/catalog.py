@@ -22,9 +22,6 @@ from fetcher.domain.bars import COLUMNS, BarBatch
 from fetcher.domain.timeframes import TimeframeSpec
 
 FILE_NAME = "part-0.parquet"
-# Daily, weekly and monthly series are one file, under the hive marker for a null year: every
-# file then sits at the same depth, which DuckDB and polars need to read the catalog in one call.
-NULL_YEAR = "__HIVE_DEFAULT_PARTITION__"
 # Both start with "." so pyarrow.dataset ignores them, and neither ends in ".parquet" so the
 # "**/*.parquet" globs of DuckDB and polars never pick them up.
 LOCK_NAME = ".part-0.lock"
@@ -50,7 +47,9 @@ PARTITION_SCHEMA = pa.schema(
         pa.field("timeframe", pa.string()),
         pa.field("session", pa.string()),  # RTH (regular hours only) or ALL (extended too)
         pa.field("symbol", pa.string()),
-        pa.field("year", pa.int32()),  # null for daily, weekly and monthly bars
+        pa.field("exchange", pa.string()),  # the listing's venue: one symbol, several listings
+        pa.field("currency", pa.string()),
+        pa.field("year", pa.int32()),  # UTC year of the bar's start, for every timeframe
     ]
 )
 TS_TYPE = pa.timestamp("s", tz="UTC")
@@ -71,6 +70,8 @@ def catalog_write(
     *,
     root: Path | None = None,
     symbol: str,
+    exchange: str,
+    currency: str,
     timeframe: TimeframeSpec,
     what_to_show: str,
     batch: BarBatch,
@@ -78,19 +79,22 @@ def catalog_write(
 ) -> int:
     """Merge bars into their partition files; returns the number of bars in the batch written.
 
-    Each affected partition (one per year for intraday timeframes) is updated under its own
-    lock: read the existing file, let the batch's bars win where timestamps repeat, sort, write
-    a temporary file, fsync it and atomically rename it over the old one.
+    Each affected partition (one per UTC year) is updated under its own lock: read the existing
+    file, let the batch's bars win where timestamps repeat, sort, write a temporary file, fsync
+    it and atomically rename it over the old one.
     """
     base = _series_dir(
-        _root(root), symbol=symbol, timeframe=timeframe, what_to_show=what_to_show, use_rth=use_rth
+        _root(root),
+        symbol=symbol,
+        exchange=exchange,
+        currency=currency,
+        timeframe=timeframe,
+        what_to_show=what_to_show,
+        use_rth=use_rth,
     )
     batch = BarBatch.concat([batch])  # sorted, one bar per ts, last one kept
     if not len(batch):
         return 0
-    if not timeframe.intraday:
-        _partition_merge(base / f"year={NULL_YEAR}", batch)
-        return len(batch)
     years = _years(batch.ts)
     for year in np.unique(years):
         _partition_merge(base / f"year={int(year)}", batch.slice(years == year))
@@ -101,6 +105,8 @@ def catalog_read(
     *,
     root: Path | None = None,
     symbol: str,
+    exchange: str,
+    currency: str,
     timeframe: TimeframeSpec,
     what_to_show: str,
     start: int | None = None,
@@ -109,7 +115,13 @@ def catalog_read(
 ) -> BarBatch:
     """Stored bars with start <= ts < end (epoch seconds, either bound optional), sorted by ts."""
     base = _series_dir(
-        _root(root), symbol=symbol, timeframe=timeframe, what_to_show=what_to_show, use_rth=use_rth
+        _root(root),
+        symbol=symbol,
+        exchange=exchange,
+        currency=currency,
+        timeframe=timeframe,
+        what_to_show=what_to_show,
+        use_rth=use_rth,
     )
     if not base.is_dir():
         return BarBatch.empty()
@@ -120,12 +132,11 @@ def catalog_read(
         conditions.append(ds.field("ts") >= pa.scalar(start, TS_TYPE))
     if end is not None:
         conditions.append(ds.field("ts") < pa.scalar(end, TS_TYPE))
-    if timeframe.intraday:
-        # Years outside the window are pruned by their directory names, before any file is opened.
-        if start is not None:
-            conditions.append(ds.field("year") >= int(_years(np.array([start]))[0]))
-        if end is not None:
-            conditions.append(ds.field("year") <= int(_years(np.array([end - 1]))[0]))
+    # Years outside the window are pruned by their directory names, before any file is opened.
+    if start is not None:
+        conditions.append(ds.field("year") >= int(_years(np.array([start]))[0]))
+    if end is not None:
+        conditions.append(ds.field("year") <= int(_years(np.array([end - 1]))[0]))
     year_schema = pa.schema([PARTITION_SCHEMA.field("year")])
     dataset = ds.dataset(
         base,
@@ -140,7 +151,7 @@ def catalog_read(
 
 def catalog_dataset(root: Path | None = None) -> ds.Dataset:
     """The whole catalog as one pyarrow dataset: bar columns plus what_to_show, timeframe,
-    session, symbol (strings) and year (int32, null for daily and longer bars)."""
+    session, symbol, exchange, currency (strings) and year (int32)."""
     return ds.dataset(
         _root(root),
         format="parquet",
@@ -162,23 +173,42 @@ def _escape(value: str) -> str:
     return quote(value, safe="")
 
 
+def catalog_venue(primary_exchange: str, exchange: str) -> str:
+    """The venue a series is filed under: the listing's primary exchange (AAPL: NASDAQ, even
+    when routed through SMART), else its exchange (EUR.USD: IDEALPRO)."""
+    return primary_exchange or exchange
+
+
 def session_name(use_rth: bool) -> str:
     return "RTH" if use_rth else "ALL"
 
 
 def _series_dir(
-    root: Path, *, symbol: str, timeframe: TimeframeSpec, what_to_show: str, use_rth: bool
+    root: Path,
+    *,
+    symbol: str,
+    exchange: str,
+    currency: str,
+    timeframe: TimeframeSpec,
+    what_to_show: str,
+    use_rth: bool,
 ) -> Path:
-    if not symbol:
-        raise ValueError("a catalog symbol cannot be empty")
-    if not what_to_show:
-        raise ValueError("a catalog what_to_show cannot be empty")
+    for name, value in (
+        ("symbol", symbol),
+        ("exchange", exchange),
+        ("currency", currency),
+        ("what_to_show", what_to_show),
+    ):
+        if not value:
+            raise ValueError(f"a catalog {name} cannot be empty")
     return (
         root
         / f"what_to_show={_escape(what_to_show)}"
         / f"timeframe={_escape(timeframe.name)}"
         / f"session={session_name(use_rth)}"
         / f"symbol={_escape(symbol)}"
+        / f"exchange={_escape(exchange)}"
+        / f"currency={_escape(currency)}"
     )
 
 

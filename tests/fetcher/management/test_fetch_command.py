@@ -84,6 +84,8 @@ def test_the_guide_example_gives_21_aapl_bars(gateway, capsys, tmp_path):
     cat = catalog_read(
         root=tmp_path / "catalog",
         symbol="AAPL",
+        exchange="NASDAQ",
+        currency="USD",
         timeframe=timeframe_parse("DAILY"),
         what_to_show="TRADES",
     )

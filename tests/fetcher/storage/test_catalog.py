@@ -21,12 +21,12 @@ from fetcher.domain.timeframes import TIMEFRAMES
 from fetcher.storage import catalog
 from fetcher.storage.catalog import (
     FILE_SCHEMA,
-    NULL_YEAR,
     catalog_dataset,
     catalog_read,
     catalog_write,
 )
 
+VENUE = {"exchange": "NASDAQ", "currency": "USD"}
 DAILY = TIMEFRAMES["DAILY"]
 MINUTE = TIMEFRAMES["1-MINUTE"]
 DAY = 86_400
@@ -34,7 +34,8 @@ DAY = 86_400
 # The same calls docs/catalog.md shows, with the catalog root filled in.
 DUCKDB_SQL = """
 SELECT * FROM read_parquet('{root}/**/*.parquet', hive_partitioning = true,
-    hive_types = {{'what_to_show': VARCHAR, 'timeframe': VARCHAR, 'symbol': VARCHAR,
+    hive_types = {{'what_to_show': VARCHAR, 'timeframe': VARCHAR, 'session': VARCHAR,
+                  'symbol': VARCHAR, 'exchange': VARCHAR, 'currency': VARCHAR,
                   'year': INTEGER}})
 """
 POLARS_HIVE_SCHEMA = {
@@ -42,6 +43,8 @@ POLARS_HIVE_SCHEMA = {
     "timeframe": pl.String,
     "session": pl.String,
     "symbol": pl.String,
+    "exchange": pl.String,
+    "currency": pl.String,
     "year": pl.Int32,
 }
 
@@ -81,27 +84,36 @@ def test_write_then_read_back_exactly(tmp_path):
     batch = bars(epoch(2024, 1, 2) + DAY * np.arange(250))
 
     written = catalog_write(
-        root=tmp_path, symbol="AAPL", timeframe=DAILY, what_to_show="TRADES", batch=batch
+        root=tmp_path, symbol="AAPL", **VENUE, timeframe=DAILY, what_to_show="TRADES", batch=batch
     )
 
     assert written == 250
-    read = catalog_read(root=tmp_path, symbol="AAPL", timeframe=DAILY, what_to_show="TRADES")
+    read = catalog_read(
+        root=tmp_path, symbol="AAPL", **VENUE, timeframe=DAILY, what_to_show="TRADES"
+    )
     assert_same(read, batch)
     assert parquet_files(tmp_path) == [
         tmp_path
         / "what_to_show=TRADES/timeframe=DAILY/session=RTH/symbol=AAPL"
-        / f"year={NULL_YEAR}/part-0.parquet"
+        / "exchange=NASDAQ/currency=USD/year=2024/part-0.parquet"
     ]
 
 
 def test_read_of_a_series_never_written_is_empty(tmp_path):
-    read = catalog_read(root=tmp_path, symbol="AAPL", timeframe=DAILY, what_to_show="TRADES")
+    read = catalog_read(
+        root=tmp_path, symbol="AAPL", **VENUE, timeframe=DAILY, what_to_show="TRADES"
+    )
     assert len(read) == 0
 
 
 def test_empty_batch_writes_nothing(tmp_path):
     written = catalog_write(
-        root=tmp_path, symbol="AAPL", timeframe=DAILY, what_to_show="TRADES", batch=BarBatch.empty()
+        root=tmp_path,
+        symbol="AAPL",
+        **VENUE,
+        timeframe=DAILY,
+        what_to_show="TRADES",
+        batch=BarBatch.empty(),
     )
     assert written == 0
     assert parquet_files(tmp_path) == []
@@ -110,7 +122,7 @@ def test_empty_batch_writes_nothing(tmp_path):
 def test_overlapping_write_replaces_changed_bars_and_adds_new_ones(tmp_path):
     first = bars(epoch(2024, 1, 1) + DAY * np.arange(0, 20))
     second = bars(epoch(2024, 1, 1) + DAY * np.arange(10, 30), version=7.0)
-    series = dict(root=tmp_path, symbol="AAPL", timeframe=DAILY, what_to_show="TRADES")
+    series = dict(root=tmp_path, symbol="AAPL", **VENUE, timeframe=DAILY, what_to_show="TRADES")
 
     catalog_write(**series, batch=first)
     catalog_write(**series, batch=second)
@@ -125,11 +137,14 @@ def test_overlapping_write_replaces_changed_bars_and_adds_new_ones(tmp_path):
 def test_intraday_batch_spanning_a_year_boundary_lands_in_two_year_partitions(tmp_path):
     start = epoch(2023, 12, 31, 23, 0)
     batch = bars(start + 60 * np.arange(120))  # 23:00 on Dec 31 to 00:59 on Jan 1
-    series = dict(root=tmp_path, symbol="AAPL", timeframe=MINUTE, what_to_show="TRADES")
+    series = dict(root=tmp_path, symbol="AAPL", **VENUE, timeframe=MINUTE, what_to_show="TRADES")
 
     assert catalog_write(**series, batch=batch) == 120
 
-    symbol_dir = tmp_path / "what_to_show=TRADES/timeframe=1-MINUTE/session=RTH/symbol=AAPL"
+    symbol_dir = (
+        tmp_path
+        / "what_to_show=TRADES/timeframe=1-MINUTE/session=RTH/symbol=AAPL/exchange=NASDAQ/currency=USD"
+    )
     assert parquet_files(tmp_path) == [
         symbol_dir / "year=2023/part-0.parquet",
         symbol_dir / "year=2024/part-0.parquet",
@@ -143,7 +158,7 @@ def test_intraday_batch_spanning_a_year_boundary_lands_in_two_year_partitions(tm
 
 def test_read_window_is_start_inclusive_end_exclusive_across_years(tmp_path):
     batch = bars(epoch(2023, 12, 31, 23, 0) + 60 * np.arange(120))
-    series = dict(root=tmp_path, symbol="AAPL", timeframe=MINUTE, what_to_show="TRADES")
+    series = dict(root=tmp_path, symbol="AAPL", **VENUE, timeframe=MINUTE, what_to_show="TRADES")
     catalog_write(**series, batch=batch)
 
     window = catalog_read(**series, start=int(batch.ts[50]), end=int(batch.ts[70]))
@@ -155,22 +170,31 @@ def test_read_window_is_start_inclusive_end_exclusive_across_years(tmp_path):
     assert len(catalog_read(**series, start=epoch(2024, 1, 1), end=epoch(2024, 1, 1))) == 0
 
 
-def build_catalog(root: Path) -> int:
-    """A catalog with daily and intraday series, several what_to_show, awkward symbols."""
-    writes = [
-        ("AAPL", DAILY, "TRADES", bars(epoch(2020, 1, 2) + DAY * np.arange(1500))),
-        ("BRK B", DAILY, "TRADES", bars(epoch(2024, 1, 2) + DAY * np.arange(30))),
-        ("EUR.USD", DAILY, "MIDPOINT", bars(epoch(2024, 1, 2) + DAY * np.arange(30))),
-        ("7203", DAILY, "TRADES", bars(epoch(2024, 1, 2) + DAY * np.arange(5))),
-        ("AAPL", MINUTE, "TRADES", bars(epoch(2023, 12, 31, 20) + 60 * np.arange(600))),
-        ("EUR.USD", MINUTE, "BID", bars(epoch(2024, 3, 1) + 60 * np.arange(90))),
-        ("MSFT", TIMEFRAMES["WEEKLY"], "TRADES", bars(epoch(2024, 1, 1) + 7 * DAY * np.arange(9))),
-    ]
+CATALOG_WRITES = [
+    ("AAPL", DAILY, "TRADES", bars(epoch(2020, 1, 2) + DAY * np.arange(1500))),
+    ("BRK B", DAILY, "TRADES", bars(epoch(2024, 1, 2) + DAY * np.arange(30))),
+    ("EUR.USD", DAILY, "MIDPOINT", bars(epoch(2024, 1, 2) + DAY * np.arange(30))),
+    ("7203", DAILY, "TRADES", bars(epoch(2024, 1, 2) + DAY * np.arange(5))),
+    ("AAPL", MINUTE, "TRADES", bars(epoch(2023, 12, 31, 20) + 60 * np.arange(600))),
+    ("EUR.USD", MINUTE, "BID", bars(epoch(2024, 3, 1) + 60 * np.arange(90))),
+    ("MSFT", TIMEFRAMES["WEEKLY"], "TRADES", bars(epoch(2024, 1, 1) + 7 * DAY * np.arange(9))),
+]
+
+
+def build_catalog(root: Path, kind: str = "both") -> int:
+    """A catalog with daily and intraday series (or only one `kind`), several what_to_show,
+    awkward symbols."""
     total = 0
-    for symbol, timeframe, what_to_show, batch in writes:
-        total += catalog_write(
-            root=root, symbol=symbol, timeframe=timeframe, what_to_show=what_to_show, batch=batch
-        )
+    for symbol, timeframe, what_to_show, batch in CATALOG_WRITES:
+        if kind == "both" or (kind == "intraday") == timeframe.intraday:
+            total += catalog_write(
+                root=root,
+                symbol=symbol,
+                **VENUE,
+                timeframe=timeframe,
+                what_to_show=what_to_show,
+                batch=batch,
+            )
     return total
 
 
@@ -178,7 +202,7 @@ def test_every_file_has_the_fixed_schema_zstd_sorted_unique_ts(tmp_path):
     build_catalog(tmp_path)
 
     files = parquet_files(tmp_path)
-    assert len(files) == 8
+    assert len(files) == 12  # AAPL daily 2020-2024, AAPL 1-minute 2023-2024, 5 more
     for path in files:
         assert pq.read_schema(path).equals(FILE_SCHEMA, check_metadata=False), path
         metadata = pq.ParquetFile(path).metadata
@@ -194,7 +218,17 @@ def test_every_file_has_the_fixed_schema_zstd_sorted_unique_ts(tmp_path):
         assert np.all(np.diff(ts) > 0), path
 
 
-ROW_ORDER = ("ts", *COLUMNS[1:], "what_to_show", "timeframe", "symbol", "year")
+ROW_ORDER = (
+    "ts",
+    *COLUMNS[1:],
+    "what_to_show",
+    "timeframe",
+    "session",
+    "symbol",
+    "exchange",
+    "currency",
+    "year",
+)
 
 
 def rows_pyarrow(dataset: ds.Dataset) -> list[tuple]:
@@ -205,37 +239,59 @@ def rows_pyarrow(dataset: ds.Dataset) -> list[tuple]:
     return sorted(zip(ts, *others, strict=True))
 
 
-def test_whole_catalog_reads_as_one_dataset_in_pyarrow_duckdb_and_polars(tmp_path):
-    total = build_catalog(tmp_path)
+def as_typed(rows: list[tuple]) -> list[tuple]:
+    """Rows read without partition types, with the types given: readers may guess that the
+    symbol 7203 is a number."""
+    symbol = ROW_ORDER.index("symbol")
+    return sorted(row[:symbol] + (str(row[symbol]),) + row[symbol + 1 :] for row in rows)
 
+
+@pytest.mark.parametrize("kind", ["daily", "intraday", "both"])
+def test_whole_catalog_reads_as_one_dataset_in_pyarrow_duckdb_and_polars(tmp_path, kind):
+    """The calls docs/catalog.md shows, typed and plain, on a catalog of daily series only,
+    intraday only, or both: every reader sees every row with its partition values."""
+    total = build_catalog(tmp_path, kind)
     via_catalog = rows_pyarrow(catalog_dataset(tmp_path))
-    via_pyarrow = rows_pyarrow(ds.dataset(tmp_path, format="parquet", partitioning="hive"))
+    assert len(via_catalog) == total > 0
+
+    plain_pyarrow = rows_pyarrow(ds.dataset(tmp_path, format="parquet", partitioning="hive"))
+    assert as_typed(plain_pyarrow) == via_catalog
 
     columns = ", ".join(name for name in ROW_ORDER if name != "ts")
-    via_duckdb = sorted(
-        duckdb.sql(
-            f"SELECT epoch(ts)::BIGINT, {columns} FROM ({DUCKDB_SQL.format(root=tmp_path)})"
-        ).fetchall()
-    )
+    typed_sql = DUCKDB_SQL.format(root=tmp_path)
+    plain_sql = f"SELECT * FROM read_parquet('{tmp_path}/**/*.parquet', hive_partitioning = true)"
+    for sql in (typed_sql, plain_sql):
+        rows = duckdb.sql(f"SELECT epoch(ts)::BIGINT, {columns} FROM ({sql})").fetchall()
+        assert as_typed(rows) == via_catalog, sql
 
-    frame = (
-        pl.scan_parquet(
-            f"{tmp_path}/**/*.parquet", hive_partitioning=True, hive_schema=POLARS_HIVE_SCHEMA
+    for schema in (POLARS_HIVE_SCHEMA, None):
+        frame = (
+            pl.scan_parquet(f"{tmp_path}/**/*.parquet", hive_partitioning=True, hive_schema=schema)
+            .with_columns(pl.col("ts").dt.epoch("s"))
+            .select(ROW_ORDER)
+            .collect()
         )
-        .with_columns(pl.col("ts").dt.epoch("s"))
-        .select(ROW_ORDER)
-        .collect()
-    )
-    via_polars = sorted(frame.rows())
+        assert as_typed(frame.rows()) == via_catalog, schema
 
-    assert len(via_catalog) == total == 1500 + 30 + 30 + 5 + 600 + 90 + 9
-    assert via_pyarrow == via_catalog
-    assert via_duckdb == via_catalog
-    assert via_polars == via_catalog
-    symbols = {row[-2] for row in via_catalog}
-    assert symbols == {"AAPL", "BRK B", "EUR.USD", "7203", "MSFT"}
-    years = {(row[-3], row[-1]) for row in via_catalog}
-    assert years == {("DAILY", None), ("WEEKLY", None), ("1-MINUTE", 2023), ("1-MINUTE", 2024)}
+    years = {(row[ROW_ORDER.index("timeframe")], row[-1]) for row in via_catalog}
+    daily = {("DAILY", y) for y in range(2020, 2025)} | {("WEEKLY", 2024)}
+    intraday = {("1-MINUTE", 2023), ("1-MINUTE", 2024)}
+    assert years == {"daily": daily, "intraday": intraday, "both": daily | intraday}[kind]
+
+
+def test_one_symbol_on_two_venues_never_shares_a_file(tmp_path):
+    """SHOP on NYSE in USD and on TSX in CAD are two series: two files, read apart."""
+    nyse = bars(epoch(2024, 1, 2) + DAY * np.arange(10))
+    tsx = bars(epoch(2024, 1, 2) + DAY * np.arange(10), version=7.0)
+    common = dict(root=tmp_path, symbol="SHOP", timeframe=DAILY, what_to_show="TRADES")
+    catalog_write(**common, exchange="NYSE", currency="USD", batch=nyse)
+    catalog_write(**common, exchange="TSE", currency="CAD", batch=tsx)
+
+    assert len(parquet_files(tmp_path)) == 2
+    assert_same(catalog_read(**common, exchange="NYSE", currency="USD"), nyse)
+    assert_same(catalog_read(**common, exchange="TSE", currency="CAD"), tsx)
+    table = catalog_dataset(tmp_path).to_table(filter=ds.field("currency") == "CAD")
+    assert table.num_rows == 10 and set(table.column("exchange").to_pylist()) == {"TSE"}
 
 
 def test_catalog_dataset_prunes_by_partition_columns(tmp_path):
@@ -265,12 +321,16 @@ def test_awkward_symbols_get_safe_reversible_directories_and_round_trip(
     tmp_path, symbol, directory
 ):
     batch = bars(epoch(2024, 1, 2) + DAY * np.arange(10))
-    catalog_write(root=tmp_path, symbol=symbol, timeframe=DAILY, what_to_show="TRADES", batch=batch)
+    catalog_write(
+        root=tmp_path, symbol=symbol, **VENUE, timeframe=DAILY, what_to_show="TRADES", batch=batch
+    )
 
     symbol_dir = tmp_path / "what_to_show=TRADES/timeframe=DAILY/session=RTH" / directory
-    assert (symbol_dir / f"year={NULL_YEAR}/part-0.parquet").is_file()
+    assert (symbol_dir / "exchange=NASDAQ/currency=USD/year=2024/part-0.parquet").is_file()
     assert unquote(directory.removeprefix("symbol=")) == symbol
-    read = catalog_read(root=tmp_path, symbol=symbol, timeframe=DAILY, what_to_show="TRADES")
+    read = catalog_read(
+        root=tmp_path, symbol=symbol, **VENUE, timeframe=DAILY, what_to_show="TRADES"
+    )
     assert_same(read, batch)
     assert set(catalog_dataset(tmp_path).to_table().column("symbol").to_pylist()) == {symbol}
     duck = duckdb.sql(f"SELECT DISTINCT symbol FROM ({DUCKDB_SQL.format(root=tmp_path)})")
@@ -288,7 +348,12 @@ def test_awkward_symbols_get_safe_reversible_directories_and_round_trip(
 def test_empty_symbol_is_refused(tmp_path):
     with pytest.raises(ValueError, match="symbol cannot be empty"):
         catalog_write(
-            root=tmp_path, symbol="", timeframe=DAILY, what_to_show="TRADES", batch=bars([0])
+            root=tmp_path,
+            symbol="",
+            **VENUE,
+            timeframe=DAILY,
+            what_to_show="TRADES",
+            batch=bars([0]),
         )
 
 
@@ -296,16 +361,23 @@ def _write_then_crash_before_rename(root: str, ts: list[int]) -> None:
     """Child process: write a partition but die, as a killed worker would, just before the rename."""
     os.replace = lambda *args, **kwargs: os._exit(17)
     catalog_write(
-        root=Path(root), symbol="AAPL", timeframe=DAILY, what_to_show="TRADES", batch=bars(ts, 9.0)
+        root=Path(root),
+        symbol="AAPL",
+        **VENUE,
+        timeframe=DAILY,
+        what_to_show="TRADES",
+        batch=bars(ts, 9.0),
     )
 
 
 def test_crash_before_rename_leaves_previous_file_intact_and_next_write_cleans_up(tmp_path):
-    series = dict(root=tmp_path, symbol="AAPL", timeframe=DAILY, what_to_show="TRADES")
+    series = dict(root=tmp_path, symbol="AAPL", **VENUE, timeframe=DAILY, what_to_show="TRADES")
     before = bars(epoch(2024, 1, 2) + DAY * np.arange(20))
     catalog_write(**series, batch=before)
     partition = (
-        tmp_path / f"what_to_show=TRADES/timeframe=DAILY/session=RTH/symbol=AAPL/year={NULL_YEAR}"
+        tmp_path
+        / "what_to_show=TRADES/timeframe=DAILY/session=RTH/symbol=AAPL/exchange=NASDAQ/currency=USD"
+        / "year=2024"
     )
 
     child = multiprocessing.get_context("spawn").Process(
@@ -331,11 +403,13 @@ def test_crash_before_rename_leaves_previous_file_intact_and_next_write_cleans_u
 
 
 def test_failed_rename_keeps_previous_file_and_leaves_no_temp_file(tmp_path, monkeypatch):
-    series = dict(root=tmp_path, symbol="AAPL", timeframe=DAILY, what_to_show="TRADES")
+    series = dict(root=tmp_path, symbol="AAPL", **VENUE, timeframe=DAILY, what_to_show="TRADES")
     before = bars(epoch(2024, 1, 2) + DAY * np.arange(20))
     catalog_write(**series, batch=before)
     partition = (
-        tmp_path / f"what_to_show=TRADES/timeframe=DAILY/session=RTH/symbol=AAPL/year={NULL_YEAR}"
+        tmp_path
+        / "what_to_show=TRADES/timeframe=DAILY/session=RTH/symbol=AAPL/exchange=NASDAQ/currency=USD"
+        / "year=2024"
     )
 
     def replace_fails(src, dst):
@@ -357,7 +431,12 @@ def _write_windows(root: str, offset: int, barrier) -> None:
     for i in range(offset, 120, 2):
         ts = epoch(2024, 3, 4) + 60 * (10 * i + np.arange(10))
         catalog_write(
-            root=Path(root), symbol="AAPL", timeframe=MINUTE, what_to_show="TRADES", batch=bars(ts)
+            root=Path(root),
+            symbol="AAPL",
+            **VENUE,
+            timeframe=MINUTE,
+            what_to_show="TRADES",
+            batch=bars(ts),
         )
 
 
@@ -374,6 +453,8 @@ def test_concurrent_writers_to_one_partition_lose_nothing(tmp_path):
         writer.join(120)
 
     assert [writer.exitcode for writer in writers] == [0, 0]
-    read = catalog_read(root=tmp_path, symbol="AAPL", timeframe=MINUTE, what_to_show="TRADES")
+    read = catalog_read(
+        root=tmp_path, symbol="AAPL", **VENUE, timeframe=MINUTE, what_to_show="TRADES"
+    )
     assert_same(read, bars(epoch(2024, 3, 4) + 60 * np.arange(1200)))
     assert len(parquet_files(tmp_path)) == 1
