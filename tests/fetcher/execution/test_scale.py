@@ -1,0 +1,106 @@
+"""At the scale users run: a year of 1-minute bars for three instruments (750 requests, about
+290,000 bars) through `manage.py fetch` and a real ibkr worker, Redis pacer, PostgreSQL and
+the simulator in a process of its own; every bar equals the simulator's ground truth."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from django.conf import settings as django_settings
+
+from fetcher.models import Bar, FetchRun, RunStatus, Series
+from fetcher.storage.catalog import catalog_dataset
+from ibsim.market import Market
+from ibsim.rules import BAR_SIZES
+from tests.support import DEPLOYED_SHAPE, ROOT, free_port, wait_until, worker_database_url
+
+pytestmark = [pytest.mark.django_db(transaction=True), *DEPLOYED_SHAPE, pytest.mark.slow]
+
+SYMBOLS = ("AAPL", "MSFT", "NVDA")
+START, END = dt.date(2025, 1, 1), dt.date(2025, 12, 31)
+
+
+@pytest.fixture
+def sim_process(tmp_path):
+    """The simulator in a process of its own, as `python -m ibsim` runs it."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ibsim", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def listening() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, 60, "simulator listening")
+    yield port
+    proc.terminate()
+    proc.wait(15)
+
+
+def truth(symbol: str):
+    market = Market(seed=0)
+    [listing] = market.find(symbol, "STK", "SMART", "USD")
+    zone = dt.timezone(dt.timedelta(hours=-5))  # New York in January and December
+    a = dt.datetime.combine(START, dt.time(), zone)
+    b = dt.datetime.combine(END + dt.timedelta(days=1), dt.time(), zone)
+    return market.bars(
+        listing, BAR_SIZES["1 min"], "TRADES", True, int(a.timestamp()), int(b.timestamp())
+    )
+
+
+def test_a_year_of_minutes_for_three_instruments_through_the_worker(sim_process, workers, tmp_path):
+    class Sim:  # what the workers fixture needs to know of the gateway
+        port = sim_process
+
+    workers(Sim)
+    env = {
+        **os.environ,
+        "DATABASE_URL": worker_database_url(),
+        "REDIS_URL": django_settings.REDIS_URL,
+        "IBKR_HOST": "127.0.0.1",
+        "IBKR_PORT": str(sim_process),
+        "DATA_DIR": str(tmp_path / "data"),
+    }
+    args = ["--start", START.isoformat(), "--end", END.isoformat(), "--timeframe", "1-MINUTE"]
+    done = subprocess.run(
+        [sys.executable, "manage.py", "fetch", "--instruments", ",".join(SYMBOLS), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    run = FetchRun.objects.get()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.requests_made == len(SYMBOLS) * 250  # one request per session, none twice
+    total = 0
+    for symbol in SYMBOLS:
+        want = truth(symbol)
+        stored = Bar.objects.filter(instrument__symbol=symbol, timeframe=run.timeframe)
+        rows = np.array(
+            [
+                (ts.timestamp(), close, volume)
+                for ts, close, volume in stored.order_by("ts").values_list("ts", "close", "volume")
+            ]
+        )
+        np.testing.assert_array_equal(rows[:, 0].astype(np.int64), want.time)
+        np.testing.assert_allclose(rows[:, 1], want.close, rtol=0, atol=1e-9)
+        np.testing.assert_array_equal(rows[:, 2], want.volume)
+        series = Series.objects.get(instrument__symbol=symbol, timeframe=run.timeframe)
+        assert series.bar_count == len(want.time)
+        total += len(want.time)
+    assert run.bars_stored == total > 250_000
+    catalog = catalog_dataset(tmp_path / "data" / "catalog").to_table()
+    assert catalog.num_rows == total
