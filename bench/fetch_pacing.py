@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import simproc  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 
 SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "JPM"]
 
@@ -45,27 +46,6 @@ def start_simulator(scale: float, latency: float, stats: Path) -> tuple[subproce
 def read_stats(path: Path) -> dict:
     time.sleep(1.2)  # the simulator writes its counters every second
     return json.loads(path.read_text())
-
-
-def scratch_database(workdir: Path) -> str:
-    """A fresh PostgreSQL database (the product's storage path) when the server is there,
-    else a SQLite file."""
-    url = os.environ.get(
-        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ibdata_bench_pacing"
-    )
-    if url.startswith("postgres"):
-        try:
-            import psycopg
-
-            admin = url.rsplit("/", 1)[0] + "/postgres"
-            with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
-                name = url.rsplit("/", 1)[1]
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-                conn.execute(f'CREATE DATABASE "{name}"')
-            return url
-        except Exception as exc:  # no server here: fall back to the embedded default
-            print(f"(PostgreSQL unavailable: {exc}; using SQLite)")
-    return f"sqlite:///{workdir / 'bench.sqlite3'}"
 
 
 def setup_django(port: int, scale: float, workdir: Path) -> None:
