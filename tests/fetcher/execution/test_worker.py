@@ -127,7 +127,9 @@ def test_two_processes_without_a_shared_pacer_break_the_gateway_rules(sim_factor
     """The gateway counts pacing for all its connections: two fetches that pace themselves
     each on their own (no Redis) together send more than it allows. The test above, with the
     Redis pacer, sees none."""
-    sim = sim_factory(time_scale=600)
+    # 60 requests in any 10 s: each process sends 60 at once, then waits 10 s for its last 3,
+    # so the two overlap whatever their start-up times
+    sim = sim_factory(time_scale=60)
     args = ["--start", "2024-01-02", "--end", "2024-01-04", "--timeframe", "5-SECOND"]
     procs = [
         subprocess.Popen(
@@ -140,7 +142,7 @@ def test_two_processes_without_a_shared_pacer_break_the_gateway_rules(sim_factor
                 "IBKR_HOST": "127.0.0.1",
                 "IBKR_PORT": str(sim.port),
                 "IBKR_CLIENT_ID": str(client_id),
-                "IBKR_PACING_TIME_SCALE": "600",
+                "IBKR_PACING_TIME_SCALE": "60",
                 "DATA_DIR": str(tmp_path / f"data-{client_id}"),
             },
             stdout=subprocess.PIPE,
