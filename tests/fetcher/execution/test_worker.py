@@ -286,3 +286,39 @@ def test_an_unexpected_error_fails_the_run_and_the_worker_serves_the_next(sim, w
     assert done.status == RunStatus.SUCCEEDED, done.error
     assert len(bars_of("AAPL", "DAILY")) == 4
     worker.wait_for("failed unexpectedly", 5)  # the traceback went to the log
+
+
+def test_following_a_run_whose_worker_died_ends_with_a_clear_error(sim_factory, workers):
+    """`manage.py fetch` follows the run; the worker is killed (-9): once the run's heartbeat
+    is older than STALE_AFTER_S the command stops following, says why, and exits 1."""
+    from fetcher.timings import STALE_AFTER_S
+
+    sim = sim_factory(time_scale=60)
+    worker = workers(sim, time_scale=60)
+    env = {
+        **os.environ,
+        "DATABASE_URL": worker_database_url(),
+        "REDIS_URL": django_settings.REDIS_URL,
+        "IBKR_HOST": "127.0.0.1",
+        "IBKR_PORT": str(sim.port),
+    }
+    args = ["--start", "2024-01-02", "--end", "2024-01-10", "--timeframe", "5-SECOND"]
+    follower = subprocess.Popen(
+        [sys.executable, "manage.py", "fetch", "--instruments", "AAPL,MSFT", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not FetchRun.objects.filter(chunks_done__gte=10).exists():
+        assert time.monotonic() < deadline and follower.poll() is None, "no progress"
+        time.sleep(0.2)
+    worker.kill()
+    out, err = follower.communicate(timeout=STALE_AFTER_S + 60)
+    run = FetchRun.objects.get()
+    assert follower.returncode == 1, out + err
+    assert f"run {run.pk} stopped: the worker running it is gone" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert run.status == RunStatus.RUNNING  # resumed when an ibkr worker starts again
