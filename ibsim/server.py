@@ -27,6 +27,9 @@ class Faults:
     stall_requests: int = 0  # the next N historical requests are never answered (until cancelled)
     outage_after_requests: int | None = None  # send 1100 when request N+1 arrives ...
     outage_s: float = 1.0  # ... and 1102 this many real seconds later
+    # ... or 1101 (restored, data lost): requests in flight are never answered, as after a
+    # real outage of that kind; the client has to send them again
+    outage_data_lost: bool = False
 
 
 @dataclass
@@ -176,11 +179,17 @@ class GatewaySimulator:
         for session in list(self._sessions):
             session.send_error(-1, *texts.CONNECTIVITY_LOST)
 
-    def connectivity_restored(self) -> None:
+    def connectivity_restored(self, data_lost: bool = False) -> None:
+        """Send 1102 (data kept: held answers go out), or 1101 (data lost: requests in flight
+        are dropped unanswered)."""
         assert self._farm_ok is not None
-        self._farm_ok.set()
         for session in list(self._sessions):
-            session.send_error(-1, *texts.CONNECTIVITY_RESTORED)
+            if data_lost:
+                self.stats.counts["lost_in_outage"] += session.drop_historical()
+                session.send_error(-1, *texts.CONNECTIVITY_RESTORED_DATA_LOST)
+            else:
+                session.send_error(-1, *texts.CONNECTIVITY_RESTORED)
+        self._farm_ok.set()
 
     def drop_all(self) -> None:
         for session in list(self._sessions):
@@ -220,4 +229,4 @@ class GatewaySimulator:
     async def _outage(self, seconds: float) -> None:
         self.connectivity_lost()
         await asyncio.sleep(seconds)
-        self.connectivity_restored()
+        self.connectivity_restored(data_lost=self.faults.outage_data_lost)

@@ -66,10 +66,16 @@ class Session:
     def abort(self) -> None:
         self.writer.transport.abort()
 
-    def close(self) -> None:
+    def drop_historical(self) -> int:
+        """Forget the historical requests in flight, unanswered; returns how many."""
         for task in self.open_historical.values():
             task.cancel()
+        dropped = len(self.open_historical)
         self.open_historical.clear()
+        return dropped
+
+    def close(self) -> None:
+        self.drop_historical()
         if self.client_id is not None:
             self.sim._client_ids.discard(self.client_id)
             self.client_id = None

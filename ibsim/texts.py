@@ -55,6 +55,10 @@ CONNECTIVITY_RESTORED = (
     f"All data farms are connected: usfarm{FARM_SUFFIX}; ushmds{FARM_SUFFIX}; "
     f"secdefnj{FARM_SUFFIX}.",
 )
+CONNECTIVITY_RESTORED_DATA_LOST = (
+    1101,
+    "Connectivity between IB and Trader Workstation has been restored - data lost.*",
+)
 UNSUPPORTED_VERSION = 503  # text names the versions this gateway serves
 NOT_SUPPORTED = 10000  # any message id the simulator does not serve
 

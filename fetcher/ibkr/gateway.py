@@ -25,6 +25,8 @@ from .types import BarRequest, GatewayInfo, QualifiedInstrument, market_data_typ
 
 log = logging.getLogger("ibdata.ibkr")
 
+# Connectivity between IB and the gateway restored, but the data of requests in flight lost.
+DATA_LOST = 1101
 # Data-farm notices a gateway sends at connect time ("... connection is OK:<farm>").
 FARM_OK_CODES = frozenset({2104, 2106, 2158})
 # The ibdata simulator's farms end in this: its bars are synthetic (ibsim/texts.py).
@@ -65,6 +67,7 @@ class Gateway:
         # fetch spends. Bars are decoded here instead, straight into numpy columns.
         self.ib.client.decoder.handlers[HISTORICAL_DATA] = self._on_bars
         self._decoded: dict[int, BarBatch] = {}
+        self._in_flight: set[int] = set()  # historical requests awaiting their answer
         self.info: GatewayInfo | None = None
         self._connection_errors: list[tuple[int, str]] = []
         self._connecting: asyncio.Task | None = None
@@ -77,8 +80,17 @@ class Gateway:
             self._connection_errors.append((code, message))
             if code == 326 and self._connecting is not None and not self._connecting.done():
                 self._connecting.cancel()  # the gateway closes the socket: don't wait for the timeout
-            if code in (1100, 2103, 2105):
+            if code in (1100, 2103, 2105, DATA_LOST):
                 log.warning("gateway: %s (%s)", message, code)
+            if code == DATA_LOST:
+                self._requests_lost(message)
+
+    def _requests_lost(self, message: str) -> None:
+        """1101: the gateway will never answer the requests in flight; fail them (retryably),
+        so that they are sent again."""
+        for req_id in list(self._in_flight):
+            error = gateway_error(DATA_LOST, f"{message.rstrip('.*')}: request sent again", req_id)
+            self.ib.wrapper._endReq(req_id, error, success=False)
 
     async def connect(self) -> GatewayInfo:
         self._connection_errors.clear()
@@ -217,6 +229,7 @@ class Gateway:
         req_id = ib.client.getReqId()
         container = BarDataList()
         future = ib.wrapper.startReq(req_id, contract, container=container)
+        self._in_flight.add(req_id)
         ib.client.reqHistoricalData(
             req_id,
             contract,
@@ -248,6 +261,7 @@ class Gateway:
         except ConnectionError as exc:
             raise GatewayUnavailable(504, f"connection to the gateway lost: {exc}") from None
         finally:
+            self._in_flight.discard(req_id)
             batch = self._decoded.pop(req_id, None)
         return batch if batch is not None else _to_batch(container)
 

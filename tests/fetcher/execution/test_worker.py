@@ -208,6 +208,28 @@ def test_the_worker_reconnects_after_a_dropped_connection(sim_factory, workers):
     assert times == truth_times(sim, "AAPL", "1 min", "2024-01-02", "2024-01-31")
 
 
+def test_requests_lost_in_an_outage_1101_are_sent_again(sim_factory, workers):
+    """An outage ends with 1101 (restored, data lost): the requests in flight are never
+    answered; the client fails them at once, retryably, sends them again, and the run ends
+    with every bar once."""
+    from fetcher.models import FetchChunk
+    from ibsim.server import Faults
+
+    faults = Faults(outage_after_requests=4, outage_s=0.5, outage_data_lost=True)
+    sim = sim_factory(latency_s=0.5, faults=faults)  # answers take 0.5 s: some are in flight
+    workers(sim)
+    run = enqueue("AAPL,MSFT", "2024-01-02", "2024-01-31", "1-MINUTE")
+    done = wait_finished(run.pk, 120)
+    assert done.status == RunStatus.SUCCEEDED, done.error
+    assert sim.stats.errors[1101] == 1 and sim.stats.counts["lost_in_outage"] > 0
+    resent = FetchChunk.objects.filter(run_id=run.pk, last_error__contains="data lost")
+    assert resent.count() == sim.stats.counts["lost_in_outage"]
+    assert all(c.attempts == 2 for c in resent)
+    for symbol in ("AAPL", "MSFT"):
+        times = [int(r[0].timestamp()) for r in bars_of(symbol, "1-MINUTE")]
+        assert times == truth_times(sim, symbol, "1 min", "2024-01-02", "2024-01-31")
+
+
 def test_a_client_id_clash_stops_the_worker_with_a_clear_error(sim, workers, ib_factory):
     ib_factory(sim, client_id=55)
     worker = workers(sim, client_id=55, wait=False)
