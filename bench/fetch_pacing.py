@@ -70,11 +70,18 @@ def setup_django(port: int, scale: float, workdir: Path) -> None:
 
 
 def sessions(n: int) -> tuple[dt.date, dt.date]:
+    """The last n full sessions ending two weeks ago: bars of 30 s or less are kept for six
+    months only."""
     import exchange_calendars as xcals
 
-    cal = xcals.get_calendar("XNYS", start="2024-01-01", end="2024-03-31")
-    days = cal.sessions[1 : n + 1]
-    return days[0].date(), days[-1].date()
+    today = dt.date.today()
+    start = (today - dt.timedelta(days=120)).isoformat()
+    schedule = xcals.get_calendar("XNYS", start=start, end=today.isoformat()).schedule
+    hours = (schedule["close"] - schedule["open"]).dt.total_seconds()
+    last = today - dt.timedelta(days=14)
+    days = [d.date() for d, h in zip(schedule.index, hours, strict=True) if h == 6.5 * 3600]
+    days = [d for d in days if d <= last][-n:]
+    return days[0], days[-1]
 
 
 def project_fetch(symbols: list[str], start: dt.date, end: dt.date) -> tuple[float, int]:

@@ -70,6 +70,8 @@ def request_window(
         start = market.sessions_back(spec, end_epoch, duration.count, req.use_rth)
     else:
         start = calendar_start(end_epoch, duration, spec.time_zone_id)
+    if bar_size.small and start < now - rules.SMALL_BARS_MAX_AGE_S:
+        raise Reject(*texts.SMALL_BARS_TOO_OLD)  # refused before pacing counts it
     if bar_size.small:
         weight = 2 if req.what_to_show == "BID_ASK" else 1
         key = (spec.con_id, req.contract.exchange, req.what_to_show)

@@ -148,3 +148,6 @@ SAME_CONTRACT_MAX = 5  # the 6th within the window is a violation
 TOTAL_WINDOW_S = 600.0
 TOTAL_MAX = 60
 MESSAGES_PER_SECOND = 50
+
+# Bars of 30 s or less older than this are refused (IBKR keeps them for six months).
+SMALL_BARS_MAX_AGE_S = 183 * 86_400

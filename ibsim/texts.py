@@ -22,6 +22,10 @@ CLIENT_ID_IN_USE = (
     "Unable to connect as the client id is already in use. Retry with a unique client id.",
 )
 PACING_VIOLATION = (162, HMDS + "Historical data request pacing violation")
+SMALL_BARS_TOO_OLD = (
+    162,
+    HMDS + "Historical data for bar sizes of 30 secs or less is available for six months only",
+)
 NO_DATA = 162  # text: HMDS + "HMDS query returned no data: ..."
 CANCELLED = 162  # text: HMDS + "API historical data query cancelled: <reqId>"
 INVALID_STEP = 162

@@ -119,6 +119,9 @@ def workers(tmp_path, clean_broker):
             "IBKR_PORT": str(sim.port),
             "IBKR_CLIENT_ID": str(client_id),
             "IBKR_PACING_TIME_SCALE": str(time_scale),
+            # at 600x the gateway's windows are milliseconds: on a loaded test machine allow
+            # half a second between admission and arrival
+            "IBKR_PACING_MARGIN_S": "0.5",
             "DATA_DIR": str(tmp_path / "data"),
             "LOG_DIR": str(tmp_path / "logs"),
         }

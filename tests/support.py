@@ -3,6 +3,7 @@ waiting for a run to end."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import signal
@@ -240,3 +241,19 @@ class PrivatePostgres:
 
     def create_database(self) -> None:
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "ibdata")
+
+
+def recent_sessions(n: int, *, days_ago: int = 14) -> list[dt.date]:
+    """The n full NYSE sessions (9:30-16:00, no half days) ending `days_ago` days before today:
+    bars of 30 s or less exist for six months only, so their tests fetch recent sessions."""
+    import exchange_calendars as xcals
+
+    today = dt.date.today()
+    calendar = xcals.get_calendar(
+        "XNYS", start=(today - dt.timedelta(days=120)).isoformat(), end=today.isoformat()
+    )
+    schedule = calendar.schedule
+    hours = (schedule["close"] - schedule["open"]).dt.total_seconds()
+    full = [day.date() for day, h in zip(schedule.index, hours, strict=True) if h == 6.5 * 3600]
+    last = today - dt.timedelta(days=days_ago)
+    return [day for day in full if day <= last][-n:]

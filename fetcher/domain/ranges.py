@@ -6,7 +6,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from .time import DAY, date_epoch, from_epoch, local_midnight
-from .timeframes import TimeframeSpec
+from .timeframes import SMALL_BARS_DAYS, TimeframeSpec
 
 # With no start date and nothing stored yet, intraday fetches go this far back.
 INTRADAY_DEFAULT_DAYS = 30
@@ -67,4 +67,9 @@ def resolve_range(
         if first < head_space:
             first = head_space
             note += f"; clamped to the gateway's first data ({head:%Y-%m-%d})"
+    if tf.small:
+        oldest = to_space(today - dt.timedelta(days=SMALL_BARS_DAYS))
+        if first < oldest:
+            first = oldest
+            note += f"; bars of 30 s or less: the last {SMALL_BARS_DAYS} days only"
     return first, max(first, upto), note

@@ -57,6 +57,10 @@ class TimeframeSpec:
         return timedelta(seconds=self.seconds) if self.seconds else timedelta(days=1)
 
 
+# IBKR keeps bars of 30 s or less for six months only (docs/ibkr.md); a day less, to be safe.
+SMALL_BARS_DAYS = 180
+
+
 _SPECS = (
     TimeframeSpec("1-SECOND", 1, "1 secs", "1800 S", 1),
     TimeframeSpec("5-SECOND", 2, "5 secs", "3600 S", 5),

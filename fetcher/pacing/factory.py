@@ -20,7 +20,9 @@ def pacer_for(gateway_key: str) -> LocalPacer | RedisPacer:
 
     With Redis, one pacer per gateway and process, whatever the number of runs: its admission
     loop and bounded pool are the process's only pacing connections to Redis."""
-    rules = PacingRules(time_scale=settings.IBKR_PACING_TIME_SCALE)
+    rules = PacingRules(
+        time_scale=settings.IBKR_PACING_TIME_SCALE, margin_s=settings.IBKR_PACING_MARGIN_S
+    )
     if not settings.REDIS_URL:
         return LocalPacer(rules=rules)
     with _lock:

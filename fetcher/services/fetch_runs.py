@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from fetcher.domain.instruments import InstrumentSpec
-from fetcher.domain.timeframes import TimeframeSpec, WhatToShow
+from fetcher.domain.timeframes import SMALL_BARS_DAYS, TimeframeSpec, WhatToShow
 from fetcher.exceptions import InvalidInput
 from fetcher.ibkr.types import GatewayInfo
 from fetcher.models import (
@@ -36,6 +36,7 @@ def fetch_request_check(
     what_to_show: WhatToShow = WhatToShow.TRADES,
     since_head: bool = False,
     today: dt.date | None = None,
+    timeframe: TimeframeSpec | None = None,
 ) -> None:
     """Raise InvalidInput, with the fix in its message, for a request that cannot be served."""
     today = today or timezone.now().date()
@@ -51,6 +52,12 @@ def fetch_request_check(
         raise InvalidInput("--since-head and --start contradict each other: give one of them")
     if what_to_show == WhatToShow.ADJUSTED_LAST and end and end < today:
         raise InvalidInput("ADJUSTED_LAST bars can only be fetched up to now: leave --end out")
+    oldest = today - dt.timedelta(days=SMALL_BARS_DAYS)
+    if timeframe is not None and timeframe.small and start and start < oldest:
+        raise InvalidInput(
+            f"IBKR keeps {timeframe.name} bars (30 s or less) for six months only: "
+            f"--start must be {oldest} or later"
+        )
 
 
 def fetch_run_create(
@@ -73,6 +80,7 @@ def fetch_run_create(
         what_to_show=what_to_show,
         since_head=since_head,
         today=today,
+        timeframe=timeframe,
     )
     with transaction.atomic():
         run = FetchRun.objects.create(

@@ -13,6 +13,10 @@ from ib_insync import Contract, Forex, Stock
 from ib_insync.wrapper import RequestError
 
 from ibsim.server import Faults
+from tests.support import recent_sessions
+
+# A recent full session: bars of 30 s or less exist for six months only.
+RECENT = recent_sessions(1)[0].strftime("%Y%m%d")
 
 ET = "US/Eastern"
 
@@ -251,6 +255,15 @@ def test_too_long_duration_is_invalid_step(ib):
     assert "invalid step" in info.value.message
 
 
+def test_small_bars_older_than_six_months_are_refused(ib):
+    aapl = Stock("AAPL", "SMART", "USD")
+    with pytest.raises(RequestError) as info:
+        hist(ib, aapl, "20240105 16:00:00 US/Eastern", "1800 S", "5 secs")
+    assert info.value.code == 162 and "six months only" in info.value.message
+    assert hist(ib, aapl, "20240105 16:00:00 US/Eastern", "1800 S", "1 min")  # 1 min: kept
+    assert hist(ib, aapl, f"{RECENT} 16:00:00 US/Eastern", "1800 S", "5 secs")
+
+
 # --- pacing -----------------------------------------------------------------------------
 
 
@@ -258,7 +271,7 @@ def test_identical_request_within_15s_is_a_pacing_violation(sim_factory, ib_fact
     sim = sim_factory(time_scale=10)  # 15 s become 1.5 s
     ib = ib_factory(sim)
     aapl = Stock("AAPL", "SMART", "USD")
-    end = "20240105 16:00:00 US/Eastern"
+    end = f"{RECENT} 16:00:00 US/Eastern"
     assert hist(ib, aapl, end, "1800 S", "5 secs")
     with pytest.raises(RequestError) as info:
         hist(ib, aapl, end, "1800 S", "5 secs")
@@ -273,22 +286,22 @@ def test_six_requests_for_one_contract_in_2s(sim_factory, ib_factory):
     ib = ib_factory(sim)
     aapl = Stock("AAPL", "SMART", "USD")
     for minute in range(5):
-        assert hist(ib, aapl, f"20240105 15:{minute:02d}:00 US/Eastern", "60 S", "1 secs")
+        assert hist(ib, aapl, f"{RECENT} 15:{minute:02d}:00 US/Eastern", "60 S", "1 secs")
     with pytest.raises(RequestError) as info:
-        hist(ib, aapl, "20240105 15:10:00 US/Eastern", "60 S", "1 secs")
+        hist(ib, aapl, f"{RECENT} 15:10:00 US/Eastern", "60 S", "1 secs")
     assert "pacing violation" in info.value.message
     # another tick type of the same contract is its own budget
-    assert hist(ib, aapl, "20240105 15:10:00 US/Eastern", "60 S", "1 secs", what="MIDPOINT")
+    assert hist(ib, aapl, f"{RECENT} 15:10:00 US/Eastern", "60 S", "1 secs", what="MIDPOINT")
 
 
 def test_bid_ask_counts_twice(sim_factory, ib_factory):
     sim = sim_factory(time_scale=1)
     ib = ib_factory(sim)
     aapl = Stock("AAPL", "SMART", "USD")
-    hist(ib, aapl, "20240105 15:00:00 US/Eastern", "60 S", "1 secs", what="BID_ASK")
-    hist(ib, aapl, "20240105 15:01:00 US/Eastern", "60 S", "1 secs", what="BID_ASK")
+    hist(ib, aapl, f"{RECENT} 15:00:00 US/Eastern", "60 S", "1 secs", what="BID_ASK")
+    hist(ib, aapl, f"{RECENT} 15:01:00 US/Eastern", "60 S", "1 secs", what="BID_ASK")
     with pytest.raises(RequestError):  # 2 + 2 + 2 = 6 within 2 s
-        hist(ib, aapl, "20240105 15:02:00 US/Eastern", "60 S", "1 secs", what="BID_ASK")
+        hist(ib, aapl, f"{RECENT} 15:02:00 US/Eastern", "60 S", "1 secs", what="BID_ASK")
     assert sim.stats.pacing_violations == 1
 
 
@@ -313,7 +326,7 @@ def test_sixty_requests_in_ten_minutes(sim_factory, ib_factory):
     for i in range(61):
         contract = Stock(symbols[i % len(symbols)], "SMART", "USD")
         try:
-            hist(ib, contract, f"20240105 15:{i % 60:02d}:00 US/Eastern", "60 S", "5 secs")
+            hist(ib, contract, f"{RECENT} 15:{i % 60:02d}:00 US/Eastern", "60 S", "5 secs")
         except RequestError as exc:
             assert "pacing violation" in exc.message
             violations += 1

@@ -107,7 +107,12 @@ class Command(BaseCommand):
         what = WhatToShow.parse(opts["what_to_show"])
         start, end = parse_date(opts["start"], "--start"), parse_date(opts["end"], "--end")
         fetch_request_check(
-            specs=specs, start=start, end=end, what_to_show=what, since_head=opts["since_head"]
+            specs=specs,
+            start=start,
+            end=end,
+            what_to_show=what,
+            since_head=opts["since_head"],
+            timeframe=timeframe,
         )
         check_database()
         in_process = tasks_in_process()

@@ -21,6 +21,7 @@ from tests.support import (
     PrivatePostgres,
     PrivateRedis,
     Worker,
+    recent_sessions,
     wait_finished,
     wait_until,
     worker_database_url,
@@ -29,7 +30,8 @@ from tests.support import (
 pytestmark = [pytest.mark.django_db(transaction=True), *DEPLOYED_SHAPE, pytest.mark.slow]
 
 SYMBOLS = ("AAPL", "MSFT")
-START, END = "2024-01-02", "2024-01-10"  # 7 sessions of 5-second bars: 7 requests each
+SEVEN = recent_sessions(7)  # of 5-second bars (kept six months only): 7 requests each
+START, END = SEVEN[0].isoformat(), SEVEN[-1].isoformat()
 REQUESTS = len(SYMBOLS) * 7 * 7
 
 

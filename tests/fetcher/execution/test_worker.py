@@ -16,9 +16,19 @@ from fetcher.domain.timeframes import timeframe_parse
 from fetcher.models import Bar, Coverage, FetchRun, RunStatus
 from fetcher.services.fetch_runs import fetch_run_create
 from ibsim.rules import BAR_SIZES
-from tests.support import DEPLOYED_SHAPE, ROOT, wait_finished, worker_database_url
+from tests.support import (
+    DEPLOYED_SHAPE,
+    ROOT,
+    recent_sessions,
+    wait_finished,
+    worker_database_url,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), *DEPLOYED_SHAPE]
+
+# Bars of 5 seconds exist for six months only: their tests fetch recent full sessions.
+THREE = [d.isoformat() for d in recent_sessions(3)]
+SEVEN = [d.isoformat() for d in recent_sessions(7)]
 
 
 def enqueue(symbols: str, start: str, end: str, timeframe: str) -> FetchRun:
@@ -97,7 +107,7 @@ def test_two_fetches_from_two_processes_make_no_pacing_violation(sim_factory, wo
         "IBKR_HOST": "127.0.0.1",
         "IBKR_PORT": str(sim.port),
     }
-    args = ["--start", "2024-01-02", "--end", "2024-01-04", "--timeframe", "5-SECOND", "--no-wait"]
+    args = ["--start", THREE[0], "--end", THREE[-1], "--timeframe", "5-SECOND", "--no-wait"]
     procs = [
         subprocess.Popen(
             [sys.executable, "manage.py", "fetch", "--instruments", symbols, *args],
@@ -119,7 +129,7 @@ def test_two_fetches_from_two_processes_make_no_pacing_violation(sim_factory, wo
     assert sim.stats.pacing_violations == 0
     for symbol in ("AAPL", "MSFT", "NVDA", "GOOGL", "AMZN", "META"):
         times = [int(r[0].timestamp()) for r in bars_of(symbol, "5-SECOND")]
-        assert times == truth_times(sim, symbol, "5 secs", "2024-01-02", "2024-01-04")
+        assert times == truth_times(sim, symbol, "5 secs", THREE[0], THREE[-1])
     assert sim.stats.counts["historical_requests"] == 6 * 3 * 7  # 7 requests a session
 
 
@@ -130,7 +140,7 @@ def test_two_processes_without_a_shared_pacer_break_the_gateway_rules(sim_factor
     # 60 requests in any 10 s: each process sends 60 at once, then waits 10 s for its last 3,
     # so the two overlap whatever their start-up times
     sim = sim_factory(time_scale=60)
-    args = ["--start", "2024-01-02", "--end", "2024-01-04", "--timeframe", "5-SECOND"]
+    args = ["--start", THREE[0], "--end", THREE[-1], "--timeframe", "5-SECOND"]
     procs = [
         subprocess.Popen(
             [sys.executable, "manage.py", "fetch", "--instruments", symbols, *args],
@@ -159,7 +169,7 @@ def test_two_processes_without_a_shared_pacer_break_the_gateway_rules(sim_factor
 def test_a_killed_worker_resumes_the_run_on_restart(sim_factory, workers):
     sim = sim_factory(time_scale=60)  # 60 requests per 10 s: a run of ~130 requests takes ~20 s
     worker = workers(sim, time_scale=60)
-    run = enqueue("AAPL,MSFT", "2024-01-02", "2024-01-10", "5-SECOND")
+    run = enqueue("AAPL,MSFT", SEVEN[0], SEVEN[-1], "5-SECOND")
     deadline = time.monotonic() + 60
     while FetchRun.objects.get(pk=run.pk).chunks_done < 20:
         assert time.monotonic() < deadline, "the run made no progress"
@@ -191,7 +201,7 @@ def test_a_killed_worker_resumes_the_run_on_restart(sim_factory, workers):
     assert done.recoveries == 1
     for symbol in ("AAPL", "MSFT"):
         times = [int(r[0].timestamp()) for r in bars_of(symbol, "5-SECOND")]
-        assert times == truth_times(sim, symbol, "5 secs", "2024-01-02", "2024-01-10")
+        assert times == truth_times(sim, symbol, "5 secs", SEVEN[0], SEVEN[-1])
 
 
 def test_the_worker_reconnects_after_a_dropped_connection(sim_factory, workers):
@@ -324,7 +334,7 @@ def test_following_a_run_whose_worker_died_ends_with_a_clear_error(sim_factory, 
         "IBKR_HOST": "127.0.0.1",
         "IBKR_PORT": str(sim.port),
     }
-    args = ["--start", "2024-01-02", "--end", "2024-01-10", "--timeframe", "5-SECOND"]
+    args = ["--start", SEVEN[0], "--end", SEVEN[-1], "--timeframe", "5-SECOND"]
     follower = subprocess.Popen(
         [sys.executable, "manage.py", "fetch", "--instruments", "AAPL,MSFT", *args],
         cwd=ROOT,

@@ -231,6 +231,10 @@ def test_extended_hours_are_their_own_series(gateway):
         (("--instruments", "AAPL,,MSFT"), "empty item"),
         (("--instruments", "AA$PL"), "malformed instrument"),
         (("--instruments", "AAPL", "--what-to-show", "PRICES"), "unknown what-to-show"),
+        (
+            ("--instruments", "AAPL", "--timeframe", "5-SECOND", "--start", "2024-01-02"),
+            "for six months only: --start must be",
+        ),
         ((), "no instruments given"),
     ],
 )
