@@ -13,6 +13,7 @@ from .execution.progress import TaskProgress
 from .execution.worker import fetch_run_execute_on_worker
 from .queues import TaskName
 from .services.recovery import fetch_runs_recover
+from .services.schedules import ScheduledFetch, fetch_schedule_fire
 from .timings import FETCH_TASK_SOFT_TIME_LIMIT_S, FETCH_TASK_TIME_LIMIT_S, STALE_AFTER_S
 
 
@@ -34,3 +35,12 @@ def fetch_run(self, run_id: int) -> str:
 def fetch_runs_recover_task(stale_after_s: float | None = STALE_AFTER_S) -> list[int]:
     """Resume runs whose worker died (or fail them after repeated deaths)."""
     return fetch_runs_recover(stale_after_s=stale_after_s)
+
+
+@shared_task(bind=True, name=TaskName.FETCH_SCHEDULE, acks_late=True)
+def fetch_schedule(self, **kwargs) -> str:
+    """Start a schedule's fetch run (beat names the schedule in a header). Safe to run twice:
+    the second delivery finds the first one's run going and starts nothing."""
+    schedule = self.request.get("periodic_task_name") or ""
+    run = fetch_schedule_fire(schedule=schedule, fetch=ScheduledFetch.from_kwargs(kwargs))
+    return f"started run {run.pk}" if run else "not started: the previous run is still going"
