@@ -28,7 +28,11 @@ from .timings import FETCH_TASK_SOFT_TIME_LIMIT_S, FETCH_TASK_TIME_LIMIT_S, STAL
 def fetch_run(self, run_id: int) -> str:
     """Execute a fetch run; safe to run twice (done chunks are skipped, bars are upserted)."""
     execute = fetch_run_execute if self.request.is_eager else fetch_run_execute_on_worker
-    return execute(run_id=run_id, progress=TaskProgress(self)).status
+    progress = TaskProgress(self)
+    try:
+        return execute(run_id=run_id, progress=progress).status
+    finally:
+        progress.close()  # no PROGRESS after the task's final state
 
 
 @shared_task(name=TaskName.FETCH_RUNS_RECOVER, acks_late=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 
 PROGRESS_STATE = "PROGRESS"
@@ -17,8 +19,10 @@ class TaskProgress:
     backend (AsyncResult, Flower's /api/task/result) and a task-progress event carries the same
     counts to Flower's task page and /api/task/info.
 
-    The task's id and worker are captured here: the callback runs on the gateway's loop thread,
-    where the task's (thread-local) request is not visible."""
+    Called on the gateway's loop thread, so the task's id and worker are captured here (its
+    request is thread-local). Counts go out at most every PROGRESS_EVERY_S; the last ones are
+    sent PROGRESS_EVERY_S later at most, so what Flower shows is never older. `close()` before
+    the task returns: nothing goes out after it, so PROGRESS never overwrites the final state."""
 
     def __init__(self, task) -> None:
         self.task = task
@@ -27,15 +31,31 @@ class TaskProgress:
         self.enabled = bool(self.task_id) and not task.request.is_eager
         self.meta: dict = dict.fromkeys(PROGRESS_KEYS)
         self._last = 0.0
+        self._later: asyncio.TimerHandle | None = None
+        self._lock = threading.Lock()
 
     def __call__(self, event: dict) -> None:
         # counts are the run's so far; the instrument is the last one an event named
         self.meta.update((k, event[k]) for k in PROGRESS_KEYS if event.get(k) is not None)
-        now = time.monotonic()
-        if not self.enabled or now - self._last < PROGRESS_EVERY_S:
+        if not self.enabled:
             return
-        self._last = now
-        meta = dict(self.meta)
-        self.task.update_state(task_id=self.task_id, state=PROGRESS_STATE, meta=meta)
-        with self.task.app.events.default_dispatcher(hostname=self.hostname) as dispatcher:
-            dispatcher.send(PROGRESS_EVENT, uuid=self.task_id, result=meta)
+        wait = self._last + PROGRESS_EVERY_S - time.monotonic()
+        if wait <= 0:
+            self._publish()
+        elif self._later is None:
+            self._later = asyncio.get_running_loop().call_later(wait, self._publish)
+
+    def _publish(self) -> None:
+        with self._lock:
+            self._later = None
+            if not self.enabled:
+                return
+            self._last = time.monotonic()
+            meta = dict(self.meta)
+            self.task.update_state(task_id=self.task_id, state=PROGRESS_STATE, meta=meta)
+            with self.task.app.events.default_dispatcher(hostname=self.hostname) as dispatcher:
+                dispatcher.send(PROGRESS_EVENT, uuid=self.task_id, result=meta)
+
+    def close(self) -> None:
+        with self._lock:
+            self.enabled = False  # a publication still scheduled will find it so

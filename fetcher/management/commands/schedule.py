@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
-from rich.table import Table
 
 from fetcher.cli import check_database, console, parse_errors_on_one_line, user_errors
 from fetcher.exceptions import InvalidInput
@@ -99,25 +98,23 @@ class Command(BaseCommand):
         )
 
     def _list(self) -> None:
+        """One line per schedule (greppable, whatever the terminal's width)."""
         out = console()
         schedules = fetch_schedules()
         if not schedules:
             out.print(f"No fetch schedules. Add one: {ADD_EXAMPLE}")
             return
-        table = Table(title="Fetch schedules", title_justify="left")
-        for column in ("Name", "Instruments", "Timeframe", "When", "Next", "Last run"):
-            table.add_column(column)
         for s in schedules:
             run = s.last_run
-            table.add_row(
-                s.name,
-                str(s.kwargs.get("instruments", "?")),
-                str(s.kwargs.get("timeframe", "?")),
-                _when(s),
-                _next(s),
-                f"{run.pk} {run.status} ({run.created_at:%Y-%m-%d %H:%M} UTC)" if run else "-",
+            last = (
+                f"last run {run.pk} {run.status} ({run.created_at:%Y-%m-%d %H:%M} UTC)"
+                if run
+                else "no run yet"
             )
-        out.print(table)
+            out.print(
+                f"{s.name}: {s.kwargs.get('timeframe', '?')} bars of "
+                f"{s.kwargs.get('instruments', '?')} at {_when(s)}; next {_next(s)}; {last}"
+            )
 
 
 def _when(summary: ScheduleSummary) -> str:
