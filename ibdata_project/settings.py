@@ -134,6 +134,8 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = TASK_ROUTES
+# Processes of a default/backtests worker (the ibkr worker is always one: --concurrency 1).
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=2)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # the ibkr worker takes one run at a time
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A fetch task may run for hours: Redis must not hand its message to another worker meanwhile.
@@ -144,6 +146,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": RECOVER_EVERY_S,
     },
 }
+
+# `make up` serves the admin with gunicorn on 127.0.0.1:WEB_PORT (the Procfile's web process).
+WEB_PORT = env.int("WEB_PORT", default=8000)
 
 # Flower (`celery -A ibdata_project flower` reads these through flowerconfig.py): on loopback,
 # behind basic auth. FLOWER_BASIC_AUTH is "user:password" (comma-separated for several);
