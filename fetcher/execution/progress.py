@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 PROGRESS_STATE = "PROGRESS"
 # Flower builds its task pages from task events, and a custom event type becomes the task's
@@ -20,9 +22,10 @@ class TaskProgress:
     counts to Flower's task page and /api/task/info.
 
     Called on the gateway's loop thread, so the task's id and worker are captured here (its
-    request is thread-local). Counts go out at most every PROGRESS_EVERY_S; the last ones are
-    sent PROGRESS_EVERY_S later at most, so what Flower shows is never older. `close()` before
-    the task returns: nothing goes out after it, so PROGRESS never overwrites the final state."""
+    request is thread-local), and the counts go out from a thread of their own: the loop never
+    waits on Redis for them. They go out at most every PROGRESS_EVERY_S; the last ones
+    PROGRESS_EVERY_S later at most, so what Flower shows is never older. `close()` before the
+    task returns: nothing goes out after it, so PROGRESS never overwrites the final state."""
 
     def __init__(self, task) -> None:
         self.task = task
@@ -33,6 +36,7 @@ class TaskProgress:
         self._last = 0.0
         self._later: asyncio.TimerHandle | None = None
         self._lock = threading.Lock()
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="task-progress")
 
     def __call__(self, event: dict) -> None:
         # counts are the run's so far; the instrument is the last one an event named
@@ -41,21 +45,26 @@ class TaskProgress:
             return
         wait = self._last + PROGRESS_EVERY_S - time.monotonic()
         if wait <= 0:
-            self._publish()
+            self._send()
         elif self._later is None:
-            self._later = asyncio.get_running_loop().call_later(wait, self._publish)
+            self._later = asyncio.get_running_loop().call_later(wait, self._send)
 
-    def _publish(self) -> None:
+    def _send(self) -> None:
+        """On the loop: take the counts as they are now, hand them to the sender thread."""
+        self._later = None
+        self._last = time.monotonic()
+        with contextlib.suppress(RuntimeError):  # closed meanwhile
+            self._sender.submit(self._publish, dict(self.meta))
+
+    def _publish(self, meta: dict) -> None:
         with self._lock:
-            self._later = None
             if not self.enabled:
                 return
-            self._last = time.monotonic()
-            meta = dict(self.meta)
             self.task.update_state(task_id=self.task_id, state=PROGRESS_STATE, meta=meta)
             with self.task.app.events.default_dispatcher(hostname=self.hostname) as dispatcher:
                 dispatcher.send(PROGRESS_EVENT, uuid=self.task_id, result=meta)
 
     def close(self) -> None:
         with self._lock:
-            self.enabled = False  # a publication still scheduled will find it so
+            self.enabled = False  # a publication still queued will find it so
+        self._sender.shutdown(wait=True)
