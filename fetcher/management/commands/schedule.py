@@ -55,6 +55,8 @@ class Command(BaseCommand):
     @user_errors
     def handle(self, *args, **opts):
         action = opts["action"]
+        if action == "remove" and not opts["name"] and opts["new_name"]:
+            opts["name"] = opts["new_name"]  # `remove --name X` reads as well as `remove X`
         if action == "remove" and not opts["name"]:
             raise InvalidInput("which schedule? use: manage.py schedule remove NAME")
         if action != "remove" and opts["name"]:

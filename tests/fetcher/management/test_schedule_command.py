@@ -74,7 +74,7 @@ def test_add_records_a_cron_in_the_exchange_zone_for_beat_and_list_and_remove_sh
     assert code == 0 and "AAPL,MSFT/DAILY" in out and "ES:CME/1-HOUR" in out
     assert "17:30" in out  # the next firing, on the exchange's clock
 
-    code, out, err = schedule("remove", "ES:CME/1-HOUR")
+    code, out, err = schedule("remove", "--name", "ES:CME/1-HOUR")
     assert code == 0, err
     assert list(PeriodicTask.objects.values_list("name", flat=True)) == ["AAPL,MSFT/DAILY"]
     assert CrontabSchedule.objects.count() == 1  # its crontab went with it
