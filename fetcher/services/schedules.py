@@ -129,8 +129,7 @@ def fetch_schedule_add(
 ) -> PeriodicTask:
     """Record a schedule for beat (django-celery-beat's database scheduler): `cron` in the
     exchange's time zone. Everything is checked before anything is written."""
-    specs, tf = fetch.specs(), fetch.tf()
-    fetch.what()
+    specs, tf, _ = fetch.specs(), fetch.tf(), fetch.what()  # checked now, not when it fires
     fields = cron_fields(cron)
     zone = fetch_schedule_zone(specs=specs, time_zone=time_zone)
     fetch = dataclasses.replace(
