@@ -65,6 +65,8 @@ def group_alive(pgid: int) -> bool:
 @pytest.mark.usefixtures("clean_broker")
 def test_make_up_starts_every_process_and_make_down_leaves_none(sim, tmp_path):
     web_port, flower_port = free_port(), free_port()
+    while flower_port == web_port:
+        flower_port = free_port()
     env = deployed_env(
         tmp_path,
         sim,
