@@ -122,3 +122,24 @@ def test_firings_missed_while_beat_was_down_start_one_run_not_one_each(sim, work
     assert run.requested_by == RequestedBy.SCHEDULE
     default.wait_for("schedule 'hourly': started run", 30)
     assert "not starting another" not in default.text()
+
+
+def test_a_firing_of_a_schedule_edited_wrong_or_gone_starts_nothing_and_says_why():
+    from fetcher.exceptions import InvalidInput
+    from fetcher.services.schedules import fetch_schedule_fire
+
+    with pytest.raises(
+        InvalidInput, match=r"a fetch schedule takes .*\(got instrument, timeframe\)"
+    ):
+        ScheduledFetch.from_kwargs({"instrument": "AAPL", "timeframe": "DAILY"})  # admin typo
+    fetch = ScheduledFetch(instruments="AAPL")
+    with pytest.raises(InvalidInput, match="there is no schedule named 'gone'"):
+        fetch_schedule_fire(schedule="gone", fetch=fetch)
+    with pytest.raises(InvalidInput, match="beat names it"):
+        fetch_schedule_fire(schedule="", fetch=fetch)
+    fetch_schedule_add(name="bad", fetch=fetch, cron="0 18 * * *")
+    with pytest.raises(InvalidInput, match="unknown timeframe"):
+        fetch_schedule_fire(
+            schedule="bad", fetch=ScheduledFetch(instruments="AAPL", timeframe="9-DAYS")
+        )
+    assert FetchRun.objects.count() == 0
