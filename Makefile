@@ -7,7 +7,7 @@ UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format lock sim services clean uv
+.PHONY: help install demo test lint format lock sim services up down clean uv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -48,6 +48,13 @@ lock: uv ## regenerate requirements.lock from pyproject.toml
 
 sim: $(STAMP) ## run the gateway simulator on 127.0.0.1:7497 (python -m ibsim --help)
 	$(PY) -m ibsim --port 7497
+
+up: $(STAMP) ## start web (gunicorn), both workers, beat and Flower on local PostgreSQL and Redis (Procfile)
+	@bash scripts/services.sh
+	@$(PY) scripts/stack.py up
+
+down: ## stop everything `make up` started
+	@$(PY) scripts/stack.py down
 
 services: ## start PostgreSQL and Redis on loopback if they are installed and stopped
 	@bash scripts/services.sh

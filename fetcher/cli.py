@@ -11,7 +11,7 @@ from pathlib import Path
 
 from celery import current_app as app
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connection
 from rich.console import Console
 from rich.table import Table
@@ -77,6 +77,20 @@ def user_errors(handle):
             sys.exit(1)
 
     return wrapper
+
+
+def parse_errors_on_one_line(parser: CommandParser) -> CommandParser:
+    """Argparse's errors (an unknown option, a missing value) as one line on stderr, exit 2,
+    instead of the usage text; call_command still gets a CommandError."""
+
+    def error(message: str):
+        if not parser.called_from_command_line:
+            raise CommandError(f"Error: {message}")
+        sys.stderr.write(f"❌ {message}: see {parser.prog} --help\n")
+        sys.exit(2)
+
+    parser.error = error
+    return parser
 
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

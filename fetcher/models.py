@@ -147,6 +147,9 @@ class FetchRun(models.Model):
     requested_by = models.CharField(
         max_length=16, choices=RequestedBy.choices, default=RequestedBy.CLI
     )
+    # The beat schedule (django-celery-beat PeriodicTask name) that started it, if any: a
+    # schedule starts no run while its previous one is still going.
+    schedule = models.CharField(max_length=200, blank=True, default="")
     source = models.CharField(
         max_length=16, choices=GatewayKind.choices, blank=True, default="", help_text="set on start"
     )

@@ -17,12 +17,14 @@ class Queue(StrEnum):
 class TaskName(StrEnum):
     FETCH_RUN = "fetcher.fetch_run"
     FETCH_RUNS_RECOVER = "fetcher.fetch_runs_recover"
+    FETCH_SCHEDULE = "fetcher.fetch_schedule"  # sent by beat: starts a schedule's fetch run
 
 
 # Which queue each task goes to (CELERY_TASK_ROUTES routes by it, for every sender).
 TASK_QUEUES: dict[str, Queue] = {
     TaskName.FETCH_RUN: Queue.IBKR,
     TaskName.FETCH_RUNS_RECOVER: Queue.DEFAULT,
+    TaskName.FETCH_SCHEDULE: Queue.DEFAULT,
 }
 TASK_ROUTES = {name: {"queue": queue.value} for name, queue in TASK_QUEUES.items()} | {
     "backtests.*": {"queue": Queue.BACKTESTS.value}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import numpy as np
 from django.db import connections, models, router
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from .domain.bars import BarBatch
 from .domain.planning import intervals_merge
@@ -19,10 +21,12 @@ from .models import (
     FetchChunk,
     FetchRun,
     FetchRunItem,
+    Instrument,
     ItemStatus,
     RunStatus,
     Series,
 )
+from .queues import TaskName
 
 FINISHED_RUN = (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.CANCELLED)
 FINISHED_ITEM = (ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED)
@@ -116,6 +120,73 @@ def fetch_runs_orphaned(*, stale_after_s: float | None = None) -> list[int]:
     if stale_after_s is not None:
         runs = runs.filter(heartbeat_at__lt=timezone.now() - dt.timedelta(seconds=stale_after_s))
     return list(runs.values_list("pk", flat=True))
+
+
+def instrument_time_zone(*, symbol: str, sec_type: str, exchange: str, currency: str) -> str:
+    """The time zone IBKR reported for a stored instrument ('' when not fetched yet)."""
+    zone = (
+        Instrument.objects.filter(
+            symbol=symbol, sec_type=sec_type, exchange=exchange, currency=currency
+        )
+        .exclude(time_zone="")
+        .values_list("time_zone", flat=True)
+        .first()
+    )
+    return zone or ""
+
+
+def fetch_schedule_run_going(*, schedule: str) -> FetchRun | None:
+    """The run a schedule started that has not ended yet (pending or running), if any."""
+    return (
+        FetchRun.objects.filter(
+            schedule=schedule, status__in=(RunStatus.PENDING, RunStatus.RUNNING)
+        )
+        .order_by("pk")
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class ScheduleSummary:
+    name: str
+    kwargs: dict
+    when: str  # "30 17 * * 1-5", or the interval
+    time_zone: str
+    enabled: bool
+    last_fired: dt.datetime | None
+    next_fire: dt.datetime | None
+    last_run: FetchRun | None
+
+
+def fetch_schedules() -> list[ScheduleSummary]:
+    """Every fetch schedule beat knows, with its last firing, next firing and last run."""
+    summaries = []
+    tasks = PeriodicTask.objects.filter(task=TaskName.FETCH_SCHEDULE).select_related(
+        "crontab", "interval"
+    )
+    for task in tasks.order_by("name"):
+        when, zone, next_fire = str(task.interval or task.schedule), "", None
+        if task.crontab is not None:
+            cron = task.crontab
+            when = " ".join(
+                (cron.minute, cron.hour, cron.day_of_month, cron.month_of_year, cron.day_of_week)
+            )
+            zone = str(cron.timezone)
+            now = timezone.now().astimezone(cron.timezone)
+            # crons fire on whole minutes; the estimate is off by the current second's fraction
+            due = now + cron.schedule.remaining_estimate(now) + dt.timedelta(seconds=30)
+            next_fire = due.replace(second=0, microsecond=0)
+        try:
+            kwargs = json.loads(task.kwargs or "{}")
+        except ValueError:
+            kwargs = {}
+        last_run = FetchRun.objects.filter(schedule=task.name).order_by("-pk").first()
+        summaries.append(
+            ScheduleSummary(
+                task.name, kwargs, when, zone, task.enabled, task.last_run_at, next_fire, last_run
+            )
+        )
+    return summaries
 
 
 def coverage_windows(

@@ -13,6 +13,7 @@ from .execution.progress import TaskProgress
 from .execution.worker import fetch_run_execute_on_worker
 from .queues import TaskName
 from .services.recovery import fetch_runs_recover
+from .services.schedules import ScheduledFetch, fetch_schedule_fire
 from .timings import FETCH_TASK_SOFT_TIME_LIMIT_S, FETCH_TASK_TIME_LIMIT_S, STALE_AFTER_S
 
 
@@ -27,11 +28,23 @@ from .timings import FETCH_TASK_SOFT_TIME_LIMIT_S, FETCH_TASK_TIME_LIMIT_S, STAL
 def fetch_run(self, run_id: int) -> str:
     """Execute a fetch run; safe to run twice (done chunks are skipped, bars are upserted)."""
     execute = fetch_run_execute if self.request.is_eager else fetch_run_execute_on_worker
-    with TaskProgress(self) as progress:
+    progress = TaskProgress(self)
+    try:
         return execute(run_id=run_id, progress=progress).status
+    finally:
+        progress.close()  # no PROGRESS after the task's final state
 
 
 @shared_task(name=TaskName.FETCH_RUNS_RECOVER, acks_late=True)
 def fetch_runs_recover_task(stale_after_s: float | None = STALE_AFTER_S) -> list[int]:
     """Resume runs whose worker died (or fail them after repeated deaths)."""
     return fetch_runs_recover(stale_after_s=stale_after_s)
+
+
+@shared_task(bind=True, name=TaskName.FETCH_SCHEDULE, acks_late=True)
+def fetch_schedule(self, **kwargs) -> str:
+    """Start a schedule's fetch run (beat names the schedule in a header). Safe to run twice:
+    the second delivery finds the first one's run going and starts nothing."""
+    schedule = self.request.get("periodic_task_name") or ""
+    run = fetch_schedule_fire(schedule=schedule, fetch=ScheduledFetch.from_kwargs(kwargs))
+    return f"started run {run.pk}" if run else "not started: the previous run is still going"

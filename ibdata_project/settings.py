@@ -24,6 +24,18 @@ LOG_DIR = Path(env("LOG_DIR", default=str(BASE_DIR / "logs"))).resolve()
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
+def _kept(path: Path, make) -> str:
+    """A value made once per installation and kept in `path`, readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(make())
+    return path.read_text().strip()
+
+
 def _secret_key() -> str:
     """DJANGO_SECRET_KEY; unset, a key generated once per installation and kept under DATA_DIR
     (owner-only), which is only allowed while the admin is served on loopback alone."""
@@ -36,15 +48,7 @@ def _secret_key() -> str:
             f"DJANGO_SECRET_KEY must be set when the admin is served beyond loopback "
             f"(DJANGO_ALLOWED_HOSTS names {', '.join(public)})"
         )
-    path = DATA_DIR / ".secret_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(50))
-    return path.read_text().strip()
+    return _kept(DATA_DIR / ".secret_key", lambda: secrets.token_urlsafe(50))
 
 
 SECRET_KEY = _secret_key()
@@ -63,6 +67,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # static files from STATIC_ROOT (collectstatic) under gunicorn, with no web server in front
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -109,7 +115,12 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT = DATA_DIR / "static"  # filled by collectstatic (make up does it)
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing one
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # --- Celery -------------------------------------------------------------------------
 # Unset REDIS_URL / CELERY_BROKER_URL means the embedded default: tasks run in-process.
@@ -128,6 +139,8 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = TASK_ROUTES
+# Processes of a default/backtests worker (the ibkr worker is always one: --concurrency 1).
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=2)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # the ibkr worker takes one run at a time
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A fetch task may run for hours: Redis must not hand its message to another worker meanwhile.
@@ -138,6 +151,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": RECOVER_EVERY_S,
     },
 }
+
+# `make up` serves the admin with gunicorn on 127.0.0.1:WEB_PORT (the Procfile's web process).
+WEB_PORT = env.int("WEB_PORT", default=8000)
+
+# Flower (`celery -A ibdata_project flower` reads these through flowerconfig.py): on loopback,
+# behind basic auth. FLOWER_BASIC_AUTH is "user:password" (comma-separated for several);
+# unset, a password is made once and kept in DATA_DIR/.flower_auth (owner-only).
+FLOWER_ADDRESS = env("FLOWER_ADDRESS", default="127.0.0.1")
+FLOWER_PORT = env.int("FLOWER_PORT", default=5555)
+FLOWER_BASIC_AUTH = env.list("FLOWER_BASIC_AUTH", default=[]) or [
+    _kept(DATA_DIR / ".flower_auth", lambda: f"flower:{secrets.token_urlsafe(18)}")
+]
 
 # --- Interactive Brokers -------------------------------------------------------------
 # IBKR_HOST=sim starts the built-in gateway simulator in-process instead of connecting out.

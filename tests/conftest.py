@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 
 import pytest
 import redis
 from django.conf import settings as django_settings
 
 from ibsim.server import Faults, GatewaySimulator, SimConfig
-from tests.support import QUEUE_KEYS, Worker, worker_database_url
+from tests.support import QUEUE_KEYS, Worker, deployed_env
 
 _client_ids = itertools.count(100)
 
@@ -109,23 +108,29 @@ def workers(tmp_path, clean_broker):
     started: list[Worker] = []
 
     def start(
-        sim, *, client_id: int = 31, time_scale: float = 1.0, wait: bool = True, name: str = ""
+        sim,
+        *,
+        client_id: int = 31,
+        time_scale: float = 1.0,
+        wait: bool = True,
+        name: str = "",
+        queues: tuple[str, ...] = ("ibkr",),
     ) -> Worker:
-        env = {
-            **os.environ,
-            "DATABASE_URL": worker_database_url(),
-            "REDIS_URL": django_settings.REDIS_URL,
-            "IBKR_HOST": "127.0.0.1",
-            "IBKR_PORT": str(sim.port),
-            "IBKR_CLIENT_ID": str(client_id),
-            "IBKR_PACING_TIME_SCALE": str(time_scale),
+        env = deployed_env(
+            tmp_path,
+            sim,
+            IBKR_CLIENT_ID=str(client_id),
+            IBKR_PACING_TIME_SCALE=str(time_scale),
             # at 600x the gateway's windows are milliseconds: on a loaded test machine allow
             # half a second between admission and arrival
-            "IBKR_PACING_MARGIN_S": "0.5",
-            "DATA_DIR": str(tmp_path / "data"),
-            "LOG_DIR": str(tmp_path / "logs"),
-        }
-        worker = Worker(env, tmp_path / f"worker-{len(started)}.log", name or f"ibkr{len(started)}")
+            IBKR_PACING_MARGIN_S="0.5",
+        )
+        worker = Worker(
+            env,
+            tmp_path / f"worker-{len(started)}.log",
+            name or f"{queues[0]}{len(started)}",
+            queues=queues,
+        )
         started.append(worker)
         return worker.start(wait=wait)
 

@@ -3,6 +3,7 @@ waiting for a run to end."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
 import shutil
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -37,7 +40,98 @@ def worker_database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-class Worker:
+def deployed_env(tmp_path: Path, sim=None, **overrides: str) -> dict[str, str]:
+    """The environment of a process of the deployed shape: the test's database and Redis, the
+    simulator (when given) as the gateway, data and logs under tmp_path."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": worker_database_url(),
+        "REDIS_URL": django_settings.REDIS_URL,
+        "DATA_DIR": str(tmp_path / "data"),
+        "LOG_DIR": str(tmp_path / "logs"),
+    }
+    if sim is not None:
+        env |= {"IBKR_HOST": "127.0.0.1", "IBKR_PORT": str(sim.port)}
+    return env | overrides
+
+
+def http_get(url: str, auth: str = "", timeout: float = 10) -> tuple[int, str]:
+    """(status, body) of a GET, with basic auth "user:password" when given."""
+    request = urllib.request.Request(url)
+    if auth:
+        request.add_header("Authorization", f"Basic {base64.b64encode(auth.encode()).decode()}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def answers(url: str, auth: str = "") -> bool:
+    """True once something listens there and answers HTTP."""
+    try:
+        http_get(url, auth, timeout=2)
+    except (OSError, urllib.error.URLError):
+        return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Process:
+    """A real process started from the project root (celery worker, beat, Flower...), with its
+    log in a file the test reads."""
+
+    def __init__(self, env: dict, log: Path, name: str):
+        self.env, self.log, self.name = env, log, name
+        self.proc: subprocess.Popen | None = None
+
+    def popen(self, args: list[str], *, output_to_log: bool) -> None:
+        """Start `args`; its stdout and stderr go to the log file, or nowhere when the process
+        writes the log itself."""
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        output = open(self.log, "ab") if output_to_log else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=self.env, stdout=output, stderr=subprocess.STDOUT
+        )
+        if output_to_log:
+            output.close()  # the child holds its own copy
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_for(self, text: str, timeout: float, count: int = 1) -> None:
+        """Until `text` is in the log `count` times (or the process has ended)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.text().count(text) >= count:
+                return
+            if self.proc and self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(
+            f"{self.name}: {text!r} not {count} times in its log:\n{self.text()[-3000:]}"
+        )
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Worker(Process):
     """A real `celery worker` process (by default the ibkr worker: -Q ibkr --pool solo)."""
 
     def __init__(
@@ -50,12 +144,11 @@ class Worker:
         pool: str = "solo",
         concurrency: int = 1,
     ):
-        self.env, self.log, self.name = env, log, name
+        super().__init__(env, log, name)
         self.queues, self.pool, self.concurrency = queues, pool, concurrency
-        self.proc: subprocess.Popen | None = None
 
     def start(self, wait: bool = True) -> Worker:
-        self.proc = subprocess.Popen(
+        self.popen(
             [
                 sys.executable,
                 "-m",
@@ -79,39 +172,22 @@ class Worker:
                 "--logfile",
                 str(self.log),
             ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            output_to_log=False,
         )
         if wait:
             self.wait_for("ready.", 60)
         return self
 
-    def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.log.exists() and text in self.log.read_text(errors="replace"):
-                return
-            if self.proc and self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(
-            f"worker {self.name}: no {text!r} in its log:\n{self.log.read_text(errors='replace')[-3000:]}"
-        )
 
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+def wait_until(predicate, timeout: float, what: str, poll: float = 0.2):
+    """predicate()'s first true value, checked every `poll` seconds for up to `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"{what}: not within {timeout}s")
 
 
 def wait_finished(run_id: int, timeout: float):
@@ -127,20 +203,6 @@ def wait_finished(run_id: int, timeout: float):
     raise AssertionError(
         f"run {run_id} still {FetchRun.objects.get(pk=run_id).status} after {timeout}s"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout}s")
-        time.sleep(0.1)
 
 
 class PrivateRedis:

@@ -15,11 +15,119 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
+APP_SERVICES = ("web", "worker-ibkr", "worker-default", "beat", "flower", "ibsim")
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def env_example() -> dict[str, str]:
+    return dict(re.findall(r"^([A-Z_]+)=(.*)$", (ROOT / ".env.example").read_text(), re.M))
+
+
+def interpolated(value, env: dict[str, str]) -> str:
+    """A compose value as `docker compose` reads it with this .env (${VAR:-default} only)."""
+    return re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", lambda m: env.get(m[1]) or m[2] or "", str(value))
+
+
 def test_compose_has_every_service_of_the_deployment():
     services = compose()["services"]
     assert {"postgres", "redis", "web", "worker-ibkr", "worker-default", "beat", "flower"} <= set(
         services
     )
+    # the gateway containers only when asked for
+    assert services["ibgateway"]["profiles"] == ["ibgateway"]
+    assert services["ibgateway"]["image"].startswith("ghcr.io/gnzsnz/ib-gateway:")
+    assert services["ibsim"]["profiles"] == ["sim"]
+    assert "-m ibsim --host 0.0.0.0 --port 7497" in services["ibsim"]["command"]
+    assert all("profiles" not in s for n, s in services.items() if n not in ("ibgateway", "ibsim"))
+
+
+def test_every_service_but_beat_has_a_healthcheck_and_ports_stay_on_loopback():
+    services = compose()["services"]
+    for name, service in services.items():
+        if name != "beat":  # beat answers nothing a healthcheck could ask
+            assert service.get("healthcheck", {}).get("test"), name
+        for port in service.get("ports", []):
+            assert port.split(":")[0] in LOOPBACK, f"{name} publishes {port} beyond loopback"
+    web = services["web"]
+    assert "gunicorn ibdata_project.wsgi" in web["command"] and "runserver" not in web["command"]
+    assert "collectstatic" in web["command"] and "migrate" in web["command"]
+    assert services["flower"]["command"] == "celery -A ibdata_project flower"
+    assert services["flower"]["environment"]["FLOWER_ADDRESS"] == "0.0.0.0"  # in its container
+    assert services["flower"]["ports"] == ["127.0.0.1:5555:5555"]
+
+
+def test_services_run_as_an_unprivileged_user():
+    users = re.findall(r"^USER\s+(\S+)", (ROOT / "Dockerfile").read_text(), re.M)
+    assert users and users[-1] not in ("root", "0", "0:0")
+    for name in APP_SERVICES:
+        assert str(compose()["services"][name].get("user", users[-1])).split(":")[0] not in (
+            "root",
+            "0",
+        ), name
+
+
+def test_the_tws_login_reaches_the_ib_gateway_container_only():
+    services = compose()["services"]
+    gateway_env = services["ibgateway"]["environment"]
+    assert gateway_env["TWS_USERID"] == "${TWS_USERNAME:-}"
+    assert gateway_env["TWS_PASSWORD"] == "${TWS_PASSWORD:-}"
+    assert gateway_env["READ_ONLY_API"] == "yes"
+    for name, service in services.items():
+        assert "env_file" not in service, f"{name} would get all of .env, TWS login included"
+        if name == "ibgateway":
+            continue
+        text = yaml.safe_dump(service.get("environment", {}))
+        assert "TWS_USERNAME" not in text and "TWS_PASSWORD" not in text, name
+        assert "TWS_USERID" not in text, name
+
+
+def test_dockerignore_keeps_secrets_data_logs_and_the_virtualenv_out_of_the_image():
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".env", "data/", "logs/", ".venv", "test-artifacts/"} <= ignored
+
+
+def test_env_example_does_not_point_the_containers_at_their_own_loopback():
+    """`cp .env.example .env && docker compose up`: .env's IBKR_HOST=127.0.0.1 is this machine's
+    way to the gateway; inside a container it would be the container itself."""
+    env = env_example()
+    assert env["IBKR_HOST"] == "127.0.0.1"
+    services = compose()["services"]
+    for name in APP_SERVICES:
+        environment = services[name]["environment"]
+        assert "${IBKR_HOST" not in str(environment["IBKR_HOST"]), name
+        host = interpolated(environment["IBKR_HOST"], env)
+        port = interpolated(environment["IBKR_PORT"], env)
+        assert host not in LOOPBACK, f"{name} would look for the gateway in its own container"
+        assert (host, port) == ("ibgateway", "4004")
+        assert env["COMPOSE_PROFILES"] == "ibgateway"  # ... which `docker compose up` starts
+        # without a .env at all, the same
+        assert interpolated(environment["IBKR_HOST"], {}) == "ibgateway"
+
+
+def test_the_containers_get_every_setting_the_project_reads():
+    names = set(
+        re.findall(
+            r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', (ROOT / "ibdata_project/settings.py").read_text()
+        )
+    )
+    # the compose Redis is broker and result store; gunicorn listens on 8000 in its container;
+    # Flower's address and port are set on its service
+    fixed = {
+        "CELERY_BROKER_URL",
+        "CELERY_RESULT_BACKEND",
+        "WEB_PORT",
+        "FLOWER_ADDRESS",
+        "FLOWER_PORT",
+    }
+    for name in APP_SERVICES:
+        environment = compose()["services"][name]["environment"]
+        assert names - fixed <= set(environment), (
+            f"{name}: {sorted(names - fixed - set(environment))}"
+        )
 
 
 def test_the_ibkr_worker_is_one_process_on_the_ibkr_queue():
@@ -84,10 +192,11 @@ def test_make_help_lists_the_targets_the_readme_names():
     out = subprocess.run(
         ["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    for target in ("demo", "test", "lint", "lock", "sim"):
+    for target in ("demo", "test", "lint", "lock", "sim", "up", "down"):
         assert f"make {target}" in out
     readme = (ROOT / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
+    assert "make up" in readme and "make down" in readme
 
 
 def test_lock_records_hashes_and_no_download_addresses():

@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 
 from fetcher.exceptions import InvalidInput
 
+from .time import DEFAULT_ZONE, EXCHANGE_ZONES
+
 SEC_TYPES = ("STK", "CASH", "FUT", "IND", "CFD", "CRYPTO", "CONTFUT")
 _SPEC_RE = re.compile(r"^[A-Z0-9][A-Z0-9 .\-/]{0,30}(?::[A-Z0-9]{2,16})?$")
 FUTURES_EXCHANGES = frozenset({"CME", "GLOBEX", "CBOT", "NYMEX", "COMEX", "EUREX", "ICEUS", "CFE"})
@@ -85,3 +87,13 @@ def instrument_specs_parse(
         key = (spec.symbol, spec.sec_type, spec.exchange, spec.primary_exchange, spec.currency)
         seen.setdefault(key, spec)
     return list(seen.values())
+
+
+def spec_time_zone(spec: InstrumentSpec) -> str | None:
+    """The exchange's time zone as far as the spec tells, before the gateway is asked: US
+    listings and forex keep New York time, CME Group futures Chicago time; None when unsure."""
+    if spec.sec_type in ("FUT", "CONTFUT"):
+        return EXCHANGE_ZONES.get(spec.exchange)
+    if spec.sec_type == "CASH" or (spec.sec_type in ("STK", "IND") and spec.currency == "USD"):
+        return DEFAULT_ZONE
+    return None

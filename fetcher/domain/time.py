@@ -10,6 +10,11 @@ EPOCH_DATE = dt.date(1970, 1, 1)
 # IBKR reports legacy zone names; zoneinfo, pandas and exchange_calendars get the canonical ones.
 ZONES = {"US/Eastern": "America/New_York", "US/Central": "America/Chicago"}
 DEFAULT_ZONE = "America/New_York"
+# Futures exchanges whose zone is known before the gateway says (IBKR reports CME Group's in
+# US/Central, whatever the city).
+EXCHANGE_ZONES = dict.fromkeys(
+    ("CME", "GLOBEX", "CBOT", "NYMEX", "COMEX", "CFE"), "America/Chicago"
+)
 
 
 def zone_name(ibkr_zone: str) -> str:

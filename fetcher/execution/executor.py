@@ -242,7 +242,13 @@ class RunExecutor:
         chunks = await db(items.item_plan)(
             item_id=item.pk, instrument_id=instrument.pk, start=start, end=end, note=note, plan=plan
         )
-        self._emit(item=item.spec, event="planned", chunks=len(chunks), note=note)
+        self._emit(
+            item=item.spec,
+            event="planned",
+            chunks=len(chunks),
+            note=note,
+            instrument=qualified.symbol,
+        )
         return ItemPlan(item.pk, instrument.pk, qualified, chunks)
 
     async def _ensure_connected(self) -> None:

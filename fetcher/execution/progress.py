@@ -1,76 +1,70 @@
-"""A running fetch's progress as Celery task state, which Flower shows (at most twice a second)."""
+"""A running fetch's progress as Celery task state and task events, for Flower (twice a second at most)."""
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import contextlib
 import threading
-
-log = logging.getLogger("ibdata.fetch")
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 PROGRESS_STATE = "PROGRESS"
+# Flower builds its task pages from task events, and a custom event type becomes the task's
+# state there: "task-progress" shows as PROGRESS, its `result` field as the task's result.
+PROGRESS_EVENT = "task-progress"
 PROGRESS_EVERY_S = 0.5
 PROGRESS_KEYS = ("run_id", "chunks_done", "chunks_planned", "bars", "instrument")
 
 
 class TaskProgress:
-    """A progress callback for RunExecutor that sets the task's state to PROGRESS.
+    """A progress callback for RunExecutor: the task's state becomes PROGRESS in the result
+    backend (AsyncResult, Flower's /api/task/result) and a task-progress event carries the same
+    counts to Flower's task page and /api/task/info.
 
-    The callback runs on the gateway's loop thread and only notes the latest counts; a thread
-    of its own sends them to the result backend, so a slow or unreachable Redis never holds up
-    the gateway connection. The task's id is captured here: the task's (thread-local) request
-    is not visible from those threads. Use as a context manager: the sender ends with the task.
-    """
+    Called on the gateway's loop thread, so the task's id and worker are captured here (its
+    request is thread-local), and the counts go out from a thread of their own: the loop never
+    waits on Redis for them. They go out at most every PROGRESS_EVERY_S; the last ones
+    PROGRESS_EVERY_S later at most, so what Flower shows is never older. `close()` before the
+    task returns: nothing goes out after it, so PROGRESS never overwrites the final state."""
 
     def __init__(self, task) -> None:
         self.task = task
         self.task_id = task.request.id
+        self.hostname = task.request.hostname
         self.enabled = bool(self.task_id) and not task.request.is_eager
-        self._latest: dict | None = None
+        self.meta: dict = dict.fromkeys(PROGRESS_KEYS)
+        self._last = 0.0
+        self._later: asyncio.TimerHandle | None = None
         self._lock = threading.Lock()
-        self._changed = threading.Event()
-        self._pause = threading.Event()
-        self._closed = False
-        self._failing = False
-        self._sender: threading.Thread | None = None
-
-    def __enter__(self) -> TaskProgress:
-        if self.enabled:
-            self._sender = threading.Thread(
-                target=self._send_forever, name=f"progress-{self.task_id}", daemon=True
-            )
-            self._sender.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._closed = True
-        self._changed.set()
-        self._pause.set()
-        if self._sender is not None:
-            self._sender.join(timeout=5)
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="task-progress")
 
     def __call__(self, event: dict) -> None:
+        # counts are the run's so far; the instrument is the last one an event named
+        self.meta.update((k, event[k]) for k in PROGRESS_KEYS if event.get(k) is not None)
         if not self.enabled:
             return
+        wait = self._last + PROGRESS_EVERY_S - time.monotonic()
+        if wait <= 0:
+            self._send()
+        elif self._later is None:
+            self._later = asyncio.get_running_loop().call_later(wait, self._send)
+
+    def _send(self) -> None:
+        """On the loop: take the counts as they are now, hand them to the sender thread."""
+        self._later = None
+        self._last = time.monotonic()
+        with contextlib.suppress(RuntimeError):  # closed meanwhile
+            self._sender.submit(self._publish, dict(self.meta))
+
+    def _publish(self, meta: dict) -> None:
         with self._lock:
-            self._latest = {key: event.get(key) for key in PROGRESS_KEYS}
-        self._changed.set()
-
-    def _send_forever(self) -> None:
-        while not self._closed:
-            self._changed.wait()
-            self._changed.clear()
-            with self._lock:
-                meta, self._latest = self._latest, None
-            if meta is not None and not self._closed:
-                self._send(meta)
-            self._pause.wait(PROGRESS_EVERY_S)  # at most twice a second; set when closing
-
-    def _send(self, meta: dict) -> None:
-        try:
+            if not self.enabled:
+                return
             self.task.update_state(task_id=self.task_id, state=PROGRESS_STATE, meta=meta)
-        except Exception as exc:  # noqa: BLE001 - a display: the run goes on without it
-            if not self._failing:
-                log.warning("progress not shown in Flower while the result backend fails: %s", exc)
-            self._failing = True
-        else:
-            self._failing = False
+            with self.task.app.events.default_dispatcher(hostname=self.hostname) as dispatcher:
+                dispatcher.send(PROGRESS_EVENT, uuid=self.task_id, result=meta)
+
+    def close(self) -> None:
+        with self._lock:
+            self.enabled = False  # a publication still queued will find it so
+        self._sender.shutdown(wait=True)

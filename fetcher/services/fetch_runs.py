@@ -70,6 +70,7 @@ def fetch_run_create(
     use_rth: bool = True,
     since_head: bool = False,
     requested_by: str = RequestedBy.CLI,
+    schedule: str = "",
     today: dt.date | None = None,
 ) -> FetchRun:
     """Validate a fetch request and record it as a pending run with one item per instrument."""
@@ -92,6 +93,7 @@ def fetch_run_create(
             use_rth=use_rth,
             since_head=since_head,
             requested_by=requested_by,
+            schedule=schedule,
         )
         FetchRunItem.objects.bulk_create(
             FetchRunItem(

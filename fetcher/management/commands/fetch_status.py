@@ -44,7 +44,7 @@ class Command(BaseCommand):
                 table.add_row(
                     str(run.pk),
                     f"{run.created_at:%Y-%m-%d %H:%M}",
-                    run.requested_by,
+                    f"schedule {run.schedule}" if run.schedule else run.requested_by,
                     run.get_timeframe_display(),
                     ",".join(run.instruments)[:40],
                     run.status,

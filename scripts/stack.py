@@ -1,0 +1,170 @@
+"""`make up` / `make down`: the Procfile's processes (honcho) against local PostgreSQL and Redis.
+
+`up` migrates, collects static files, starts honcho in a session of its own (its pid and the
+log offset in LOG_DIR/stack.pid, every process's output in LOG_DIR/stack.log), waits until the
+web and Flower answer and both workers are ready, and says how to create the first admin user.
+`down` stops honcho (which stops every process), then kills whatever is left.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import environ
+
+ROOT = Path(__file__).resolve().parent.parent
+# Without DATABASE_URL / REDIS_URL (environment or .env), the local services scripts/services.sh
+# starts: `make up` is the deployed shape, never the embedded SQLite / in-process default.
+LOCAL_SERVICES = {
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/ibdata",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+}
+DEFAULTED: set[str] = set()  # LOCAL_SERVICES names that neither the environment nor .env set
+UP_TIMEOUT_S = 180.0
+DOWN_TIMEOUT_S = 30.0
+READY_WORKERS = 2  # the ibkr worker and the default/backtests worker
+STARTED_RE = re.compile(r"\| (\w+) started \(pid=(\d+)\)")
+
+
+def settings():
+    """Django's settings for this environment: .env under the environment, then the defaults."""
+    environ.Env.read_env(ROOT / ".env", overwrite=False)
+    for name, value in LOCAL_SERVICES.items():
+        if name not in os.environ:
+            os.environ[name] = value
+            DEFAULTED.add(name)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ibdata_project.settings")
+    sys.path.insert(0, str(ROOT))
+    from django.conf import settings as django_settings
+
+    os.environ["WEB_PORT"] = str(django_settings.WEB_PORT)  # the Procfile reads it
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return django_settings
+
+
+def alive(pid: int, *, group: bool = False) -> bool:
+    """Whether the process (or any process of the group) still exists."""
+    try:
+        (os.killpg if group else os.kill)(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=2)
+    except urllib.error.HTTPError:
+        return True  # Flower's 401 is an answer
+    except OSError:
+        return False
+    return True
+
+
+def fail(message: str) -> None:
+    print(f"❌ {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def manage(*args: str) -> None:
+    """A manage.py command, its failure as one line."""
+    proc = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines() or ["(no output)"]
+        fail(f"manage.py {' '.join(args)} failed: {lines[-1]}")
+
+
+def up() -> None:
+    s = settings()
+    pid_file, log = s.LOG_DIR / "stack.pid", s.LOG_DIR / "stack.log"
+    if pid_file.exists() and alive(int(pid_file.read_text().split()[0])):
+        fail(f"already up (honcho pid {pid_file.read_text().split()[0]}): `make down` first")
+    manage("migrate", "--noinput")
+    manage("collectstatic", "--noinput", "--verbosity", "0")
+    offset = log.stat().st_size if log.exists() else 0
+    with open(log, "ab") as output:
+        honcho = subprocess.Popen(
+            [sys.executable, "-m", "honcho", "start", "-f", "Procfile", "--env", "/dev/null"],
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    pid_file.write_text(f"{honcho.pid} {offset}\n")
+    web = f"http://127.0.0.1:{s.WEB_PORT}/admin/"
+    flower = f"http://127.0.0.1:{s.FLOWER_PORT}/"
+    deadline = time.monotonic() + UP_TIMEOUT_S
+    while True:
+        session = log.read_bytes()[offset:].decode(errors="replace")
+        ready = session.count(" ready.")
+        if ready >= READY_WORKERS and answers(web) and answers(flower):
+            break
+        if honcho.poll() is not None or time.monotonic() > deadline:
+            down(quiet=True)
+            tail = "\n".join(session.strip().splitlines()[-15:])
+            fail(f"the stack did not come up ({ready} of {READY_WORKERS} workers ready):\n{tail}")
+        time.sleep(0.5)
+    flower_user = s.FLOWER_BASIC_AUTH[0].split(":")[0]
+    password = (
+        "FLOWER_BASIC_AUTH"
+        if os.environ.get("FLOWER_BASIC_AUTH")
+        else f"in {s.DATA_DIR / '.flower_auth'}"
+    )
+    database = f"DATABASE_URL={os.environ['DATABASE_URL']} " if "DATABASE_URL" in DEFAULTED else ""
+    print(
+        f"✅ ibdata is up (honcho pid {honcho.pid}); logs in {s.LOG_DIR} (stack.log, ibdata.log)\n"
+        f"   admin   {web}\n"
+        f"   Flower  {flower}  (user {flower_user}, password {password})\n"
+        f"   workers ibkr (gateway {s.IBKR_HOST}:{s.IBKR_PORT}), default + backtests; beat\n"
+        f"First time? Create the admin user:\n"
+        f"   {database}.venv/bin/python manage.py createsuperuser\n"
+        f"Stop everything: make down"
+    )
+
+
+def down(quiet: bool = False) -> None:
+    s = settings()
+    pid_file, log = s.LOG_DIR / "stack.pid", s.LOG_DIR / "stack.log"
+    if not pid_file.exists():
+        if not quiet:
+            print(f"ibdata is not up (no {pid_file}).")
+        return
+    pid, offset = (int(v) for v in pid_file.read_text().split())
+    if alive(pid):
+        os.kill(pid, signal.SIGTERM)  # honcho sends SIGTERM to every process, SIGKILL after 5 s
+        deadline = time.monotonic() + DOWN_TIMEOUT_S
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    # honcho starts each process in a session of its own: kill any group it left behind
+    session = log.read_bytes()[offset:].decode(errors="replace") if log.exists() else ""
+    for name, pgid in STARTED_RE.findall(session):
+        if alive(int(pgid), group=True):
+            print(f"   {name} (process group {pgid}) was still running: killed")
+            os.killpg(int(pgid), signal.SIGKILL)
+    pid_file.unlink()
+    if not quiet:
+        print("✅ ibdata stopped: web, workers, beat and Flower.")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in ("up", "down"):
+        fail("usage: scripts/stack.py up|down")
+    if sys.argv[1] == "up":
+        up()
+    else:
+        down()

@@ -1,0 +1,117 @@
+"""`make up` / `make down`: the Procfile's processes for real, on free ports, and nothing left after."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import (
+    DEPLOYED_SHAPE,
+    ROOT,
+    answers,
+    deployed_env,
+    free_port,
+    http_get,
+)
+
+AUTH = "ops:stack-test-password"
+
+
+def procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(
+        re.match(r"^([\w-]+):\s*(.+)$", line).groups() for line in lines if line[:1].isalpha()
+    )
+
+
+def test_the_procfile_runs_each_process_of_the_deployment_and_honcho_accepts_it():
+    processes = procfile()
+    assert set(processes) == {"web", "ibkr", "default", "beat", "flower"}
+    assert processes["web"].startswith("gunicorn ibdata_project.wsgi ")
+    assert "--bind 127.0.0.1:${WEB_PORT:-8000}" in processes["web"]
+    ibkr = processes["ibkr"]
+    assert re.search(r"-Q ibkr(\s|$)", ibkr) and "--pool solo --concurrency 1" in ibkr
+    assert re.search(r"-Q default,backtests(\s|$)", processes["default"])
+    assert all(" -E" in processes[name] for name in ("ibkr", "default"))  # events, for Flower
+    assert "django_celery_beat.schedulers:DatabaseScheduler" in processes["beat"]
+    assert processes["flower"] == "celery -A ibdata_project flower"  # settings via flowerconfig
+    check = subprocess.run(
+        [sys.executable, "-m", "honcho", "check", "-f", "Procfile"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+    assert "Valid procfile detected" in check.stderr
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@DEPLOYED_SHAPE[0]
+@DEPLOYED_SHAPE[1]
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("clean_broker")
+def test_make_up_starts_every_process_and_make_down_leaves_none(sim, tmp_path):
+    web_port, flower_port = free_port(), free_port()
+    while flower_port == web_port:
+        flower_port = free_port()
+    env = deployed_env(
+        tmp_path,
+        sim,
+        WEB_PORT=str(web_port),
+        FLOWER_PORT=str(flower_port),
+        FLOWER_BASIC_AUTH=AUTH,
+        IBKR_CLIENT_ID="61",
+        CELERY_WORKER_CONCURRENCY="1",
+    )
+    logs = tmp_path / "logs"
+    web, flower = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{flower_port}"
+
+    def make(target: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["make", "-s", target], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    def started() -> list[int]:
+        """The process groups honcho started (each process runs in a session of its own)."""
+        log = logs / "stack.log"
+        return [int(pid) for pid in re.findall(r"started \(pid=(\d+)\)", log.read_text())]
+
+    try:
+        up = make("up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"{web}/admin/" in up.stdout and f"{flower}/" in up.stdout
+        assert "manage.py createsuperuser" in up.stdout and "make down" in up.stdout
+        assert http_get(f"{web}/admin/login/")[0] == 200  # gunicorn
+        assert http_get(f"{web}/static/admin/css/base.css")[0] == 200  # whitenoise
+        assert http_get(f"{flower}/api/workers")[0] == 401
+        status, body = http_get(f"{flower}/api/workers?refresh=1", AUTH)
+        assert status == 200
+        assert {name.split("@")[0] for name in json.loads(body)} == {"ibkr", "default"}
+        assert "beat: Starting..." in (logs / "stack.log").read_text()
+        assert len(started()) == 5
+
+        down = make("down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "stopped" in down.stdout
+        assert not [pgid for pgid in started() if group_alive(pgid)], "left after make down"
+        assert not answers(f"{web}/") and not answers(f"{flower}/")
+        assert not (logs / "stack.pid").exists()
+    finally:  # whatever failed, leave nothing running: honcho, then each process
+        pid_file = logs / "stack.pid"
+        honcho = [int(pid_file.read_text().split()[0])] if pid_file.exists() else []
+        for pgid in honcho + (started() if (logs / "stack.log").exists() else []):
+            if group_alive(pgid):
+                os.killpg(pgid, signal.SIGKILL)
