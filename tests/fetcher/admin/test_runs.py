@@ -24,6 +24,14 @@ def pending_run() -> FetchRun:
     return fetch_run_create(specs=instrument_specs_parse("AAPL"), timeframe=TIMEFRAMES["DAILY"])
 
 
+@pytest.fixture
+def going_and_done() -> tuple[FetchRun, FetchRun]:
+    """A run still pending, and one that succeeded (with no failed request)."""
+    going, done = pending_run(), pending_run()
+    FetchRun.objects.filter(pk=done.pk).update(status=RunStatus.SUCCEEDED)
+    return going, done
+
+
 def test_a_going_run_page_reloads_itself_and_a_finished_one_does_not(admin_client):
     run = pending_run()
     page = reverse("admin:fetcher_fetchrun_change", args=[run.pk])
@@ -36,18 +44,18 @@ def test_a_going_run_page_reloads_itself_and_a_finished_one_does_not(admin_clien
     assert admin_client.get(reverse(CHANGELIST)).status_code == 200
 
 
-def test_cancel_stops_a_pending_run_and_says_why_it_cannot_stop_a_finished_one(admin_client):
-    run, done = pending_run(), pending_run()
-    FetchRun.objects.filter(pk=done.pk).update(status=RunStatus.SUCCEEDED)
+def test_cancel_stops_a_pending_run_and_says_why_it_cannot_stop_a_finished_one(
+    admin_client, going_and_done
+):
+    run, done = going_and_done
     html = run_action(admin_client, "cancel_runs", [run, done])
     assert f"Run {run.pk} cancelled." in html
     assert f"Run {done.pk} is already succeeded: nothing to cancel" in html
     assert FetchRun.objects.get(pk=run.pk).status == RunStatus.CANCELLED
 
 
-def test_retry_refuses_a_going_run_and_one_without_failures(admin_client):
-    going, done = pending_run(), pending_run()
-    FetchRun.objects.filter(pk=done.pk).update(status=RunStatus.SUCCEEDED)
+def test_retry_refuses_a_going_run_and_one_without_failures(admin_client, going_and_done):
+    going, done = going_and_done
     html = run_action(admin_client, "retry_failed_chunks", [going, done])
     assert f"Run {going.pk} is still pending: wait for it to end, or cancel it" in html
     assert f"Run {done.pk} has no failed requests: nothing to retry" in html
