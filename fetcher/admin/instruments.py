@@ -65,7 +65,7 @@ class InstrumentAdmin(admin.ModelAdmin):
         "sec_type",
         "exchange",
         "currency",
-        ("series__source", admin.AllValuesFieldListFilter),
+        "series__source",
         "series__timeframe",
         "active",
     )

@@ -10,7 +10,7 @@ from django.utils.html import format_html
 
 from fetcher.domain.timeframes import BY_CODE
 from fetcher.exceptions import InvalidInput
-from fetcher.models import FetchChunk, FetchRun, RequestedBy, RunStatus
+from fetcher.models import ChunkStatus, FetchChunk, FetchRun, RequestedBy, RunStatus
 from fetcher.selectors import (
     FINISHED_RUN,
     fetch_run_chunk_counts,
@@ -120,13 +120,17 @@ class FetchRunAdmin(ReadOnlyAdmin):
         run = self.get_object(request, object_id)
         extra = dict(extra_context or {})
         if run is not None:
+            counts = fetch_run_chunk_counts(run_id=run.pk)
+            going = run.status not in FINISHED_RUN
             extra.update(
                 items=fetch_run_summary(run_id=run.pk).items,
-                chunk_counts=sorted(fetch_run_chunk_counts(run_id=run.pk).items()),
+                chunk_counts=sorted(counts.items()),
+                retryable=not going
+                and bool(counts.get(ChunkStatus.FAILED) or counts.get(ChunkStatus.PENDING)),
                 chunk_errors=fetch_run_chunk_errors(run_id=run.pk, limit=CHUNK_ERRORS_SHOWN),
                 chunks_url=reverse("admin:fetcher_fetchchunk_changelist")
                 + f"?run__id__exact={run.pk}",
-                going=run.status not in FINISHED_RUN,
+                going=going,
                 refresh_s=REFRESH_S,
                 duration=duration_label(run),
                 changelist_url=reverse("admin:fetcher_fetchrun_changelist"),
@@ -178,3 +182,4 @@ class FetchChunkAdmin(ReadOnlyAdmin):
     )
     list_filter = ("status",)
     list_select_related = ("run", "instrument")
+    show_full_result_count = False  # chunks pile up over the years: no second COUNT a page

@@ -36,6 +36,8 @@ def browser_page(monkeypatch):
     # Playwright's sync API keeps an event loop in this thread; the test's own ORM reads are
     # plain synchronous calls between its steps.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from django.db import connections
+
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -45,6 +47,9 @@ def browser_page(monkeypatch):
         yield context.new_page()
         context.close()
         browser.close()
+        # The test's code ran in Playwright's greenlet, whose context has its own database
+        # connection: closed here, or it would keep the test database from being dropped.
+        connections.close_all()
 
 
 def shot(page, name: str) -> None:
@@ -119,7 +124,7 @@ def test_fetch_a_stock_and_a_forex_pair_and_see_their_charts(
     eur = Instrument.objects.get(symbol="EUR")
     assert (eur.exchange, eur.con_id, eur.local_symbol) == ("IDEALPRO", 12087792, "EUR.USD")
 
-    for symbol in ("AAPL", "EUR"):
+    for symbol, name in (("AAPL", "aapl"), ("EUR", "eurusd")):
         instrument = Instrument.objects.get(symbol=symbol)
         stored = Bar.objects.filter(instrument=instrument).count()
         assert stored > 50
@@ -133,7 +138,7 @@ def test_fetch_a_stock_and_a_forex_pair_and_see_their_charts(
         expect(page.locator("#chart-stored")).to_have_text(str(stored))
         # one drawn candle (an SVG path in the box layer) per stored bar
         assert page.locator("#bars-chart .boxlayer path").count() == stored
-        shot(page, f"{symbol.lower()}-chart")
+        shot(page, f"{name}-chart")
 
     page.goto(f"{base}/admin/fetcher/fetchrun/")
     shot(page, "runs")

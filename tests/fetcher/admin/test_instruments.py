@@ -78,6 +78,9 @@ def test_the_list_shows_series_counts_and_the_last_fetch(admin_client):
     page = admin_client.get(reverse(CHANGELIST)).content.decode()
     assert "DAILY TRADES RTH: 2,515" in page
     assert "ibdata simulator" in page
+    for lookup, value in (("series__timeframe__exact", 19), ("series__source__exact", "simulator")):
+        page = admin_client.get(reverse(CHANGELIST), {lookup: value}).content.decode()
+        assert "DAILY TRADES RTH: 2,515" in page and "1 instrument" in page, lookup
     assert f'failed (<a href="{reverse("admin:fetcher_fetchrun_change", args=[run.pk])}">' in page
 
 
