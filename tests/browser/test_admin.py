@@ -18,6 +18,7 @@ from tests.support import DEPLOYED_SHAPE, ROOT
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 RUN_TIMEOUT_MS = 120_000
+PASSWORD = "a-long-test-password"
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -66,8 +67,24 @@ def add_instrument(page, base: str, symbol: str, sec_type: str, exchange: str) -
     page.wait_for_url("**/admin/fetcher/instrument/")
 
 
-def fetch_history(page, base: str, symbol: str, *, shot_name: str) -> int:
-    """Select one instrument, 'Fetch history...' of DAILY bars for Q1 2024; the run's id."""
+def log_in(page) -> None:
+    """On the login page: log in as the test's superuser."""
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+
+
+def fetch_history(
+    page,
+    base: str,
+    symbol: str,
+    *,
+    shot_name: str,
+    timeframe: str = "DAILY",
+    until: str = "succeeded",
+) -> int:
+    """Select one instrument, 'Fetch history...' of Q1 2024, and wait on the run's page until
+    the run reads `until`; the run's id."""
     from playwright.sync_api import expect
 
     page.goto(f"{base}/admin/fetcher/instrument/")
@@ -75,7 +92,7 @@ def fetch_history(page, base: str, symbol: str, *, shot_name: str) -> int:
     page.select_option("select[name=action]", "fetch_history")
     page.click("button[name=index]")
     expect(page.locator("#fetch-history-form")).to_be_visible()
-    page.select_option("#id_timeframe", "DAILY")
+    page.select_option("#id_timeframe", timeframe)
     page.fill("#id_start", "2024-01-02")
     page.fill("#id_end", "2024-03-28")
     shot(page, f"{shot_name}-form")
@@ -84,9 +101,7 @@ def fetch_history(page, base: str, symbol: str, *, shot_name: str) -> int:
     expect(message).to_contain_text("queued")
     message.locator("a").click()
     # the run page reloads itself while the run goes on
-    expect(page.locator("#run-status .run-status")).to_have_text(
-        "succeeded", timeout=RUN_TIMEOUT_MS
-    )
+    expect(page.locator("#run-status .run-status")).to_have_text(until, timeout=RUN_TIMEOUT_MS)
     shot(page, f"{shot_name}-run")
     return int(page.url.rstrip("/").split("/")[-2])
 
@@ -98,16 +113,14 @@ def test_fetch_a_stock_and_a_forex_pair_and_see_their_charts(
 
     page, base = browser_page, live_server.url
     workers(sim)
-    User.objects.create_superuser("admin", password="a-long-test-password")
+    User.objects.create_superuser("admin", password=PASSWORD)
 
     # anonymous: every admin page sends to the login page
     for path in ("/admin/", "/admin/fetcher/instrument/", "/admin/fetcher/bar/"):
         page.goto(base + path)
         assert "/admin/login/?next=" in page.url, path
     shot(page, "login")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "a-long-test-password")
-    page.click("input[type=submit]")
+    log_in(page)
     page.wait_for_url("**/admin/fetcher/bar/")
 
     add_instrument(page, base, "AAPL", "STK", "SMART")
@@ -145,3 +158,26 @@ def test_fetch_a_stock_and_a_forex_pair_and_see_their_charts(
     page.goto(f"{base}/admin/fetcher/instrument/")
     expect(page.locator("#result_list")).to_contain_text("DAILY MIDPOINT RTH")
     shot(page, "instruments")
+
+
+def test_cancel_a_running_fetch_from_its_page(browser_page, live_server, sim, workers):
+    from playwright.sync_api import expect
+
+    page, base = browser_page, live_server.url
+    workers(sim)
+    User.objects.create_superuser("admin", password=PASSWORD)
+    page.goto(f"{base}/admin/fetcher/instrument/add/")
+    log_in(page)
+    add_instrument(page, base, "AAPL", "STK", "SMART")
+    # 1-second bars for a quarter: thousands of requests under IBKR's pacing, hours of work
+    run_id = fetch_history(
+        page, base, "AAPL", shot_name="cancel", timeframe="1-SECOND", until="running"
+    )
+    page.click("#cancel-run")
+    expect(page.locator(".messagelist li.success")).to_contain_text(f"Run {run_id} cancelled.")
+    page.goto(f"{base}/admin/fetcher/fetchrun/{run_id}/change/")
+    expect(page.locator("#run-status .run-status")).to_have_text("cancelled")
+    shot(page, "cancelled-run")
+    # the worker let it go: the next fetch runs to its end
+    fetch_history(page, base, "AAPL", shot_name="after-cancel")
+    assert FetchRun.objects.get(pk=run_id).status == RunStatus.CANCELLED
