@@ -219,16 +219,17 @@ def fetch_runs_update_create(
     for instrument_id, timeframe, what_to_show, rth in series_keys(instrument_ids=list(by_id)):
         groups.setdefault((timeframe, what_to_show, rth), []).append(by_id[instrument_id])
     runs = []
-    for (timeframe, what_to_show, rth), members in sorted(groups.items()):
-        run = fetch_run_create(
-            specs=[instrument_spec(i) for i in members],
-            timeframe=BY_CODE[timeframe],
-            what_to_show=WhatToShow(what_to_show),
-            use_rth=rth,
-            requested_by=requested_by,
-        )
-        fetch_run_enqueue(run_id=run.pk)
-        runs.append(run)
+    with transaction.atomic():  # every run queued, or none
+        for (timeframe, what_to_show, rth), members in sorted(groups.items()):
+            run = fetch_run_create(
+                specs=[instrument_spec(i) for i in members],
+                timeframe=BY_CODE[timeframe],
+                what_to_show=WhatToShow(what_to_show),
+                use_rth=rth,
+                requested_by=requested_by,
+            )
+            fetch_run_enqueue(run_id=run.pk)
+            runs.append(run)
     updated = {i.pk for members in groups.values() for i in members}
     return runs, [i for i in instruments if i.pk not in updated]
 
@@ -262,7 +263,7 @@ def fetch_run_retry(*, run_id: int, requested_by: str = RequestedBy.ADMIN) -> li
     for instrument_id, span in spans.items():
         groups.setdefault(span, []).append(instruments[instrument_id])
     retries = []
-    with transaction.atomic():
+    with transaction.atomic():  # every run queued, or none
         for (start, end), members in sorted(groups.items()):
             retry = fetch_run_create(
                 specs=[instrument_spec(i) for i in members],
