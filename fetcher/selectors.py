@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connections, models, router
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .domain.bars import BarBatch
@@ -228,17 +229,27 @@ def instrument_series(*, instrument_id: int) -> list[Series]:
 
 def instruments_listed(*, queryset: models.QuerySet[Instrument]) -> models.QuerySet[Instrument]:
     """Instruments with what a list shows: their series (counts, first and last bar) and the
-    status of the last run item that asked for them (by the row, or by conId while pending)."""
-    last_item = FetchRunItem.objects.filter(
-        models.Q(instrument_id=models.OuterRef("pk")) | models.Q(con_id=models.OuterRef("con_id"))
+    status of the last run item that asked for them: a going run's (its items know the
+    instrument by conId until planned), else the last one planned for the row. Both are index
+    lookups (runs by status, items by run or by instrument), however many items pile up."""
+    going = FetchRunItem.objects.filter(
+        models.Q(instrument_id=models.OuterRef("pk")) | models.Q(con_id=models.OuterRef("con_id")),
+        run__status__in=(RunStatus.PENDING, RunStatus.RUNNING),
     ).order_by("-pk")
+    planned = FetchRunItem.objects.filter(instrument_id=models.OuterRef("pk")).order_by("-pk")
+
+    def last(field: str) -> Coalesce:
+        return Coalesce(
+            models.Subquery(going.values(field)[:1]), models.Subquery(planned.values(field)[:1])
+        )
+
     return queryset.prefetch_related(
         models.Prefetch("series", queryset=Series.objects.order_by("timeframe"))
     ).annotate(
         first_bar=models.Min("series__first_ts"),
         last_bar=models.Max("series__last_ts"),
-        last_fetch_status=models.Subquery(last_item.values("status")[:1]),
-        last_fetch_run=models.Subquery(last_item.values("run_id")[:1]),
+        last_fetch_status=last("status"),
+        last_fetch_run=last("run_id"),
     )
 
 

@@ -76,12 +76,19 @@ def test_the_list_shows_series_counts_and_the_last_fetch(admin_client):
     run = FetchRun.objects.create(instruments=["AAPL"], timeframe=19, status=RunStatus.PARTIAL)
     FetchRunItem.objects.create(run=run, spec="AAPL", instrument=aapl, status="failed")
     page = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert f'failed (<a href="{reverse("admin:fetcher_fetchrun_change", args=[run.pk])}">' in page
+    # a queued run knows the instrument by its conId until the worker plans it
+    queued = FetchRun.objects.create(instruments=["AAPL"], timeframe=19)
+    FetchRunItem.objects.create(run=queued, spec="AAPL", con_id=265598)
+    page = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert (
+        f'pending (<a href="{reverse("admin:fetcher_fetchrun_change", args=[queued.pk])}">' in page
+    )
     assert "DAILY TRADES RTH: 2,515" in page
     assert "ibdata simulator" in page
     for lookup, value in (("series__timeframe__exact", 19), ("series__source__exact", "simulator")):
         page = admin_client.get(reverse(CHANGELIST), {lookup: value}).content.decode()
         assert "DAILY TRADES RTH: 2,515" in page and "1 instrument" in page, lookup
-    assert f'failed (<a href="{reverse("admin:fetcher_fetchrun_change", args=[run.pk])}">' in page
 
 
 def test_fetch_history_asks_then_refuses_bad_dates_writing_nothing(admin_client):
