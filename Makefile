@@ -7,7 +7,7 @@ UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format lock sim services up down clean uv
+.PHONY: help install demo test lint format lock sim services up down clean uv browser
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -27,7 +27,14 @@ install: $(STAMP) ## create .venv and install exactly the locked environment
 demo: $(STAMP) ## run the main job on the embedded defaults (simulator, SQLite and catalog in data/demo)
 	@$(PY) manage.py demo
 
-test: $(STAMP) ## the full suite against PostgreSQL and Redis (scripts/services.sh starts them)
+browser: ## Debian's chromium for the browser tests, installed when missing (apt-get)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q >/dev/null && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } || \
+	  echo "chromium could not be installed: the browser tests will be skipped"
+
+test: $(STAMP) browser ## the full suite against PostgreSQL and Redis (scripts/services.sh starts them)
 	@bash scripts/services.sh
 	@DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/ibdata} \
 	 REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \

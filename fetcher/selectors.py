@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connections, models, router
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -17,6 +18,7 @@ from .domain.time import epoch, from_epoch
 from .domain.timeframes import BY_CODE, TimeframeSpec
 from .models import (
     Bar,
+    ChunkStatus,
     Coverage,
     FetchChunk,
     FetchRun,
@@ -215,9 +217,17 @@ def series_stats(
 
 
 def bars_read(
-    *, instrument_id: int, timeframe: int, what_to_show: int, rth: bool, start: int, end: int
+    *,
+    instrument_id: int,
+    timeframe: int,
+    what_to_show: int,
+    rth: bool,
+    start: int,
+    end: int,
+    last: int | None = None,
 ) -> BarBatch:
-    """Stored bars of one series with start <= ts < end (epoch seconds), sorted, as columns.
+    """Stored bars of one series with start <= ts < end (epoch seconds), sorted, as columns;
+    only the `last` ones of the range when given.
 
     One primary-key range scan; the database turns timestamps into epoch seconds, so rows
     come back as plain numbers (no datetime or model objects)."""
@@ -234,11 +244,14 @@ def bars_read(
         "WHERE instrument_id = %s AND timeframe = %s AND what_to_show = %s AND rth = %s "
         "AND ts >= %s AND ts < %s ORDER BY ts"
     )
+    params = [instrument_id, timeframe, what_to_show, rth, from_epoch(start), from_epoch(end)]
+    if last is not None:
+        sql, params = f"{sql} DESC LIMIT %s", [*params, last]
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql, [instrument_id, timeframe, what_to_show, rth, from_epoch(start), from_epoch(end)]
-        )
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
+    if last is not None:
+        rows.reverse()
     if not rows:
         return BarBatch.empty()
     if epoch_sql is None:
@@ -254,3 +267,141 @@ def bars_read(
         wap=values[:, 6],
         bar_count=values[:, 7].astype(np.int64),
     )
+
+
+def fetch_run_chunks_unfinished(*, run_id: int) -> list[FetchChunk]:
+    """The requests of a run that stored nothing: failed, or never answered (still pending)."""
+    return list(
+        FetchChunk.objects.filter(
+            run_id=run_id, status__in=(ChunkStatus.FAILED, ChunkStatus.PENDING)
+        )
+        .select_related("instrument")
+        .order_by("instrument_id", "window_start")
+    )
+
+
+def fetch_run_chunk_counts(*, run_id: int) -> dict[str, int]:
+    """How many of a run's requests are in each state."""
+    rows = (
+        FetchChunk.objects.filter(run_id=run_id)
+        .values_list("status")
+        .annotate(n=models.Count("*"))
+        .order_by()
+    )
+    return dict(rows)
+
+
+def series_keys(*, instrument_ids: list[int]) -> list[tuple[int, int, int, bool]]:
+    """(instrument, timeframe, whatToShow, session) of every series holding bars of these."""
+    return list(
+        Series.objects.filter(instrument_id__in=instrument_ids, bar_count__gt=0)
+        .order_by("instrument_id", "timeframe", "what_to_show", "rth")
+        .values_list("instrument_id", "timeframe", "what_to_show", "rth")
+    )
+
+
+def instrument_series(*, instrument_id: int) -> list[Series]:
+    """The stored series of one instrument, with their counts and first and last bars."""
+    return list(Series.objects.filter(instrument_id=instrument_id).order_by("timeframe"))
+
+
+def instruments_listed(*, queryset: models.QuerySet[Instrument]) -> models.QuerySet[Instrument]:
+    """Instruments with what a list shows: their series (counts, first and last bar) and the
+    status of the last run item that asked for them: a going run's (its items know the
+    instrument by conId until planned), else the last one planned for the row. Both are index
+    lookups (runs by status, items by run or by instrument), however many items pile up."""
+    going = FetchRunItem.objects.filter(
+        models.Q(instrument_id=models.OuterRef("pk")) | models.Q(con_id=models.OuterRef("con_id")),
+        run__status__in=(RunStatus.PENDING, RunStatus.RUNNING),
+    ).order_by("-pk")
+    planned = FetchRunItem.objects.filter(instrument_id=models.OuterRef("pk")).order_by("-pk")
+
+    def last(field: str) -> Coalesce:
+        return Coalesce(
+            models.Subquery(going.values(field)[:1]), models.Subquery(planned.values(field)[:1])
+        )
+
+    return queryset.prefetch_related(
+        models.Prefetch("series", queryset=Series.objects.order_by("timeframe"))
+    ).annotate(
+        first_bar=models.Min("series__first_ts"),
+        last_bar=models.Max("series__last_ts"),
+        last_fetch_status=last("status"),
+        last_fetch_run=last("run_id"),
+    )
+
+
+@dataclass(frozen=True)
+class BarsPage:
+    bars: list[Bar]
+    newer: tuple | None  # cursor of the page before (newer bars), None on the first page
+    older: tuple | None  # cursor of the next page (older bars), None on the last page
+    total: int  # bars of the matching series, from their counts (no count over the Bar table)
+
+
+def _bar_key(bar: Bar) -> tuple:
+    return (bar.instrument_id, bar.timeframe, bar.what_to_show, bar.rth, bar.ts)
+
+
+def bars_page(
+    *,
+    instrument_id: int | None = None,
+    timeframe: int | None = None,
+    what_to_show: int | None = None,
+    rth: bool | None = None,
+    older_than: tuple | None = None,
+    newer_than: tuple | None = None,
+    size: int = 100,
+) -> BarsPage:
+    """One page of stored bars, newest first in primary-key order, for any filter, fast on
+    any table size.
+
+    A page is found series by series (the Series table lists them): inside one series it is
+    a primary-key range scan from the cursor (keyset paging: no OFFSET), so a filter on
+    timeframe alone does not scan the bars of the other timeframes; the total comes from the
+    series' counts, not from a COUNT over the bars."""
+    filters = {
+        name: value
+        for name, value in (
+            ("instrument_id", instrument_id),
+            ("timeframe", timeframe),
+            ("what_to_show", what_to_show),
+            ("rth", rth),
+        )
+        if value is not None
+    }
+    series = Series.objects.filter(bar_count__gt=0, **filters)
+    total = series.aggregate(n=models.Sum("bar_count"))["n"] or 0
+    key_fields = ("instrument_id", "timeframe", "what_to_show", "rth")
+    newest_first = newer_than is None
+    cursor = older_than if newest_first else newer_than
+    ordered = series.order_by(*(f"-{f}" if newest_first else f for f in key_fields))
+    keys = list(ordered.values_list(*key_fields))
+    if cursor is not None:
+        keys = [k for k in keys if (k <= cursor[:4] if newest_first else k >= cursor[:4])]
+    rows: list[Bar] = []
+    for key in keys:
+        chunk = Bar.objects.filter(**dict(zip(key_fields, key, strict=True)))
+        if cursor is not None and key == tuple(cursor[:4]):
+            chunk = (
+                chunk.filter(ts__lt=cursor[4]) if newest_first else chunk.filter(ts__gt=cursor[4])
+            )
+        chunk = chunk.order_by("-ts" if newest_first else "ts").select_related("instrument")
+        rows += list(chunk[: size + 1 - len(rows)])
+        if len(rows) > size:
+            break
+    more = len(rows) > size
+    rows = rows[:size]
+    if not newest_first:
+        rows.reverse()
+    if not rows:
+        return BarsPage([], None, None, total)
+    first, last = _bar_key(rows[0]), _bar_key(rows[-1])
+    if newest_first:
+        return BarsPage(rows, first if cursor is not None else None, last if more else None, total)
+    return BarsPage(rows, first if more else None, last, total)
+
+
+def instruments_with_bars() -> list[Instrument]:
+    """Instruments that have stored bars, for a filter's choices."""
+    return list(Instrument.objects.filter(series__bar_count__gt=0).distinct().order_by("symbol"))

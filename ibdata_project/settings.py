@@ -54,7 +54,7 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "fetcher.sites.IbdataAdminConfig",  # django.contrib.admin with the Bars list
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

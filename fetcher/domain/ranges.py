@@ -12,6 +12,12 @@ from .timeframes import SMALL_BARS_DAYS, TimeframeSpec
 INTRADAY_DEFAULT_DAYS = 30
 
 
+def day_start(day: dt.date, tf: TimeframeSpec, zone: ZoneInfo) -> int:
+    """Where a date begins for bars of `tf`: 00:00 in the exchange's zone for intraday bars,
+    the date itself (date space) for daily and larger ones."""
+    return local_midnight(day, zone) if tf.intraday else date_epoch(day)
+
+
 def complete_until(tf: TimeframeSpec, now: float, zone: ZoneInfo) -> int:
     """Bars starting before this instant are complete: later ones are fetched again next time."""
     if tf.intraday:
@@ -42,22 +48,18 @@ def resolve_range(
     point (daily and larger bars, or `since_head`), or the last INTRADAY_DEFAULT_DAYS days."""
     today = dt.datetime.fromtimestamp(now, zone).date()
     head_epoch = int(head.timestamp()) if head else None
-
-    def to_space(day: dt.date) -> int:
-        return local_midnight(day, zone) if tf.intraday else date_epoch(day)
-
-    upto = to_space((end or today) + dt.timedelta(days=1))
+    upto = day_start((end or today) + dt.timedelta(days=1), tf, zone)
     if tf.intraday:
         upto = min(upto, int(now))
     if start:
-        first, note = to_space(start), f"{start} to {end or today}"
+        first, note = day_start(start, tf, zone), f"{start} to {end or today}"
     elif since_head or not covered:
         if since_head or not tf.intraday:
-            first = head_epoch if head_epoch is not None else to_space(today)
+            first = head_epoch if head_epoch is not None else day_start(today, tf, zone)
             first_day = dt.datetime.fromtimestamp(first, zone).date()
             note = f"since the gateway's first data ({first_day})"
         else:
-            first = to_space(today - dt.timedelta(days=INTRADAY_DEFAULT_DAYS))
+            first = day_start(today - dt.timedelta(days=INTRADAY_DEFAULT_DAYS), tf, zone)
             note = f"last {INTRADAY_DEFAULT_DAYS} days (nothing stored yet)"
     else:
         first = covered[-1][1]

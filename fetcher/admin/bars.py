@@ -1,0 +1,90 @@
+"""The Bars list: read-only, filtered by series, paged by key (no OFFSET, no COUNT over bars)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.utils.http import urlencode
+
+from fetcher.domain.time import epoch, from_epoch
+from fetcher.domain.timeframes import BY_CODE
+from fetcher.models import TIMEFRAME_CHOICES, WHAT_TO_SHOW_CHOICES
+from fetcher.selectors import bars_page, instruments_with_bars
+from fetcher.sites import BARS_PERMISSION
+
+PAGE_SIZE = 100
+FILTERS = ("instrument", "timeframe", "what_to_show", "rth")
+
+
+def cursor_text(key: tuple | None) -> str:
+    if key is None:
+        return ""
+    instrument_id, timeframe, what_to_show, rth, ts = key
+    return f"{instrument_id}.{timeframe}.{what_to_show}.{int(rth)}.{epoch(ts)}"
+
+
+def cursor_parse(text: str) -> tuple | None:
+    if not text:
+        return None
+    try:
+        instrument_id, timeframe, what_to_show, rth, ts = (int(p) for p in text.split("."))
+    except ValueError:
+        raise ValueError(f"malformed page cursor {text!r}") from None
+    return (instrument_id, timeframe, what_to_show, bool(rth), from_epoch(ts))
+
+
+def _int(request, name: str) -> int | None:
+    text = request.GET.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {text!r}") from None
+
+
+def bars_changelist_view(request):
+    """Stored bars, newest first in primary-key order, one page of PAGE_SIZE at a time."""
+    if not request.user.has_perm(BARS_PERMISSION):
+        raise PermissionDenied
+    errors = []
+    try:
+        filters = {
+            "instrument_id": _int(request, "instrument"),
+            "timeframe": _int(request, "timeframe"),
+            "what_to_show": _int(request, "what_to_show"),
+            "rth": {"1": True, "0": False}.get(request.GET.get("rth", "")),
+        }
+        older = cursor_parse(request.GET.get("older", ""))
+        newer = cursor_parse(request.GET.get("newer", ""))
+    except ValueError as exc:
+        errors.append(str(exc))
+        filters, older, newer = {}, None, None
+    page = bars_page(**filters, older_than=older, newer_than=newer, size=PAGE_SIZE)
+    kept = {name: request.GET[name] for name in FILTERS if request.GET.get(name) and not errors}
+
+    def link(**cursor) -> str:
+        return "?" + urlencode({**kept, **cursor})
+
+    context = {
+        **admin.site.each_context(request),
+        "title": "Bars",
+        "page": page,
+        "rows": [
+            (bar, BY_CODE[bar.timeframe].name, bar.get_what_to_show_display()) for bar in page.bars
+        ],
+        "errors": errors,
+        "selected": kept,
+        "instruments": instruments_with_bars(),
+        "timeframes": TIMEFRAME_CHOICES,
+        "what_to_show_choices": WHAT_TO_SHOW_CHOICES,
+        "first_url": link(),
+        "older_url": link(older=cursor_text(page.older)) if page.older else "",
+        "newer_url": link(newer=cursor_text(page.newer)) if page.newer else "",
+        "page_size": PAGE_SIZE,
+        "generated": dt.datetime.now(dt.UTC),
+    }
+    return TemplateResponse(request, "admin/fetcher/bar/change_list.html", context)

@@ -1,0 +1,185 @@
+"""Fetch runs and their requests in the admin: progress, errors, cancel and retry. Read-only:
+a run is a record of what happened, and only the fetch changes it."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from fetcher.domain.timeframes import BY_CODE
+from fetcher.exceptions import InvalidInput
+from fetcher.models import ChunkStatus, FetchChunk, FetchRun, RequestedBy, RunStatus
+from fetcher.selectors import (
+    FINISHED_RUN,
+    fetch_run_chunk_counts,
+    fetch_run_chunk_errors,
+    fetch_run_summary,
+)
+from fetcher.services.fetch_runs import fetch_run_cancel, fetch_run_retry
+
+from .instruments import run_link
+
+REFRESH_S = 2  # how often a going run's page reloads
+CHUNK_ERRORS_SHOWN = 50
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows only the fetch writes: viewed, never added, edited or deleted here."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+def duration_label(run: FetchRun) -> str:
+    if run.started_at is None:
+        return "-"
+    seconds = int(((run.finished_at or timezone.now()) - run.started_at).total_seconds())
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
+
+
+@admin.register(FetchRun)
+class FetchRunAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "requested_by",
+        "instruments_label",
+        "timeframe_label",
+        "status",
+        "progress",
+        "bars_stored",
+        "requests_made",
+        "errors_count",
+        "duration",
+        "source",
+    )
+    list_display_links = ("id", "created_at")
+    list_filter = ("status", "requested_by", "timeframe", "source")
+    search_fields = ("instruments",)
+    actions = ["retry_failed_chunks", "cancel_runs"]
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "status",
+                    "error",
+                    "instruments",
+                    ("timeframe", "what_to_show", "use_rth"),
+                    ("start", "end", "since_head"),
+                    "requested_by",
+                    ("chunks_done", "chunks_planned", "requests_made"),
+                    ("bars_stored", "errors_count", "recoveries"),
+                    ("created_at", "started_at", "finished_at", "heartbeat_at"),
+                )
+            },
+        ),
+        (
+            "Gateway",
+            {"fields": ("source", "account", "gateway_host", "gateway_port", "server_version")},
+        ),
+        ("Celery", {"fields": ("task_id",), "classes": ("collapse",)}),
+    )
+
+    @admin.display(description="instruments")
+    def instruments_label(self, run: FetchRun) -> str:
+        names = run.instruments or []
+        return ", ".join(names[:5]) + (f" +{len(names) - 5}" if len(names) > 5 else "")
+
+    @admin.display(description="timeframe", ordering="timeframe")
+    def timeframe_label(self, run: FetchRun) -> str:
+        return BY_CODE[run.timeframe].name
+
+    @admin.display(description="progress")
+    def progress(self, run: FetchRun) -> str:
+        if not run.chunks_planned:
+            return "-" if run.status in (RunStatus.PENDING, RunStatus.RUNNING) else "0 requests"
+        return format_html(
+            '<progress value="{}" max="{}"></progress> {}/{}',
+            run.chunks_done,
+            run.chunks_planned,
+            run.chunks_done,
+            run.chunks_planned,
+        )
+
+    @admin.display(description="duration")
+    def duration(self, run: FetchRun) -> str:
+        return duration_label(run)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if run is not None:
+            counts = fetch_run_chunk_counts(run_id=run.pk)
+            going = run.status not in FINISHED_RUN
+            extra.update(
+                items=fetch_run_summary(run_id=run.pk).items,
+                chunk_counts=sorted(counts.items()),
+                retryable=not going
+                and bool(counts.get(ChunkStatus.FAILED) or counts.get(ChunkStatus.PENDING)),
+                chunk_errors=fetch_run_chunk_errors(run_id=run.pk, limit=CHUNK_ERRORS_SHOWN),
+                chunks_url=reverse("admin:fetcher_fetchchunk_changelist")
+                + f"?run__id__exact={run.pk}",
+                going=going,
+                refresh_s=REFRESH_S,
+                duration=duration_label(run),
+                changelist_url=reverse("admin:fetcher_fetchrun_changelist"),
+            )
+        return super().change_view(request, object_id, form_url, extra)
+
+    @admin.action(description="Retry failed chunks (as a new run)")
+    def retry_failed_chunks(self, request, queryset):
+        for run in queryset.order_by("pk"):
+            try:
+                retries = fetch_run_retry(run_id=run.pk, requested_by=RequestedBy.ADMIN)
+            except InvalidInput as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+                continue
+            links = format_html(
+                ", ".join("{}" for _ in retries), *map(run_link, (r.pk for r in retries))
+            )
+            self.message_user(
+                request,
+                format_html("Failed requests of run {} queued again: {}.", run.pk, links),
+                messages.SUCCESS,
+            )
+
+    @admin.action(description="Cancel")
+    def cancel_runs(self, request, queryset):
+        for run in queryset.order_by("pk"):
+            try:
+                fetch_run_cancel(run_id=run.pk)
+            except InvalidInput as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+            else:
+                self.message_user(request, f"Run {run.pk} cancelled.", messages.SUCCESS)
+
+
+@admin.register(FetchChunk)
+class FetchChunkAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "run",
+        "instrument",
+        "window_start",
+        "window_end",
+        "duration",
+        "status",
+        "attempts",
+        "bars_received",
+        "last_error_code",
+        "last_error",
+    )
+    list_filter = ("status",)
+    list_select_related = ("run", "instrument")
+    show_full_result_count = False  # chunks pile up over the years: no second COUNT a page

@@ -1,0 +1,117 @@
+"""Fetch runs made from stored state: updates from the last stored bar, retries of failed requests."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from fetcher.domain.timeframes import TIMEFRAMES, WhatToShow
+from fetcher.exceptions import InvalidInput
+from fetcher.models import (
+    ChunkStatus,
+    FetchChunk,
+    FetchRun,
+    FetchRunItem,
+    Instrument,
+    RunStatus,
+    Series,
+)
+from fetcher.services.fetch_runs import fetch_run_retry, fetch_runs_update_create
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_broker")]
+UTC = dt.UTC
+
+
+def instrument(symbol: str, con_id: int, **fields) -> Instrument:
+    return Instrument.objects.create(symbol=symbol, con_id=con_id, time_zone="US/Eastern", **fields)
+
+
+def series(inst: Instrument, timeframe: str, what: WhatToShow = WhatToShow.TRADES) -> None:
+    Series.objects.create(
+        instrument=inst,
+        timeframe=TIMEFRAMES[timeframe].code,
+        what_to_show=what,
+        rth=True,
+        source="simulator",
+        bar_count=10,
+    )
+
+
+def test_an_update_is_one_run_per_stored_series_kind_and_names_what_has_none():
+    aapl, msft = instrument("AAPL", 265598), instrument("MSFT", 272093)
+    eur = instrument("EUR", 12087792, sec_type="CASH", exchange="IDEALPRO")
+    empty = instrument("NVDA", 4815747)
+    series(aapl, "DAILY")
+    series(msft, "DAILY")
+    series(aapl, "1-MINUTE")
+    series(eur, "DAILY", WhatToShow.MIDPOINT)
+    runs, nothing = fetch_runs_update_create(instruments=[aapl, msft, eur, empty])
+    assert nothing == [empty]
+    kinds = {(r.timeframe, r.what_to_show, tuple(r.instruments)) for r in runs}
+    assert kinds == {
+        (TIMEFRAMES["1-MINUTE"].code, WhatToShow.TRADES, ("AAPL",)),
+        (TIMEFRAMES["DAILY"].code, WhatToShow.TRADES, ("AAPL", "MSFT")),
+        (TIMEFRAMES["DAILY"].code, WhatToShow.MIDPOINT, ("EUR:IDEALPRO",)),
+    }
+    assert all(r.start is None and r.end is None for r in runs)
+    [eur_item] = FetchRunItem.objects.filter(symbol="EUR")
+    assert (eur_item.sec_type, eur_item.exchange, eur_item.con_id) == ("CASH", "IDEALPRO", 12087792)
+
+
+def failed_run(timeframe: str, windows: list[tuple[Instrument, dt.datetime, dt.datetime, str]]):
+    run = FetchRun.objects.create(
+        instruments=sorted({w[0].symbol for w in windows}),
+        timeframe=TIMEFRAMES[timeframe].code,
+        status=RunStatus.PARTIAL,
+    )
+    for position, (inst, start, end, status) in enumerate(windows):
+        item, _ = FetchRunItem.objects.get_or_create(
+            run=run, spec=inst.symbol, defaults={"position": position, "instrument": inst}
+        )
+        FetchChunk.objects.create(
+            run=run,
+            item=item,
+            instrument=inst,
+            window_start=start,
+            window_end=end,
+            duration="1 D",
+            request_end="",
+            status=status,
+        )
+    return run
+
+
+def test_a_retry_covers_the_exchange_dates_of_each_instruments_failed_requests():
+    aapl, msft = instrument("AAPL", 265598), instrument("MSFT", 272093)
+    at = dt.datetime
+    run = failed_run(
+        "1-MINUTE",
+        [
+            # 09:30-16:00 New York on Jan 3, and an evening window that is Jan 4 in UTC
+            (aapl, at(2024, 1, 3, 14, 30, tzinfo=UTC), at(2024, 1, 3, 21, tzinfo=UTC), "failed"),
+            (aapl, at(2024, 1, 4, 14, 30, tzinfo=UTC), at(2024, 1, 4, 21, tzinfo=UTC), "done"),
+            (aapl, at(2024, 1, 5, 23, tzinfo=UTC), at(2024, 1, 6, 1, tzinfo=UTC), "pending"),
+            (msft, at(2024, 1, 8, 14, 30, tzinfo=UTC), at(2024, 1, 8, 21, tzinfo=UTC), "failed"),
+        ],
+    )
+    retries = fetch_run_retry(run_id=run.pk)
+    spans = {(tuple(r.instruments), r.start, r.end) for r in retries}
+    assert spans == {
+        (("AAPL",), dt.date(2024, 1, 3), dt.date(2024, 1, 5)),
+        (("MSFT",), dt.date(2024, 1, 8), dt.date(2024, 1, 8)),
+    }
+    assert FetchRun.objects.get(pk=run.pk).status == RunStatus.PARTIAL
+
+
+def test_a_daily_retry_reads_its_windows_as_dates():
+    spy = instrument("SPY", 756733)
+    day = dt.datetime(2024, 1, 5, tzinfo=UTC)  # daily windows: 00:00 UTC of the date
+    run = failed_run("DAILY", [(spy, day, day + dt.timedelta(days=1), ChunkStatus.FAILED)])
+    [retry] = fetch_run_retry(run_id=run.pk)
+    assert (retry.start, retry.end) == (dt.date(2024, 1, 5), dt.date(2024, 1, 5))
+
+
+def test_a_retry_of_an_unknown_run_says_so():
+    with pytest.raises(InvalidInput, match="there is no fetch run 424242"):
+        fetch_run_retry(run_id=424242)
