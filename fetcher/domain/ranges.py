@@ -70,7 +70,7 @@ def resolve_range(
             first = head_space
             note += f"; clamped to the gateway's first data ({head:%Y-%m-%d})"
     if tf.small:
-        oldest = to_space(today - dt.timedelta(days=SMALL_BARS_DAYS))
+        oldest = day_start(today - dt.timedelta(days=SMALL_BARS_DAYS), tf, zone)
         if first < oldest:
             first = oldest
             note += f"; bars of 30 s or less: the last {SMALL_BARS_DAYS} days only"
