@@ -1,0 +1,62 @@
+"""SMA crossover: long when the fast simple moving average crosses above the slow one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fetcher.exceptions import InvalidInput
+
+from . import Strategy
+
+
+def sma(close: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the last `window` closes (NaN before). pandas' rolling mean: backtesting.py users
+    compute their SMA with it, and equal averages must compare equal bit for bit in both."""
+    return pd.Series(close).rolling(window).mean().to_numpy()
+
+
+def crossings(fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
+    """+1 where `fast` crosses above `slow` (below on the bar before, above on this one),
+    -1 where it crosses below; strict on both bars, as backtesting.py's `crossover`."""
+    events = np.zeros(len(fast), dtype=np.int8)
+    if len(fast) < 2:
+        return events
+    before_below = fast[:-1] < slow[:-1]
+    before_above = fast[:-1] > slow[:-1]
+    now_above = fast[1:] > slow[1:]
+    now_below = fast[1:] < slow[1:]
+    events[1:][before_below & now_above] = 1
+    events[1:][before_above & now_below] = -1
+    return events
+
+
+def _sma_cached(close: np.ndarray, window: int, cache: dict) -> np.ndarray:
+    key = ("sma", window)
+    if key not in cache:
+        cache[key] = sma(close, window)
+    return cache[key]
+
+
+def _signals(close: np.ndarray, params: dict, cache: dict) -> np.ndarray:
+    fast = _sma_cached(close, params["fast"], cache)
+    slow = _sma_cached(close, params["slow"], cache)
+    return crossings(fast, slow)
+
+
+def _check(params: dict) -> None:
+    fast, slow = params["fast"], params["slow"]
+    if fast < 1 or slow < 1:
+        raise InvalidInput(f"SMA windows must be at least 1 bar (got --fast {fast} --slow {slow})")
+    if fast >= slow:
+        raise InvalidInput(f"--fast {fast} must be smaller than --slow {slow}")
+
+
+STRATEGY = Strategy(
+    name="sma",
+    description="SMA crossover (fast above slow: long; below: flat, or short with --long-short)",
+    defaults={"fast": 10, "slow": 30},
+    signals=_signals,
+    warmup=lambda params: params["slow"] - 1,
+    check=_check,
+)
