@@ -166,11 +166,9 @@ def metrics_compute(
     annual_return = (1 + g) ** per_year - 1
     s["Return (Ann.) [%]"] = annual_return * 100
     variance = float(np.var(returns, ddof=1)) if len(returns) > 1 else math.nan
-    s["Volatility (Ann.) [%]"] = (
-        math.sqrt((variance + (1 + g) ** 2) ** per_year - (1 + g) ** (2 * per_year)) * 100
-        if math.isfinite(variance)
-        else math.nan
-    )
+    with np.errstate(invalid="ignore"):  # rounding can leave a tiny negative: NaN, as theirs
+        spread = (variance + (1 + g) ** 2) ** per_year - (1 + g) ** (2 * per_year)
+        s["Volatility (Ann.) [%]"] = float(np.sqrt(np.float64(spread)) * 100)
     years = s["Duration"] / DAY / 365.25
     s["CAGR [%]"] = ((equity[-1] / equity[0]) ** (1 / years) - 1) * 100 if years else math.nan
     s["Sharpe Ratio"] = (s["Return (Ann.) [%]"] - risk_free_rate * 100) / _nan_if_zero(
