@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import os
@@ -113,6 +114,26 @@ def display_path(path: Path) -> str:
 def tasks_in_process() -> bool:
     """True on the embedded default (no broker): runs execute in this process."""
     return bool(app.conf.task_always_eager)
+
+
+def gateway_probe() -> None:
+    """Fail before writing anything when the gateway cannot be reached, or when its bars would
+    mix with the store's (simulator and real bars never share a store)."""
+    # Imported here: commands that never connect (fetch_status) do not load ib_insync.
+    from .ibkr.connect import gateway_from_settings
+    from .services.provenance import gateway_kind, store_source_check
+    from .storage.catalog import default_root
+
+    gateway = gateway_from_settings()
+
+    async def probe():
+        try:
+            return await gateway.connect()
+        finally:
+            gateway.disconnect()
+
+    info = asyncio.run(probe())
+    store_source_check(source=gateway_kind(info), account=info.account, catalog_root=default_root())
 
 
 def check_broker() -> None:
