@@ -29,8 +29,8 @@ class UserError(Exception):
         self.code = code
 
 
-def console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+def console(stderr: bool = False) -> Console:
+    return Console(highlight=False, soft_wrap=True, stderr=stderr)
 
 
 def redacted_database_url() -> str:

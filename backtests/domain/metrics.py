@@ -23,6 +23,41 @@ DURATIONS = (
     "Avg. Trade Duration",
 )
 TIMES = ("Start", "End")
+# Every statistic, in backtesting.py's order ("Commissions [$]" only when some were paid).
+METRICS = (
+    "Start",
+    "End",
+    "Duration",
+    "Exposure Time [%]",
+    "Equity Final [$]",
+    "Equity Peak [$]",
+    "Commissions [$]",
+    "Return [%]",
+    "Buy & Hold Return [%]",
+    "Return (Ann.) [%]",
+    "Volatility (Ann.) [%]",
+    "CAGR [%]",
+    "Sharpe Ratio",
+    "Sortino Ratio",
+    "Calmar Ratio",
+    "Alpha [%]",
+    "Beta",
+    "Max. Drawdown [%]",
+    "Avg. Drawdown [%]",
+    "Max. Drawdown Duration",
+    "Avg. Drawdown Duration",
+    "# Trades",
+    "Win Rate [%]",
+    "Best Trade [%]",
+    "Worst Trade [%]",
+    "Avg. Trade [%]",
+    "Max. Trade Duration",
+    "Avg. Trade Duration",
+    "Profit Factor",
+    "Expectancy [%]",
+    "SQN",
+    "Kelly Criterion",
+)
 
 
 def data_period(ts: np.ndarray) -> float:
@@ -240,3 +275,26 @@ def duration_text(seconds: float) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{days} days {hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def time_text(seconds: float) -> str:
+    """'2024-01-02 14:30:00' (UTC), as pandas prints a Timestamp."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(int(seconds), dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def metrics_json(metrics: dict[str, float]) -> dict[str, object]:
+    """Metrics as JSON can hold them: times and durations as text, undefined values as null."""
+    out: dict[str, object] = {}
+    for key, value in metrics.items():
+        if key in TIMES:
+            out[key] = time_text(value)
+        elif key in DURATIONS:
+            out[key] = duration_text(value) if math.isfinite(value) else None
+        elif isinstance(value, int | np.integer):
+            out[key] = int(value)
+        else:
+            value = float(value)
+            out[key] = value if math.isfinite(value) else None
+    return out
