@@ -1,19 +1,9 @@
-"""Backtest fixtures: the project pointed at a fresh simulator and catalog, and a helper to run
-`manage.py backtest` as a user would."""
+"""Backtest fixtures: `manage.py backtest` run as a user would."""
 
 from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
-
-
-@pytest.fixture
-def gateway(sim, settings, tmp_path, in_process_tasks):
-    """Fetches (and sweeps) run in this process against a fresh simulator and catalog."""
-    settings.IBKR_HOST = "127.0.0.1"
-    settings.IBKR_PORT = sim.port
-    settings.DATA_DIR = tmp_path
-    return sim
 
 
 @pytest.fixture
