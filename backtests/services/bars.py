@@ -4,6 +4,7 @@ fetch service, and bars loaded once per process (every chunk of a sweep on a wor
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections import OrderedDict
 
@@ -15,6 +16,7 @@ from fetcher.selectors import fetch_run_finished, fetch_run_summary
 
 from ..selectors import BarSet, backtest_bars_load, bars_version, instrument_find, range_covered
 
+log = logging.getLogger("ibdata.backtests")
 FETCH_POLL_S = 0.5
 CACHE_SIZE = 4  # bar sets kept per process
 _cache: OrderedDict[tuple, BarSet] = OrderedDict()
@@ -118,6 +120,15 @@ def backtest_bars(*, request: dict) -> BarSet:
         catalog_root=request.get("catalog_root"),
     )
     loads["count"] += 1
+    log.info(
+        "bars read: %s %s %s..%s from %s, %d bars",
+        barset.label,
+        timeframe.name,
+        start,
+        end,
+        request["data_source"],
+        len(barset.bars),
+    )
     _cache[key] = barset
     while len(_cache) > CACHE_SIZE:
         _cache.popitem(last=False)

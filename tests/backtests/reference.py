@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pytest
 from backtesting import Backtest, Strategy
 from backtesting.lib import crossover
 from backtesting.test import SMA
@@ -88,3 +89,29 @@ def assert_same_run(reference: pd.Series, result, metrics: dict) -> None:
             assert np.isnan(ours), key
         else:
             assert ours == value or abs(ours - value) <= 1e-9 * abs(value), (key, ours, value)
+
+
+def assert_same_stored(reference: pd.Series, run) -> None:
+    """A stored BacktestRun against backtesting.py: the same trades and statistics (numbers
+    within 1e-9 relative, times and durations as pandas prints them, NaN stored as null)."""
+    trades = reference["_trades"]
+    assert len(trades) == len(run.trades)
+    for theirs, ours in zip(trades.itertuples(), run.trades, strict=True):
+        assert (theirs.Size, theirs.EntryBar, theirs.ExitBar) == (
+            ours["Size"],
+            ours["EntryBar"],
+            ours["ExitBar"],
+        )
+        assert (theirs.EntryPrice, theirs.ExitPrice) == (ours["EntryPrice"], ours["ExitPrice"])
+        assert ours["PnL"] == pytest.approx(theirs.PnL, rel=1e-12)
+        assert ours["EntryTime"] == str(theirs.EntryTime)
+    theirs = {k: v for k, v in reference.items() if not k.startswith("_")}
+    assert list(theirs) == list(run.metrics)
+    for key, value in theirs.items():
+        ours = run.metrics[key]
+        if isinstance(value, pd.Timestamp | pd.Timedelta):
+            assert ours == str(value), key
+        elif pd.isna(value):
+            assert ours is None, key
+        else:
+            assert ours == pytest.approx(float(value), rel=1e-9), key

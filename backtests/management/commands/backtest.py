@@ -95,6 +95,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--top", type=int, default=5, help="best sweep points shown")
         parser.add_argument("--heatmap", metavar="PNG", help="write a sweep's heatmap here")
+        parser.add_argument(
+            "--chunk",
+            type=int,
+            default=SWEEP_CHUNK_POINTS,
+            help=f"grid points per sweep task (default {SWEEP_CHUNK_POINTS})",
+        )
 
     @user_errors
     def handle(self, *args, **opts):
@@ -267,7 +273,7 @@ class Command(BaseCommand):
             points=points,
             settings=settings,
             group=group,
-            chunk_size=SWEEP_CHUNK_POINTS,
+            chunk_size=max(1, opts["chunk"]),
         )
         sweep_wait(group=group, total=len(points), timeout_s=SWEEP_TIMEOUT_S)
         runs = backtest_runs_of_group(group=group)
