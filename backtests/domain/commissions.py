@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from fetcher.exceptions import InvalidInput
 
+from .compiled import FRACTION, IBKR_FIXED
+
 # Commission fractions backtesting.py accepts (it refuses 10% and more).
 MAX_FRACTION = 0.1
 
@@ -21,7 +23,11 @@ class FractionCommission:
 
     @property
     def label(self) -> str:
-        return f"{self.rate:g} of each fill"
+        return f"{self.rate:g} of each fill" if self.rate else "none"
+
+    def schedule(self) -> tuple[int, float, float, float, float]:
+        """(kind, rate, per share, minimum, max fraction) for the compiled loop."""
+        return FRACTION, self.rate, 0.0, 0.0, 0.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,9 @@ class IbkrFixedCommission:
     @property
     def label(self) -> str:
         return "IBKR fixed (USD 0.005/share, min USD 1, max 1% of value)"
+
+    def schedule(self) -> tuple[int, float, float, float, float]:
+        return IBKR_FIXED, 0.0, self.per_share, self.minimum, self.max_fraction
 
 
 Commission = FractionCommission | IbkrFixedCommission

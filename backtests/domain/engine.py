@@ -5,18 +5,19 @@ on bar i's close fills at bar i+1's open (`trade_on_close`: at bar i's close, bo
 i+1 is processed); a new position takes whole shares worth all the cash less one part in 2**52,
 after its entry commission; commission is charged on entry and on exit; an open position at the
 end counts in the equity but is not a trade; a reversal closes the old trade first, then sizes
-the new one from the cash. Everything per bar is numpy; only the fills (a few per thousand bars)
-are a Python loop, because each size depends on the cash the trade before left.
+the new one from the cash. Signals are numpy; the fills are a compiled loop (each size depends
+on the cash the trade before left), and so is the equity curve.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .commissions import Commission
+from .compiled import equity_curve, fills
 
 # backtesting.py's default order size: all available cash, as a fraction just under one.
 FULL_EQUITY = 1 - sys.float_info.epsilon
@@ -82,104 +83,59 @@ def backtest_run(
     start = warmup + 1
     # Decisions of the last bar have no next bar to fill on.
     signal_bars = (
-        np.flatnonzero(events[start : n - 1]) + start if n - 1 > start else np.empty(0, int)
+        np.flatnonzero(events[start : n - 1]) + start if n - 1 > start else np.empty(0, np.int64)
     )
-    result = _simulate(open, close, events, signal_bars, warmup, config, stop_bar=None)
-    if len(result[0]) and n > start:
-        equity = result[0]
-        ruined = np.flatnonzero(equity[start:] <= 0)
+    result = _simulate(open, close, events, signal_bars, config, stop_bar=-1)
+    if n > start:
+        ruined = np.flatnonzero(result.equity[start:] <= 0)
         if len(ruined):
             # Out of money: everything is closed at that bar's close and trading stops there.
             stop = int(ruined[0]) + start
-            result = _simulate(open, close, events, signal_bars, warmup, config, stop_bar=stop)
-    equity, trades, open_trade, commissions = result
-    return BacktestResult(equity, trades, open_trade, warmup, commissions)
+            result = _simulate(open, close, events, signal_bars, config, stop_bar=stop)
+    return replace(result, warmup=warmup)
 
 
-def _simulate(open, close, events, signal_bars, warmup, config: EngineConfig, stop_bar):
+def _simulate(open, close, events, signal_bars, config: EngineConfig, stop_bar: int):
+    signal_bars = signal_bars.astype(np.int64)
+    processed = signal_bars + 1
+    if config.trade_on_close:
+        prices, fill_bars = close[signal_bars], signal_bars
+    else:
+        prices, fill_bars = open[processed], processed
     commission = config.commission
-    cash = float(config.cash)
-    state = 0  # -1 short, 0 flat, +1 long
-    size = 0
-    entry_price = 0.0
-    entry_bar = 0
-    paid = 0.0
-    # Closed trades, in order: size, entry bar, exit bar, entry price, exit price, exit fee.
-    closed: list[tuple] = []
-    # After each bar that processed fills: cash, position size and entry price from then on.
-    c_bar, c_cash, c_size, c_entry = [], [], [], []
-    opens, closes = open.tolist(), close.tolist()
-    decisions = events[signal_bars].tolist()
-    bars = signal_bars.tolist()
-    long_short = config.long_short
-    on_close = config.trade_on_close
-    for i, decision in zip(bars, decisions, strict=True):
-        target = (1 if decision > 0 else -1) if long_short else (1 if decision > 0 else 0)
-        if target == state:
-            continue
-        processed = i + 1
-        if stop_bar is not None and processed > stop_bar:
-            break
-        price = closes[i] if on_close else opens[processed]
-        fill_bar = i if on_close else processed
-        if state:
-            exit_fee = commission(size, price)
-            cash += size * (price - entry_price) - exit_fee
-            paid += exit_fee
-            closed.append((size, entry_bar, fill_bar, entry_price, price, exit_fee))
-            state, size = 0, 0
-        if target:
-            price_with_fee = price + commission(FULL_EQUITY, price) / FULL_EQUITY
-            available = max(0.0, cash)
-            shares = int((available * 1.0 * FULL_EQUITY) // price_with_fee)
-            if shares and not shares * price_with_fee > available:
-                size = shares * target
-                entry_price, entry_bar, state = price, fill_bar, target
-                entry_fee = commission(size, price)
-                cash -= entry_fee
-                paid += entry_fee
-        c_bar.append(processed)
-        c_cash.append(cash)
-        c_size.append(size)
-        c_entry.append(entry_price if size else 0.0)
-    if stop_bar is not None and state:
-        price = closes[stop_bar]
+    columns, after, (state, size, entry_price, entry_bar, paid) = fills(
+        events[signal_bars].astype(np.int64),
+        np.ascontiguousarray(prices, dtype=np.float64),
+        fill_bars,
+        processed,
+        float(config.cash),
+        config.long_short,
+        stop_bar,
+        FULL_EQUITY,
+        *commission.schedule(),
+    )
+    columns = list(columns)
+    if stop_bar >= 0 and state:
+        # Closed at the ruinous bar's close, its exit fee charged as any exit's.
+        price = float(close[stop_bar])
         exit_fee = commission(size, price)
         paid += exit_fee
-        closed.append((size, entry_bar, stop_bar, entry_price, price, exit_fee))
-        state, size = 0, 0
-    equity = _equity(close, config.cash, c_bar, c_cash, c_size, c_entry)
-    if stop_bar is not None:
+        fees = exit_fee + commission(size, entry_price)
+        extra = [[size], [entry_bar], [stop_bar], [entry_price], [price], [fees]]
+        columns = [
+            np.concatenate([c, np.asarray(e, dtype=c.dtype)])
+            for c, e in zip(columns, extra, strict=True)
+        ]
+        state = 0
+    equity = equity_curve(np.ascontiguousarray(close, dtype=np.float64), float(config.cash), *after)
+    if stop_bar >= 0:
         equity[stop_bar:] = 0.0
-    trades = _trades(closed, commission)
-    open_trade = OpenTrade(size, entry_bar, entry_price) if state else None
-    return equity, trades, open_trade, paid
+    open_trade = OpenTrade(int(size), int(entry_bar), float(entry_price)) if state else None
+    return BacktestResult(equity, _trades(*columns), open_trade, 0, float(paid))
 
 
-def _equity(close, cash0, c_bar, c_cash, c_size, c_entry) -> np.ndarray:
-    """Cash plus the open position's value at each close, as backtesting.py books it
-    (close * size - size * entry), so equal equities compare equal in both."""
-    n = len(close)
-    segment = np.zeros(n, dtype=np.int64)
-    if c_bar:
-        segment[np.asarray(c_bar)] = np.arange(1, len(c_bar) + 1)
-        np.maximum.accumulate(segment, out=segment)
-    cash = np.asarray([float(cash0), *c_cash])[segment]
-    size = np.asarray([0, *c_size], dtype=np.int64)[segment].astype(np.float64)
-    entry = np.asarray([0.0, *c_entry])[segment]
-    return cash + (close * size - size * entry)
-
-
-def _trades(closed: list[tuple], commission: Commission) -> Trades:
-    """Closed trades as columns; each one's commission is its exit fee plus its entry fee."""
-    rows = list(zip(*closed, strict=True)) if closed else [()] * 6
-    size = np.asarray(rows[0], dtype=np.int64)
-    entry_price = np.asarray(rows[3], dtype=np.float64)
-    exit_price = np.asarray(rows[4], dtype=np.float64)
-    fees = np.asarray(
-        [fee + commission(s, p) for s, p, fee in zip(rows[0], rows[3], rows[5], strict=True)],
-        dtype=np.float64,
-    )
+def _trades(size, entry_bar, exit_bar, entry_price, exit_price, fees) -> Trades:
+    """Closed trades as columns; `fees` are each one's exit plus entry commissions."""
     sizes = size.astype(np.float64)
     pnl = sizes * (exit_price - entry_price) - fees
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -188,8 +144,8 @@ def _trades(closed: list[tuple], commission: Commission) -> Trades:
         )
     return Trades(
         size=size,
-        entry_bar=np.asarray(rows[1], dtype=np.int64),
-        exit_bar=np.asarray(rows[2], dtype=np.int64),
+        entry_bar=entry_bar,
+        exit_bar=exit_bar,
         entry_price=entry_price,
         exit_price=exit_price,
         pnl=pnl,

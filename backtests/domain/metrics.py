@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from . import compiled
 from .engine import Trades
 
 DAY = 86_400
@@ -78,9 +79,15 @@ def periods_per_year(ts: np.ndarray) -> tuple[int, str]:
         return 12, "M"
     if days == 365:
         return 1, "Y"
-    weekday = (ts // DAY + 3) % 7  # 0 Monday ... 6 Sunday
-    weekends = float(np.mean(weekday >= 5)) if len(ts) else 0.0
-    return (365 if weekends > WEEKEND_SHARE else 252), "D"
+    if not len(ts):
+        return 252, "D"
+    # Bars per calendar day (ts is sorted), then the weekday of each day: 0 Monday ... 6 Sunday.
+    day = ts // DAY
+    firsts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
+    bars_per_day = np.diff(np.r_[firsts, len(day)])
+    weekend = (day[firsts] + 3) % 7 >= 5
+    share = float(bars_per_day[weekend].sum()) / len(ts)
+    return (365 if share > WEEKEND_SHARE else 252), "D"
 
 
 def period_keys(ts: np.ndarray, period: str) -> np.ndarray:
@@ -115,7 +122,7 @@ def geometric_mean(returns: np.ndarray) -> float:
 
 def drawdown(equity: np.ndarray) -> np.ndarray:
     """Fraction below the running peak, at each bar."""
-    return 1 - equity / np.maximum.accumulate(equity)
+    return compiled.drawdown(np.ascontiguousarray(equity, dtype=np.float64))
 
 
 def drawdown_periods(ts: np.ndarray, dd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -183,10 +190,9 @@ def metrics_compute(
     s["Start"] = int(ts[0])
     s["End"] = int(ts[-1])
     s["Duration"] = float(ts[-1] - ts[0])
-    exposed = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(exposed, trades.entry_bar, 1)
-    np.add.at(exposed, trades.exit_bar + 1, -1)
-    s["Exposure Time [%]"] = float(np.mean(np.cumsum(exposed[:n]) > 0) * 100)
+    order = np.argsort(trades.entry_bar, kind="stable")
+    held = compiled.bars_held(trades.entry_bar[order], trades.exit_bar[order])
+    s["Exposure Time [%]"] = held / n * 100
     s["Equity Final [$]"] = float(equity[-1])
     s["Equity Peak [$]"] = float(equity.max())
     commissions = float(trades.commission.sum())
@@ -216,12 +222,7 @@ def metrics_compute(
     max_dd = -float(np.nan_to_num(dd.max()))
     s["Calmar Ratio"] = annual_return / _nan_if_zero(-max_dd)
     with np.errstate(divide="ignore", invalid="ignore"):
-        equity_log = np.log(equity[1:] / equity[:-1])
-        market_log = np.log(close[1:] / close[:-1])
-        beta = math.nan
-        if len(equity_log) > 1:
-            cov = np.cov(equity_log, market_log)
-            beta = float(cov[0, 1] / cov[1, 1])
+        beta = float(compiled.log_return_beta(equity, close))
     s["Alpha [%]"] = (
         s["Return [%]"]
         - risk_free_rate * 100

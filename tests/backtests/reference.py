@@ -106,7 +106,7 @@ def assert_same_stored(reference: pd.Series, run) -> None:
         assert ours["PnL"] == pytest.approx(theirs.PnL, rel=1e-12)
         assert ours["EntryTime"] == str(theirs.EntryTime)
     theirs = {k: v for k, v in reference.items() if not k.startswith("_")}
-    assert list(theirs) == list(run.metrics)
+    assert sorted(theirs) == sorted(run.metrics), set(theirs) ^ set(run.metrics)
     for key, value in theirs.items():
         ours = run.metrics[key]
         if isinstance(value, pd.Timestamp | pd.Timedelta):

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from fetcher.exceptions import InvalidInput
 
+from ..compiled import rolling_mean
 from . import Strategy
 
 
 def sma(close: np.ndarray, window: int) -> np.ndarray:
-    """Mean of the last `window` closes (NaN before). pandas' rolling mean: backtesting.py users
-    compute their SMA with it, and equal averages must compare equal bit for bit in both."""
-    return pd.Series(close).rolling(window).mean().to_numpy()
+    """Mean of the last `window` closes (NaN before), bit for bit as pandas' rolling mean:
+    backtesting.py users compute their SMA with it, and ties must compare equal in both."""
+    return rolling_mean(np.ascontiguousarray(close, dtype=np.float64), window)
 
 
 def crossings(fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
@@ -22,12 +22,9 @@ def crossings(fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
     events = np.zeros(len(fast), dtype=np.int8)
     if len(fast) < 2:
         return events
-    before_below = fast[:-1] < slow[:-1]
-    before_above = fast[:-1] > slow[:-1]
-    now_above = fast[1:] > slow[1:]
-    now_below = fast[1:] < slow[1:]
-    events[1:][before_below & now_above] = 1
-    events[1:][before_above & now_below] = -1
+    above = fast > slow  # NaN compares False both ways: no crossing before both exist
+    below = fast < slow
+    events[1:] = (below[:-1] & above[1:]).view(np.int8) - (above[:-1] & below[1:]).view(np.int8)
     return events
 
 

@@ -298,7 +298,10 @@ class Command(BaseCommand):
                         "maximize": metric,
                         "points": len(runs),
                         "group": group,
-                        "best": [{"params": r.params, "run_id": r.pk, **r.metrics} for r in best],
+                        "best": [
+                            {"params": r.params, "run_id": r.pk, **_ordered(r.metrics)}
+                            for r in best
+                        ],
                     }
                 )
             )
@@ -406,6 +409,11 @@ def _valid_points(strategy, grids) -> tuple[list[dict], int]:
     return points, skipped
 
 
+def _ordered(metrics: dict) -> dict:
+    """Metrics in backtesting.py's order (PostgreSQL's jsonb keeps its own)."""
+    return {key: metrics[key] for key in METRICS if key in metrics}
+
+
 def _params_text(params: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items())
 
@@ -431,7 +439,7 @@ def _json_of(strategy, params, outcomes, portfolio, timeframe, start, end, data_
             "run_id": o.run.pk,
             "bars": o.run.bars,
             "source": o.run.source,
-            **o.run.metrics,
+            **_ordered(o.run.metrics),
         }
 
     head = {

@@ -121,3 +121,18 @@ def test_sma_is_nan_until_the_window_is_full():
     values = sma(np.array([1.0, 2.0, 3.0, 4.0]), 3)
     assert np.isnan(values[:2]).all()
     np.testing.assert_allclose(values[2:], [2.0, 3.0])
+
+
+def test_out_of_money_closes_everything_and_stops():
+    prices = np.array([10.0, 10.0, 10.0, 100.0, 300.0, 5.0])
+    config = EngineConfig(1000.0, FractionCommission(0.0), long_short=True)
+    events = np.array([0, -1, 0, 0, 1, 0], dtype=np.int8)
+    result = backtest_run(open=prices, close=prices, events=events, warmup=0, config=config)
+    # Short 99 at 10 on bar 2 (1000 less one part in 2**52 buys 99, not 100); at bar 3's close
+    # (100) the equity is below zero: the short is closed there, the equity is 0 from then on
+    # and the later signal is never filled. backtesting.py gives the same trade and equity.
+    trades = result.trades
+    assert len(trades) == 1 and trades.size[0] == -99
+    assert (trades.exit_bar[0], trades.exit_price[0]) == (3, 100.0)
+    np.testing.assert_array_equal(result.equity, [1000, 1000, 1000, 0, 0, 0])
+    assert result.open_trade is None
