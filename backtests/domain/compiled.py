@@ -1,6 +1,6 @@
 """The compiled loops (numba): only the rules that are sequential by nature.
 
-`rolling_mean` reproduces pandas' rolling mean bit for bit (a Kahan-compensated running sum,
+`rolling_means` reproduces pandas' rolling mean bit for bit (a Kahan-compensated running sum,
 one compensation for values entering the window and one for values leaving it, a run of equal
 values giving that value exactly): backtesting.py users compute their SMAs with pandas, and a
 crossing on a tie must fall on the same bar in both, so nearly equal is not enough.
@@ -14,69 +14,65 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
+def rolling_means(values: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    """One row per window: the mean of the last `window` values (NaN until there are that
+    many), all windows in one pass over the values (their running sums are independent, so the
+    processor overlaps them)."""
     n = len(values)
-    out = np.empty(n, dtype=np.float64)
-    total = 0.0
-    add_comp = 0.0
-    remove_comp = 0.0
-    count = 0
-    negatives = 0
-    same_run = 0
-    previous = values[0] if n else 0.0
+    m = len(windows)
+    out = np.empty((m, n), dtype=np.float64)
+    total = np.zeros(m)
+    add_comp = np.zeros(m)
+    remove_comp = np.zeros(m)
+    count = np.zeros(m, np.int64)
+    negatives = np.zeros(m, np.int64)
+    same_run = np.zeros(m, np.int64)
+    previous = np.zeros(m)
     for i in range(n):
-        first = i - window + 1
-        if window == 1 or i == 0:
-            # A new window shares nothing with the last one: start over (pandas does).
-            total = add_comp = remove_comp = 0.0
-            count = negatives = same_run = 0
-            previous = values[max(first, 0)]
-            for j in range(max(first, 0), i + 1):
-                total, add_comp, count, negatives, same_run, previous = _add(
-                    values[j], total, add_comp, count, negatives, same_run, previous
-                )
-        else:
-            if first - 1 >= 0:
-                value = values[first - 1]
-                if not np.isnan(value):
-                    count -= 1
-                    y = -value - remove_comp
-                    t = total + y
-                    remove_comp = t - total - y
-                    total = t
-                    if np.signbit(value):
-                        negatives -= 1
-            total, add_comp, count, negatives, same_run, previous = _add(
-                values[i], total, add_comp, count, negatives, same_run, previous
-            )
-        if count >= window and count > 0:
-            result = total / count
-            if same_run >= count:
-                result = previous
-            elif (negatives == 0 and result < 0) or (negatives == count and result > 0):
-                result = 0.0  # all values one sign: rounding must not cross zero
-            out[i] = result
-        else:
-            out[i] = np.nan
+        value = values[i]
+        for k in range(m):
+            window = windows[k]
+            if window == 1:
+                out[k, i] = value  # pandas' result for a window of one (NaN stays NaN)
+                continue
+            if i == 0:
+                previous[k] = value
+            else:
+                leaving = i - window
+                if leaving >= 0:
+                    old = values[leaving]
+                    if not np.isnan(old):
+                        count[k] -= 1
+                        y = -old - remove_comp[k]
+                        t = total[k] + y
+                        remove_comp[k] = t - total[k] - y
+                        total[k] = t
+                        if np.signbit(old):
+                            negatives[k] -= 1
+            if not np.isnan(value):
+                count[k] += 1
+                y = value - add_comp[k]
+                t = total[k] + y
+                add_comp[k] = t - total[k] - y
+                total[k] = t
+                if np.signbit(value):
+                    negatives[k] += 1
+                if value == previous[k]:
+                    same_run[k] += 1
+                else:
+                    same_run[k] = 1
+                previous[k] = value
+            c = count[k]
+            if c >= window:
+                result = total[k] / c
+                if same_run[k] >= c:
+                    result = previous[k]
+                elif (negatives[k] == 0 and result < 0) or (negatives[k] == c and result > 0):
+                    result = 0.0  # all values one sign: rounding must not cross zero
+                out[k, i] = result
+            else:
+                out[k, i] = np.nan
     return out
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def _add(value, total, comp, count, negatives, same_run, previous):
-    if not np.isnan(value):
-        count += 1
-        y = value - comp
-        t = total + y
-        comp = t - total - y
-        total = t
-        if np.signbit(value):
-            negatives += 1
-        if value == previous:
-            same_run += 1
-        else:
-            same_run = 1
-        previous = value
-    return total, comp, count, negatives, same_run, previous
 
 
 # Commission schedules as the compiled loop takes them (backtests.domain.commissions).
@@ -201,9 +197,10 @@ def fills(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def equity_curve(close, cash0, c_bar, c_cash, c_size, c_entry):
+def equity_curve(start, close, cash0, c_bar, c_cash, c_size, c_entry):
     """Cash plus the position at each close, booked as backtesting.py books it
-    (close * size - size * entry), so equal equities compare equal in both."""
+    (close * size - size * entry), so equal equities compare equal in both; and the first bar
+    from `start` on where it is zero or less (-1: none)."""
     n = len(close)
     out = np.empty(n, np.float64)
     cash = cash0
@@ -211,28 +208,68 @@ def equity_curve(close, cash0, c_bar, c_cash, c_size, c_entry):
     entry = 0.0
     k = 0
     changes = len(c_bar)
+    ruin = -1
     for i in range(n):
         while k < changes and c_bar[k] == i:
             cash = c_cash[k]
             size = float(c_size[k])
             entry = c_entry[k]
             k += 1
-        out[i] = cash + (close[i] * size - size * entry)
-    return out
+        value = cash + (close[i] * size - size * entry)
+        out[i] = value
+        if ruin < 0 and i >= start and value <= 0:
+            ruin = i
+    return out, ruin
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def drawdown(equity):
-    """1 - equity / running peak, in one pass (no temporaries over the bars)."""
+def drawdowns(ts, equity):
+    """One pass over the equity: the deepest drawdown (1 - equity / running peak), the peak,
+    and each drawdown period's duration and depth. A period runs from a bar at a peak to the
+    next bar at a peak, or to the last bar; only periods with a bar between count."""
     n = len(equity)
-    out = np.empty(n, np.float64)
+    durations = np.empty(n // 2 + 1, np.float64)
+    depths = np.empty(n // 2 + 1, np.float64)
+    periods = 0
     peak = -np.inf
+    deepest = 0.0  # of the whole curve
+    since = 0.0  # of the period under way
+    mark = 0
     for i in range(n):
         value = equity[i]
-        if value > peak or np.isnan(peak):
+        if value > peak:
             peak = value
-        out[i] = 1 - value / peak
-    return out
+        dd = 1 - value / peak
+        if dd > deepest:
+            deepest = dd
+        if dd > since:
+            since = dd
+        if dd == 0 or i == n - 1:
+            if i > mark + 1:
+                durations[periods] = ts[i] - ts[mark]
+                depths[periods] = since
+                periods += 1
+            mark = i
+            since = 0.0
+    return deepest, peak, durations[:periods], depths[:periods]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def day_closes(ts, equity):
+    """The last equity of each UTC day that has bars, and how many bars fall on a Saturday or
+    a Sunday."""
+    n = len(ts)
+    closes = np.empty(n, np.float64)
+    days = 0
+    weekend = 0
+    for i in range(n):
+        day = ts[i] // 86_400
+        if (day + 3) % 7 >= 5:
+            weekend += 1
+        if i == n - 1 or ts[i + 1] // 86_400 != day:
+            closes[days] = equity[i]
+            days += 1
+    return closes[:days], weekend
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -246,25 +283,3 @@ def bars_held(entry_bar, exit_bar):
             covered += exit_bar[k] - lo + 1
         last = max(last, exit_bar[k])
     return covered
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def log_return_beta(equity, close):
-    """Sample covariance of the equity's and the close's log returns over the close's sample
-    variance, in one pass (Welford's co-moments)."""
-    mean_x = 0.0
-    mean_y = 0.0
-    co = 0.0
-    var = 0.0
-    k = 0
-    for i in range(1, len(equity)):
-        x = np.log(equity[i] / equity[i - 1])
-        y = np.log(close[i] / close[i - 1])
-        k += 1
-        dx = x - mean_x
-        mean_x += dx / k
-        dy = y - mean_y
-        mean_y += dy / k
-        co += dx * (y - mean_y)
-        var += dy * (y - mean_y)
-    return co / var if k > 1 else np.nan

@@ -85,17 +85,14 @@ def backtest_run(
     signal_bars = (
         np.flatnonzero(events[start : n - 1]) + start if n - 1 > start else np.empty(0, np.int64)
     )
-    result = _simulate(open, close, events, signal_bars, config, stop_bar=-1)
-    if n > start:
-        ruined = np.flatnonzero(result.equity[start:] <= 0)
-        if len(ruined):
-            # Out of money: everything is closed at that bar's close and trading stops there.
-            stop = int(ruined[0]) + start
-            result = _simulate(open, close, events, signal_bars, config, stop_bar=stop)
+    result, ruin = _simulate(open, close, events, signal_bars, config, start, stop_bar=-1)
+    if ruin >= 0:
+        # Out of money: everything is closed at that bar's close and trading stops there.
+        result, _ = _simulate(open, close, events, signal_bars, config, start, stop_bar=ruin)
     return replace(result, warmup=warmup)
 
 
-def _simulate(open, close, events, signal_bars, config: EngineConfig, stop_bar: int):
+def _simulate(open, close, events, signal_bars, config: EngineConfig, start: int, stop_bar: int):
     signal_bars = signal_bars.astype(np.int64)
     processed = signal_bars + 1
     if config.trade_on_close:
@@ -127,11 +124,13 @@ def _simulate(open, close, events, signal_bars, config: EngineConfig, stop_bar: 
             for c, e in zip(columns, extra, strict=True)
         ]
         state = 0
-    equity = equity_curve(np.ascontiguousarray(close, dtype=np.float64), float(config.cash), *after)
+    equity, ruin = equity_curve(
+        start, np.ascontiguousarray(close, dtype=np.float64), float(config.cash), *after
+    )
     if stop_bar >= 0:
         equity[stop_bar:] = 0.0
     open_trade = OpenTrade(int(size), int(entry_bar), float(entry_price)) if state else None
-    return BacktestResult(equity, _trades(*columns), open_trade, 0, float(paid))
+    return BacktestResult(equity, _trades(*columns), open_trade, 0, float(paid)), ruin
 
 
 def _trades(size, entry_bar, exit_bar, entry_price, exit_price, fees) -> Trades:

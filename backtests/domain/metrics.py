@@ -69,32 +69,27 @@ def data_period(ts: np.ndarray) -> float:
     return float(np.median(np.diff(tail)))
 
 
-def periods_per_year(ts: np.ndarray) -> tuple[int, str]:
-    """(periods a year, period of the returns): 52 weekly, 12 monthly, 1 yearly; daily returns
-    otherwise, 365 a year when many bars fall on weekends (crypto, forex) and 252 if not."""
-    days = int(data_period(ts) // DAY) if len(ts) > 1 else 0
-    if days == 7:
-        return 52, "W"
-    if days == 31:
-        return 12, "M"
-    if days == 365:
-        return 1, "Y"
-    if not len(ts):
-        return 252, "D"
-    # Bars per calendar day (ts is sorted), then the weekday of each day: 0 Monday ... 6 Sunday.
-    day = ts // DAY
-    firsts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
-    bars_per_day = np.diff(np.r_[firsts, len(day)])
-    weekend = (day[firsts] + 3) % 7 >= 5
-    share = float(bars_per_day[weekend].sum()) / len(ts)
-    return (365 if share > WEEKEND_SHARE else 252), "D"
+# Bar spacings (whole days) with periods of their own: (returns per year, period).
+SPACED_PERIODS = {7: (52, "W"), 31: (12, "M"), 365: (1, "Y")}
+
+
+def annual_periods(ts: np.ndarray, equity: np.ndarray) -> tuple[int, np.ndarray]:
+    """(periods a year, the equity's return over each period). Weekly (bars 7 days apart by the
+    median), monthly (31) and yearly (365) bars: their calendar periods, 52, 12 and 1 a year.
+    Anything else: UTC days with bars, 365 a year when more than 2/7 x 0.6 of the bars fall on
+    a Saturday or a Sunday (crypto, forex), 252 if not."""
+    spacing = int(data_period(ts) // DAY) if len(ts) > 1 else 0
+    if spacing in SPACED_PERIODS:
+        per_year, period = SPACED_PERIODS[spacing]
+        return per_year, period_returns(ts, equity, period)
+    closes, weekend = compiled.day_closes(ts, np.ascontiguousarray(equity, dtype=np.float64))
+    per_year = 365 if len(ts) and weekend / len(ts) > WEEKEND_SHARE else 252
+    return per_year, closes[1:] / closes[:-1] - 1
 
 
 def period_keys(ts: np.ndarray, period: str) -> np.ndarray:
-    """The calendar period each bar falls in: day, week (Monday to Sunday), month or year."""
+    """The calendar period each bar falls in: week (Monday to Sunday), month or year."""
     days = ts // DAY
-    if period == "D":
-        return days
     if period == "W":
         return (days + 3) // 7
     months = ts.astype("datetime64[s]").astype("datetime64[M]").astype(np.int64)
@@ -121,30 +116,34 @@ def geometric_mean(returns: np.ndarray) -> float:
 
 
 def drawdown(equity: np.ndarray) -> np.ndarray:
-    """Fraction below the running peak, at each bar."""
-    return compiled.drawdown(np.ascontiguousarray(equity, dtype=np.float64))
+    """Fraction below the running peak, at each bar (for pictures)."""
+    return 1 - equity / np.maximum.accumulate(equity)
 
 
-def drawdown_periods(ts: np.ndarray, dd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(duration in seconds, deepest drawdown) of each drawdown: from the last bar at a peak to
-    the next bar at a peak, or to the last bar when the equity has not recovered."""
-    at_peak = np.flatnonzero(dd == 0)
-    marks = np.unique(np.r_[at_peak, len(dd) - 1])
-    if len(marks) < 2:
-        return np.empty(0), np.empty(0)
-    begin, end = marks[:-1], marks[1:]
-    spans = end > begin + 1
-    begin, end = begin[spans], end[spans]
-    if not len(begin):
-        return np.empty(0), np.empty(0)
-    # Deepest point of each span [begin, end]: spans do not overlap, so one reduceat does it.
-    edges = np.empty(2 * len(begin), dtype=np.int64)
-    edges[0::2], edges[1::2] = begin, end + 1
-    if edges[-1] == len(dd):
-        deepest = np.maximum.reduceat(np.r_[dd, 0.0], edges)[0::2]
-    else:
-        deepest = np.maximum.reduceat(dd, edges)[0::2]
-    return (ts[end] - ts[begin]).astype(np.float64), deepest
+def drawdown_stats(
+    ts: np.ndarray, equity: np.ndarray
+) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """(deepest drawdown, equity peak, each drawdown's duration in seconds, each one's depth).
+    A drawdown runs from the last bar at a peak to the next bar at a peak, or to the last bar
+    when the equity has not recovered; only those with a bar between count."""
+    deepest, peak, durations, depths = compiled.drawdowns(
+        np.ascontiguousarray(ts, dtype=np.int64), np.ascontiguousarray(equity, dtype=np.float64)
+    )
+    return float(deepest), float(peak), durations, depths
+
+
+def log_return_beta(equity: np.ndarray, close: np.ndarray) -> float:
+    """Sample covariance of the equity's and the closes' bar-to-bar log returns over the
+    closes' sample variance (what np.cov gives, without its copies)."""
+    if len(equity) < 3:
+        return math.nan
+    x = np.divide(equity[1:], equity[:-1])
+    np.log(x, out=x)
+    y = np.divide(close[1:], close[:-1])
+    np.log(y, out=y)
+    x -= x.mean()
+    y -= y.mean()
+    return float(np.dot(x, y) / np.dot(y, y))
 
 
 def duration_ceil(seconds: float, resolution: int) -> float:
@@ -184,8 +183,7 @@ def metrics_compute(
     """backtesting.py's statistics of one run, under its names, in its order."""
     n = len(ts)
     resolution = resolution_of(data_period(ts))
-    dd = drawdown(equity)
-    dd_durations, dd_peaks = drawdown_periods(ts, dd)
+    deepest, peak, dd_durations, dd_peaks = drawdown_stats(ts, equity)
     s: dict[str, float] = {}
     s["Start"] = int(ts[0])
     s["End"] = int(ts[-1])
@@ -194,15 +192,14 @@ def metrics_compute(
     held = compiled.bars_held(trades.entry_bar[order], trades.exit_bar[order])
     s["Exposure Time [%]"] = held / n * 100
     s["Equity Final [$]"] = float(equity[-1])
-    s["Equity Peak [$]"] = float(equity.max())
+    s["Equity Peak [$]"] = peak
     commissions = float(trades.commission.sum())
     if commissions:
         s["Commissions [$]"] = commissions
     s["Return [%]"] = float((equity[-1] - equity[0]) / equity[0] * 100)
     s["Buy & Hold Return [%]"] = float((close[-1] - close[warmup]) / close[warmup] * 100)
 
-    per_year, period = periods_per_year(ts)
-    returns = period_returns(ts, equity, period)
+    per_year, returns = annual_periods(ts, equity)
     g = geometric_mean(returns)
     annual_return = (1 + g) ** per_year - 1
     s["Return (Ann.) [%]"] = annual_return * 100
@@ -219,10 +216,10 @@ def metrics_compute(
         downside = math.sqrt(np.mean(np.minimum(returns, 0) ** 2)) if len(returns) else math.nan
         denominator = downside * math.sqrt(per_year)
         s["Sortino Ratio"] = float(np.float64(annual_return - risk_free_rate) / denominator)
-    max_dd = -float(np.nan_to_num(dd.max()))
+    max_dd = -deepest
     s["Calmar Ratio"] = annual_return / _nan_if_zero(-max_dd)
     with np.errstate(divide="ignore", invalid="ignore"):
-        beta = float(compiled.log_return_beta(equity, close))
+        beta = log_return_beta(equity, close)
     s["Alpha [%]"] = (
         s["Return [%]"]
         - risk_free_rate * 100

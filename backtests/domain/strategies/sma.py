@@ -6,14 +6,26 @@ import numpy as np
 
 from fetcher.exceptions import InvalidInput
 
-from ..compiled import rolling_mean
+from ..compiled import rolling_means
 from . import Strategy
 
 
 def sma(close: np.ndarray, window: int) -> np.ndarray:
     """Mean of the last `window` closes (NaN before), bit for bit as pandas' rolling mean:
     backtesting.py users compute their SMA with it, and ties must compare equal in both."""
-    return rolling_mean(np.ascontiguousarray(close, dtype=np.float64), window)
+    return smas(close, [window], {})[window]
+
+
+def smas(close: np.ndarray, windows: list[int], cache: dict) -> dict[int, np.ndarray]:
+    """The SMAs of several windows, those not in `cache` computed together in one pass."""
+    missing = sorted({w for w in windows if ("sma", w) not in cache})
+    if missing:
+        rows = rolling_means(
+            np.ascontiguousarray(close, dtype=np.float64), np.asarray(missing, dtype=np.int64)
+        )
+        for window, row in zip(missing, rows, strict=True):
+            cache[("sma", window)] = row
+    return {w: cache[("sma", w)] for w in windows}
 
 
 def crossings(fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
@@ -28,17 +40,9 @@ def crossings(fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
     return events
 
 
-def _sma_cached(close: np.ndarray, window: int, cache: dict) -> np.ndarray:
-    key = ("sma", window)
-    if key not in cache:
-        cache[key] = sma(close, window)
-    return cache[key]
-
-
 def _signals(close: np.ndarray, params: dict, cache: dict) -> np.ndarray:
-    fast = _sma_cached(close, params["fast"], cache)
-    slow = _sma_cached(close, params["slow"], cache)
-    return crossings(fast, slow)
+    averages = smas(close, [params["fast"], params["slow"]], cache)
+    return crossings(averages[params["fast"]], averages[params["slow"]])
 
 
 def _check(params: dict) -> None:

@@ -10,12 +10,12 @@ import pytest
 from backtests.domain.engine import Trades
 from backtests.domain.metrics import (
     DAY,
+    annual_periods,
     drawdown,
-    drawdown_periods,
+    drawdown_stats,
     duration_text,
     geometric_mean,
     metrics_compute,
-    periods_per_year,
 )
 from backtests.domain.strategies import strategy_get
 from backtests.domain.sweeps import grid_parse, grid_points
@@ -43,7 +43,8 @@ def test_drawdown_depths_and_durations():
     ts = MONDAY + DAY * np.arange(6)
     dd = drawdown(equity)
     np.testing.assert_allclose(dd, [0, 0, 0.1, 0, 1 - 110 / 121, 1 - 120 / 121])
-    durations, deepest = drawdown_periods(ts, dd)
+    deepest_all, peak, durations, deepest = drawdown_stats(ts, equity)
+    assert (deepest_all, peak) == (pytest.approx(0.1), 121.0)
     # 110 -> 99 -> 121: two days from peak to recovery; 121 -> ... not recovered by the end.
     np.testing.assert_array_equal(durations, [2 * DAY, 2 * DAY])
     np.testing.assert_allclose(deepest, [0.1, 1 - 110 / 121])
@@ -80,11 +81,18 @@ def test_trade_statistics_of_a_known_trade_list():
 
 
 def test_annualisation_follows_the_data():
+    def per_year(ts):
+        return annual_periods(ts, np.linspace(100, 200, len(ts)))[0]
+
     weekdays = MONDAY + DAY * np.array([d for d in range(28) if d % 7 < 5])
-    assert periods_per_year(weekdays) == (252, "D")
-    assert periods_per_year(MONDAY + DAY * np.arange(28)) == (365, "D")
-    assert periods_per_year(MONDAY + 7 * DAY * np.arange(10)) == (52, "W")
-    assert periods_per_year(MONDAY + 60 * np.arange(7 * 1440)) == (365, "D")  # every minute
+    assert per_year(weekdays) == 252
+    assert per_year(MONDAY + DAY * np.arange(28)) == 365
+    assert per_year(MONDAY + 7 * DAY * np.arange(10)) == 52
+    assert per_year(MONDAY + 60 * np.arange(7 * 1440)) == 365  # every minute, every day
+    # Daily returns are between the last equities of consecutive days with bars.
+    minutes = MONDAY + 3600 * np.arange(72)  # three days, hourly
+    equity = np.repeat([100.0, 110.0, 99.0], 24)
+    np.testing.assert_allclose(annual_periods(minutes, equity)[1], [0.1, -0.1])
 
 
 def test_geometric_mean_and_growth_measures():
