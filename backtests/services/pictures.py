@@ -44,8 +44,10 @@ def equity_picture_write(
     )
     for label, ts, equity in curves:
         when = ts.astype("datetime64[s]")
-        top.plot(when, equity, linewidth=1.1, label=label)
-        bottom.fill_between(when, -drawdown(equity) * 100, 0, alpha=0.35, label=label)
+        (line,) = top.plot(when, equity, linewidth=1.1, label=label)
+        bottom.fill_between(
+            when, -drawdown(equity) * 100, 0, alpha=0.3, color=line.get_color(), label=label
+        )
     top.set_title(title)
     top.set_ylabel("Equity [$]")
     top.grid(alpha=0.3)

@@ -367,8 +367,8 @@ class Command(BaseCommand):
             table.add_column(column, justify="right")
         for t in trades[-TRADES_SHOWN:]:
             table.add_row(
-                t["EntryTime"],
-                t["ExitTime"],
+                _when(t["EntryTime"]),
+                _when(t["ExitTime"]),
                 str(t["Size"]),
                 f"{t['EntryPrice']:.2f}",
                 f"{t['ExitPrice']:.2f}",
@@ -407,6 +407,11 @@ def _valid_points(strategy, grids) -> tuple[list[dict], int]:
             f"no point of the grid is valid for {strategy.name} (e.g. every --fast >= --slow)"
         )
     return points, skipped
+
+
+def _when(text: str) -> str:
+    """A bar time as short as it can be: daily bars start at midnight."""
+    return text.removesuffix(" 00:00:00")
 
 
 def _ordered(metrics: dict) -> dict:
