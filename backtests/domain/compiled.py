@@ -75,6 +75,37 @@ def rolling_means(values: np.ndarray, windows: np.ndarray) -> np.ndarray:
     return out
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def rolling_mean_positive(values: np.ndarray, window: int) -> np.ndarray:
+    """rolling_means for one window of values that are all finite and positive (prices): the
+    same operations in the same order, without the checks such values never need."""
+    n = len(values)
+    out = np.empty(n, dtype=np.float64)
+    total = 0.0
+    add_comp = 0.0
+    remove_comp = 0.0
+    same_run = 0
+    previous = values[0] if n else 0.0
+    for i in range(n):
+        value = values[i]
+        if i >= window:
+            y = -values[i - window] - remove_comp
+            t = total + y
+            remove_comp = t - total - y
+            total = t
+        y = value - add_comp
+        t = total + y
+        add_comp = t - total - y
+        total = t
+        same_run = same_run + 1 if value == previous else 1
+        previous = value
+        if i + 1 >= window:
+            out[i] = previous if same_run >= window else total / window
+        else:
+            out[i] = np.nan
+    return out
+
+
 # Commission schedules as the compiled loop takes them (backtests.domain.commissions).
 FRACTION, IBKR_FIXED = 0, 1
 
@@ -235,11 +266,16 @@ def drawdowns(ts, equity):
     deepest = 0.0  # of the whole curve
     since = 0.0  # of the period under way
     mark = 0
+    dd = 0.0
+    last = np.nan
     for i in range(n):
         value = equity[i]
         if value > peak:
             peak = value
-        dd = 1 - value / peak
+            dd = 1 - value / peak
+        elif value != last:
+            dd = 1 - value / peak
+        last = value  # a repeated equity under the same peak has the same drawdown
         if dd > deepest:
             deepest = dd
         if dd > since:
@@ -257,18 +293,28 @@ def drawdowns(ts, equity):
 @njit(cache=True, nogil=True, error_model="numpy")
 def day_closes(ts, equity):
     """The last equity of each UTC day that has bars, and how many bars fall on a Saturday or
-    a Sunday."""
+    a Sunday (ts sorted)."""
     n = len(ts)
     closes = np.empty(n, np.float64)
     days = 0
     weekend = 0
-    for i in range(n):
-        day = ts[i] // 86_400
-        if (day + 3) % 7 >= 5:
-            weekend += 1
-        if i == n - 1 or ts[i + 1] // 86_400 != day:
-            closes[days] = equity[i]
+    if n == 0:
+        return closes[:0], 0
+    day = ts[0] // 86_400
+    day_end = (day + 1) * 86_400
+    on_weekend = (day + 3) % 7 >= 5
+    first = 0
+    for i in range(1, n + 1):
+        if i == n or ts[i] >= day_end:
+            closes[days] = equity[i - 1]
             days += 1
+            if on_weekend:
+                weekend += i - first
+            if i < n:
+                day = ts[i] // 86_400
+                day_end = (day + 1) * 86_400
+                on_weekend = (day + 3) % 7 >= 5
+                first = i
     return closes[:days], weekend
 
 
@@ -283,3 +329,40 @@ def bars_held(entry_bar, exit_bar):
             covered += exit_bar[k] - lo + 1
         last = max(last, exit_bar[k])
     return covered
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def diff_beta(log_x, log_y):
+    """Sample covariance of the steps of log_x and log_y over the sample variance of log_y's
+    steps (np.cov's figures), in two passes and no temporaries."""
+    n = len(log_x) - 1
+    if n < 2:
+        return np.nan
+    sum_x = 0.0
+    sum_y = 0.0
+    for i in range(n):
+        sum_x += log_x[i + 1] - log_x[i]
+        sum_y += log_y[i + 1] - log_y[i]
+    mean_x = sum_x / n
+    mean_y = sum_y / n
+    co = 0.0
+    var = 0.0
+    for i in range(n):
+        dy = log_y[i + 1] - log_y[i] - mean_y
+        co += (log_x[i + 1] - log_x[i] - mean_x) * dy
+        var += dy * dy
+    return co / var
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def cross_events(fast, slow):
+    """+1 where `fast` crosses above `slow` (strictly below on the bar before, strictly above on
+    this one), -1 where it crosses below, else 0; NaN never crosses."""
+    n = len(fast)
+    out = np.zeros(n, np.int8)
+    for i in range(1, n):
+        if fast[i - 1] < slow[i - 1] and fast[i] > slow[i]:
+            out[i] = 1
+        elif fast[i - 1] > slow[i - 1] and fast[i] < slow[i]:
+            out[i] = -1
+    return out

@@ -134,16 +134,8 @@ def drawdown_stats(
 
 def log_return_beta(equity: np.ndarray, close: np.ndarray) -> float:
     """Sample covariance of the equity's and the closes' bar-to-bar log returns over the
-    closes' sample variance (what np.cov gives, without its copies)."""
-    if len(equity) < 3:
-        return math.nan
-    x = np.divide(equity[1:], equity[:-1])
-    np.log(x, out=x)
-    y = np.divide(close[1:], close[:-1])
-    np.log(y, out=y)
-    x -= x.mean()
-    y -= y.mean()
-    return float(np.dot(x, y) / np.dot(y, y))
+    closes' sample variance (np.cov's figures; log(b) - log(a) for log(b / a))."""
+    return float(compiled.diff_beta(np.log(equity), np.log(close)))
 
 
 def duration_ceil(seconds: float, resolution: int) -> float:

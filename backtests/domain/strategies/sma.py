@@ -6,7 +6,7 @@ import numpy as np
 
 from fetcher.exceptions import InvalidInput
 
-from ..compiled import rolling_means
+from ..compiled import cross_events, rolling_mean_positive, rolling_means
 from . import Strategy
 
 
@@ -20,9 +20,11 @@ def smas(close: np.ndarray, windows: list[int], cache: dict) -> dict[int, np.nda
     """The SMAs of several windows, those not in `cache` computed together in one pass."""
     missing = sorted({w for w in windows if ("sma", w) not in cache})
     if missing:
-        rows = rolling_means(
-            np.ascontiguousarray(close, dtype=np.float64), np.asarray(missing, dtype=np.int64)
-        )
+        values = np.ascontiguousarray(close, dtype=np.float64)
+        if len(values) and np.isfinite(values).all() and values.min() > 0:
+            rows = [rolling_mean_positive(values, w) for w in missing]  # prices: the fast path
+        else:
+            rows = rolling_means(values, np.asarray(missing, dtype=np.int64))
         for window, row in zip(missing, rows, strict=True):
             cache[("sma", window)] = row
     return {w: cache[("sma", w)] for w in windows}
@@ -31,13 +33,9 @@ def smas(close: np.ndarray, windows: list[int], cache: dict) -> dict[int, np.nda
 def crossings(fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
     """+1 where `fast` crosses above `slow` (below on the bar before, above on this one),
     -1 where it crosses below; strict on both bars, as backtesting.py's `crossover`."""
-    events = np.zeros(len(fast), dtype=np.int8)
-    if len(fast) < 2:
-        return events
-    above = fast > slow  # NaN compares False both ways: no crossing before both exist
-    below = fast < slow
-    events[1:] = (below[:-1] & above[1:]).view(np.int8) - (above[:-1] & below[1:]).view(np.int8)
-    return events
+    return cross_events(
+        np.ascontiguousarray(fast, dtype=np.float64), np.ascontiguousarray(slow, dtype=np.float64)
+    )
 
 
 def _signals(close: np.ndarray, params: dict, cache: dict) -> np.ndarray:
