@@ -205,6 +205,45 @@ def run_fields(
     }
 
 
+def backtest_point(
+    *,
+    barset: BarSet,
+    strategy: Strategy,
+    params: dict,
+    settings: Settings,
+    group: str,
+    kind: str,
+    indicators: dict | None = None,
+    fetch_run_id: int | None = None,
+) -> tuple[BacktestRun, BacktestResult, dict[str, float]]:
+    """Backtest one symbol's bars with one parameter set: the run, not saved yet (a sweep saves
+    its points together), its result and metrics. A sweep point keeps no trades or curve."""
+    backtest_length_check(barset=barset, strategy=strategy, params=params)
+    began = time.perf_counter()
+    result, metrics = backtest_compute(
+        bars=barset.bars,
+        strategy=strategy,
+        params=params,
+        config=settings.engine(),
+        indicators=indicators,
+    )
+    fields = run_fields(
+        barset=barset,
+        strategy=strategy,
+        params=params,
+        settings=settings,
+        group=group,
+        kind=kind,
+        ts=barset.bars.ts,
+        result=result,
+        metrics=metrics,
+        elapsed_ms=(time.perf_counter() - began) * 1000,
+        fetch_run_id=fetch_run_id,
+        with_curves=kind != RunKind.SWEEP,
+    )
+    return BacktestRun(**fields), result, metrics
+
+
 def backtest_execute(
     *,
     barset: BarSet,
@@ -215,29 +254,17 @@ def backtest_execute(
     fetch_run_id: int | None = None,
 ) -> Outcome:
     """Backtest one symbol's bars and store the run."""
-    backtest_length_check(barset=barset, strategy=strategy, params=params)
-    bars = barset.bars
-    began = time.perf_counter()
-    result, metrics = backtest_compute(
-        bars=bars,
-        strategy=strategy,
-        params=params,
-        config=settings.engine(),
-    )
-    elapsed_ms = (time.perf_counter() - began) * 1000
-    run = backtest_run_store(
+    run, result, metrics = backtest_point(
         barset=barset,
         strategy=strategy,
         params=params,
         settings=settings,
         group=group,
         kind=RunKind.SINGLE,
-        ts=bars.ts,
-        result=result,
-        metrics=metrics,
-        elapsed_ms=elapsed_ms,
         fetch_run_id=fetch_run_id,
     )
+    run.save()
+    bars = barset.bars
     return Outcome(run, barset.label, bars.ts, bars.close, result, metrics)
 
 

@@ -17,7 +17,7 @@ from ..domain.strategies import strategy_get
 from ..models import BacktestRun, RunKind
 from ..selectors import backtest_runs_count, sweep_points_done
 from .bars import backtest_bars
-from .runs import Settings, backtest_compute, backtest_length_check, run_fields
+from .runs import Settings, backtest_point
 
 SWEEP_POLL_S = 0.2
 
@@ -66,36 +66,22 @@ def sweep_chunk_run(
         long_short=config["long_short"],
     )
     done = sweep_points_done(group=group)
-    bars = barset.bars
     indicators = _indicator_cache(barset)
     runs = []
     for point in points:
         params = chosen.params_resolve(point)
         if tuple(sorted(params.items())) in done:
             continue
-        backtest_length_check(barset=barset, strategy=chosen, params=params)
-        began = time.perf_counter()
-        result, metrics = backtest_compute(
-            bars=bars,
-            strategy=chosen,
-            params=params,
-            config=settings.engine(),
-            indicators=indicators,
-        )
-        fields = run_fields(
+        run, _, _ = backtest_point(
             barset=barset,
             strategy=chosen,
             params=params,
             settings=settings,
             group=group,
             kind=RunKind.SWEEP,
-            ts=bars.ts,
-            result=result,
-            metrics=metrics,
-            elapsed_ms=(time.perf_counter() - began) * 1000,
-            with_curves=False,
+            indicators=indicators,
         )
-        runs.append(BacktestRun(**fields))
+        runs.append(run)
     BacktestRun.objects.bulk_create(runs)
     return len(runs)
 
