@@ -94,6 +94,21 @@ def parse_date(text: str | None, name: str) -> dt.date | None:
         raise InvalidInput(f"{name} {text!r} is not a valid date: use YYYY-MM-DD") from None
 
 
+def rth_arguments(parser) -> None:
+    """--rth (the default) / --no-rth: regular trading hours only, or extended hours too."""
+    rth = parser.add_mutually_exclusive_group()
+    rth.add_argument(
+        "--rth",
+        dest="use_rth",
+        action="store_true",
+        default=True,
+        help="regular trading hours only (default)",
+    )
+    rth.add_argument(
+        "--no-rth", dest="use_rth", action="store_false", help="include extended hours"
+    )
+
+
 def property_table(title: str, rows: list[tuple[str, str]]) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold")
     table.add_column("Property")

@@ -33,6 +33,7 @@ from fetcher.cli import (
     display_path,
     gateway_probe,
     parse_date,
+    rth_arguments,
     tasks_in_process,
     user_errors,
 )
@@ -65,9 +66,7 @@ class Command(BaseCommand):
         parser.add_argument("--end", help="last date, inclusive, YYYY-MM-DD (default: today)")
         parser.add_argument("--timeframe", default="DAILY", help="DAILY, 1-HOUR, 1-MINUTE, ...")
         parser.add_argument("--what-to-show", default="TRADES", help="TRADES, MIDPOINT, ...")
-        rth = parser.add_mutually_exclusive_group()
-        rth.add_argument("--rth", dest="use_rth", action="store_true", default=True)
-        rth.add_argument("--no-rth", dest="use_rth", action="store_false")
+        rth_arguments(parser)
         parser.add_argument("--fast", help="fast SMA window (default 10), or a grid 5:50:5")
         parser.add_argument("--slow", help="slow SMA window (default 30), or a grid 20:200:10")
         parser.add_argument(
@@ -93,12 +92,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--maximize", default="Sharpe Ratio", help="metric ranking a sweep's points"
         )
-        parser.add_argument("--top", type=int, default=5, help="best sweep points shown")
+        parser.add_argument("--top", default="5", help="best sweep points shown (default 5)")
         parser.add_argument("--heatmap", metavar="PNG", help="write a sweep's heatmap here")
         parser.add_argument(
             "--chunk",
-            type=int,
-            default=SWEEP_CHUNK_POINTS,
+            default=str(SWEEP_CHUNK_POINTS),
             help=f"grid points per sweep task (default {SWEEP_CHUNK_POINTS})",
         )
 
@@ -136,6 +134,8 @@ class Command(BaseCommand):
             for name, default in strategy.defaults.items()
         }
         sweep = any(len(values) > 1 for values in grids.values())
+        opts["top"] = _positive_int(opts["top"], "--top")
+        opts["chunk"] = _positive_int(opts["chunk"], "--chunk")
         if sweep:
             if len(specs) > 1:
                 raise InvalidInput("a sweep takes one symbol: give --symbols one symbol")
@@ -273,11 +273,11 @@ class Command(BaseCommand):
             points=points,
             settings=settings,
             group=group,
-            chunk_size=max(1, opts["chunk"]),
+            chunk_size=opts["chunk"],
         )
         sweep_wait(group=group, total=len(points), timeout_s=SWEEP_TIMEOUT_S)
         runs = backtest_runs_of_group(group=group)
-        best = sweep_best(runs=runs, metric=metric, limit=max(1, opts["top"]))
+        best = sweep_best(runs=runs, metric=metric, limit=opts["top"])
         picture = None
         if opts["heatmap"]:
             names = list(strategy.defaults)
@@ -393,6 +393,16 @@ def _cash(text: str) -> float:
     if not math.isfinite(cash) or cash <= 0:
         raise InvalidInput(f"--cash {text!r} must be a positive amount")
     return cash
+
+
+def _positive_int(text: str, name: str) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise InvalidInput(f"{name} {text!r} is not a whole number") from None
+    if value < 1:
+        raise InvalidInput(f"{name} {text!r} must be at least 1")
+    return value
 
 
 def _valid_points(strategy, grids) -> tuple[list[dict], int]:

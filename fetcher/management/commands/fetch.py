@@ -16,6 +16,7 @@ from fetcher.cli import (
     ibkr_workers_alive,
     parse_date,
     property_table,
+    rth_arguments,
     run_source_label,
     tasks_in_process,
     user_errors,
@@ -59,17 +60,7 @@ class Command(BaseCommand):
             default="TRADES",
             help="TRADES, MIDPOINT, BID, ASK, BID_ASK, ADJUSTED_LAST",
         )
-        rth = parser.add_mutually_exclusive_group()
-        rth.add_argument(
-            "--rth",
-            dest="use_rth",
-            action="store_true",
-            default=True,
-            help="regular trading hours only (default)",
-        )
-        rth.add_argument(
-            "--no-rth", dest="use_rth", action="store_false", help="include extended hours"
-        )
+        rth_arguments(parser)
         parser.add_argument(
             "--since-head", action="store_true", help="start at the gateway's first data point"
         )

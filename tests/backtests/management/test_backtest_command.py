@@ -198,6 +198,8 @@ def test_a_sweep_runs_in_process_reads_the_bars_once_and_draws_a_heatmap(
             "is not a metric",
         ),
         (("--symbols", "AA$PL", "--start", "2024-01-01"), "malformed instrument"),
+        (("--symbols", "AAPL", "--start", "2024-01-01", "--top", "x"), "--top 'x' is not a whole"),
+        (("--symbols", "AAPL", "--start", "2024-01-01", "--chunk", "0"), "must be at least 1"),
         (("--start", "2024-01-01"), "no symbols given"),
         (("--symbols", "AAPL"), "no --start given"),
     ],
