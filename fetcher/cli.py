@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import os
@@ -28,8 +29,8 @@ class UserError(Exception):
         self.code = code
 
 
-def console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+def console(stderr: bool = False) -> Console:
+    return Console(highlight=False, soft_wrap=True, stderr=stderr)
 
 
 def redacted_database_url() -> str:
@@ -107,6 +108,21 @@ def parse_date(text: str | None, name: str) -> dt.date | None:
         raise InvalidInput(f"{name} {text!r} is not a valid date: use YYYY-MM-DD") from None
 
 
+def rth_arguments(parser) -> None:
+    """--rth (the default) / --no-rth: regular trading hours only, or extended hours too."""
+    rth = parser.add_mutually_exclusive_group()
+    rth.add_argument(
+        "--rth",
+        dest="use_rth",
+        action="store_true",
+        default=True,
+        help="regular trading hours only (default)",
+    )
+    rth.add_argument(
+        "--no-rth", dest="use_rth", action="store_false", help="include extended hours"
+    )
+
+
 def property_table(title: str, rows: list[tuple[str, str]]) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold")
     table.add_column("Property")
@@ -127,6 +143,26 @@ def display_path(path: Path) -> str:
 def tasks_in_process() -> bool:
     """True on the embedded default (no broker): runs execute in this process."""
     return bool(app.conf.task_always_eager)
+
+
+def gateway_probe() -> None:
+    """Fail before writing anything when the gateway cannot be reached, or when its bars would
+    mix with the store's (simulator and real bars never share a store)."""
+    # Imported here: commands that never connect (fetch_status) do not load ib_insync.
+    from .ibkr.connect import gateway_from_settings
+    from .services.provenance import gateway_kind, store_source_check
+    from .storage.catalog import default_root
+
+    gateway = gateway_from_settings()
+
+    async def probe():
+        try:
+            return await gateway.connect()
+        finally:
+            gateway.disconnect()
+
+    info = asyncio.run(probe())
+    store_source_check(source=gateway_kind(info), account=info.account, catalog_root=default_root())
 
 
 def check_broker() -> None:

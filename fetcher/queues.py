@@ -18,6 +18,7 @@ class TaskName(StrEnum):
     FETCH_RUN = "fetcher.fetch_run"
     FETCH_RUNS_RECOVER = "fetcher.fetch_runs_recover"
     FETCH_SCHEDULE = "fetcher.fetch_schedule"  # sent by beat: starts a schedule's fetch run
+    BACKTEST_SWEEP_CHUNK = "backtests.sweep_chunk"
 
 
 # Which queue each task goes to (CELERY_TASK_ROUTES routes by it, for every sender).
@@ -25,6 +26,7 @@ TASK_QUEUES: dict[str, Queue] = {
     TaskName.FETCH_RUN: Queue.IBKR,
     TaskName.FETCH_RUNS_RECOVER: Queue.DEFAULT,
     TaskName.FETCH_SCHEDULE: Queue.DEFAULT,
+    TaskName.BACKTEST_SWEEP_CHUNK: Queue.BACKTESTS,
 }
 TASK_ROUTES = {name: {"queue": queue.value} for name, queue in TASK_QUEUES.items()} | {
     "backtests.*": {"queue": Queue.BACKTESTS.value}
@@ -38,5 +40,7 @@ def task_send(name: str, *args) -> str:
 
     if current_app.conf.task_always_eager:
         current_app.loader.import_default_modules()  # registers the tasks (autodiscovery)
-        return current_app.tasks[name].apply_async(args).id
+        # apply(), not apply_async(): eager apply_async still takes a producer from the broker
+        # connection pool, and with no broker that logs a warning on every call.
+        return current_app.tasks[name].apply(args).id
     return current_app.send_task(name, args=args).id

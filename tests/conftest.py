@@ -94,6 +94,15 @@ def in_process_tasks():
 
 
 @pytest.fixture
+def gateway(sim, settings, tmp_path, in_process_tasks):
+    """Point the project at a fresh simulator and a fresh catalog; tasks run in this process."""
+    settings.IBKR_HOST = "127.0.0.1"
+    settings.IBKR_PORT = sim.port
+    settings.DATA_DIR = tmp_path
+    return sim
+
+
+@pytest.fixture
 def clean_broker():
     client = redis.Redis.from_url(django_settings.REDIS_URL)
     client.delete(*QUEUE_KEYS)

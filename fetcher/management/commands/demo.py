@@ -24,6 +24,19 @@ DEMO_FETCH = [
     "--timeframe",
     "DAILY",
 ]
+# Then a backtest on the demo's bars: two years, so the missing ones are fetched first.
+DEMO_BACKTEST = [
+    "--strategy",
+    "sma",
+    "--symbols",
+    "AAPL,MSFT,GOOGL",
+    "--start",
+    "2023-01-01",
+    "--end",
+    "2024-12-31",
+    "--data-source",
+    "ibkr",
+]
 
 
 def demo_dir() -> Path:
@@ -55,8 +68,8 @@ def in_demo_store() -> bool:
 
 class Command(BaseCommand):
     help = (
-        "Start the built-in gateway simulator, connect to it and fetch a month of daily bars, "
-        "in the demo's own store (data/demo)."
+        "Start the built-in gateway simulator, connect to it, fetch a month of daily bars, then "
+        "backtest an SMA crossover on two years of them, in the demo's own store (data/demo)."
     )
 
     def handle(self, *args, **options):
@@ -79,12 +92,29 @@ class Command(BaseCommand):
         except SystemExit as exc:
             if exc.code:
                 raise
+        picture = demo_dir() / "backtest.png"
+        backtest = [*DEMO_BACKTEST, "--plot", str(picture)]
+        out.print()
+        out.print(
+            "$ python manage.py backtest "
+            + " ".join([*DEMO_BACKTEST, "--plot", display_path(picture)])
+        )
+        try:
+            call_command("backtest", *backtest)
+        except SystemExit as exc:
+            if exc.code:
+                raise
         catalog = display_path(default_root())
         store = display_path(demo_dir())
         out.print()
         out.rule("Where to look next")
         out.print(
             f"- Parquet catalog: ls {catalog}  (read it with pyarrow, DuckDB or polars: docs/catalog.md)"
+        )
+        out.print(
+            f"- The backtest's equity and drawdown: {display_path(picture)}; its runs in the admin "
+            "(Backtest runs); a sweep: python manage.py backtest --symbols AAPL --start "
+            "2023-01-01 --end 2024-12-31 --fast 5:50:5 --slow 20:200:10 --heatmap sweep.png"
         )
         out.print("- Run it again: the second fetch makes no request (everything is stored)")
         out.print(

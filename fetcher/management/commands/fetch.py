@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from django.core.management.base import BaseCommand
@@ -13,9 +12,11 @@ from fetcher.cli import (
     check_database,
     console,
     display_path,
+    gateway_probe,
     ibkr_workers_alive,
     parse_date,
     property_table,
+    rth_arguments,
     run_source_label,
     tasks_in_process,
     user_errors,
@@ -24,7 +25,6 @@ from fetcher.domain.instruments import instrument_specs_parse
 from fetcher.domain.timeframes import WhatToShow, timeframe_parse
 from fetcher.exceptions import InvalidInput
 from fetcher.execution.executor import fetch_run_in_thread
-from fetcher.ibkr.connect import gateway_from_settings
 from fetcher.models import ItemStatus, RunStatus
 from fetcher.selectors import fetch_run_finished, fetch_run_stalled, fetch_run_summary
 from fetcher.services.fetch_runs import (
@@ -33,7 +33,6 @@ from fetcher.services.fetch_runs import (
     fetch_run_create,
     fetch_run_enqueue,
 )
-from fetcher.services.provenance import gateway_kind, store_source_check
 from fetcher.storage.catalog import default_root
 from fetcher.timings import STALE_AFTER_S
 
@@ -62,17 +61,7 @@ class Command(BaseCommand):
             default="TRADES",
             help="TRADES, MIDPOINT, BID, ASK, BID_ASK, ADJUSTED_LAST",
         )
-        rth = parser.add_mutually_exclusive_group()
-        rth.add_argument(
-            "--rth",
-            dest="use_rth",
-            action="store_true",
-            default=True,
-            help="regular trading hours only (default)",
-        )
-        rth.add_argument(
-            "--no-rth", dest="use_rth", action="store_false", help="include extended hours"
-        )
+        rth_arguments(parser)
         parser.add_argument(
             "--since-head", action="store_true", help="start at the gateway's first data point"
         )
@@ -117,7 +106,7 @@ class Command(BaseCommand):
         check_database()
         in_process = tasks_in_process()
         if in_process:
-            self._probe_gateway()
+            gateway_probe()
         else:
             check_broker()
         run = fetch_run_create(
@@ -163,22 +152,6 @@ class Command(BaseCommand):
         self._report(summary)
         if summary.run.status != RunStatus.SUCCEEDED:
             raise SystemExit(1)
-
-    def _probe_gateway(self) -> None:
-        """Fail before writing anything when the gateway cannot be reached, or when its bars
-        would mix with the store's (simulator and real bars never share a store)."""
-        gateway = gateway_from_settings()
-
-        async def probe():
-            try:
-                return await gateway.connect()
-            finally:
-                gateway.disconnect()
-
-        info = asyncio.run(probe())
-        store_source_check(
-            source=gateway_kind(info), account=info.account, catalog_root=default_root()
-        )
 
     def _follow(self, run_id: int, finished) -> None:
         from rich.progress import (

@@ -16,15 +16,6 @@ from tests.support import ROOT
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def gateway(sim, settings, tmp_path, in_process_tasks):
-    """Point the project at a fresh simulator and a fresh catalog."""
-    settings.IBKR_HOST = "127.0.0.1"
-    settings.IBKR_PORT = sim.port
-    settings.DATA_DIR = tmp_path
-    return sim
-
-
 def fetch(*args) -> int:
     try:
         call_command("fetch", *args)

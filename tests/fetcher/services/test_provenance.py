@@ -155,3 +155,6 @@ def test_the_demo_keeps_its_own_store(tmp_path):
     assert not (default_store / "ibdata.sqlite3").exists()
     demo = ROOT / "data" / "demo"
     assert json.loads((demo / "catalog" / SOURCE_FILE).read_text())["source"] == "simulator"
+    # It ends with a backtest on the demo's bars, and its picture.
+    assert "Backtest Results" in result.stdout and "Portfolio" in result.stdout
+    assert (demo / "backtest.png").read_bytes()[:4] == b"\x89PNG"

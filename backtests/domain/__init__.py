@@ -1,0 +1,1 @@
+"""Backtests without Django or I/O: strategies, the engine, commissions, metrics, sweep grids."""

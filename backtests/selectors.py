@@ -1,0 +1,257 @@
+"""Reads: the bars a backtest runs on (from the database or the Parquet catalog, with where they
+came from), coverage of a range, and stored runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from fetcher.domain.bars import BarBatch
+from fetcher.domain.instruments import InstrumentSpec
+from fetcher.domain.planning import plan_requests
+from fetcher.domain.ranges import resolve_range
+from fetcher.domain.sessions import session_table
+from fetcher.domain.time import date_epoch, from_epoch, local_midnight, zone_info
+from fetcher.domain.timeframes import BY_CODE, TimeframeSpec, WhatToShow
+from fetcher.exceptions import InvalidInput
+from fetcher.models import Instrument, Series
+from fetcher.selectors import bars_read, coverage_windows
+from fetcher.storage.catalog import catalog_read, catalog_venue, default_root
+
+from .models import BacktestRun, DataSource, RunKind
+
+# In the catalog's root: which gateway kind wrote its bars (fetcher.services.provenance).
+CATALOG_SOURCE_FILE = ".ibdata-source.json"
+
+
+@dataclass(frozen=True)
+class BarSet:
+    """The bars of one series over the range asked for, and where they came from."""
+
+    label: str  # the symbol as the user typed it
+    instrument: Instrument
+    timeframe: TimeframeSpec
+    what_to_show: WhatToShow
+    rth: bool
+    start: dt.date
+    end: dt.date
+    data_source: str
+    source: str  # GatewayKind of the bars
+    account: str
+    bars: BarBatch
+
+    @property
+    def key(self) -> tuple:
+        return (
+            self.data_source,
+            self.instrument.pk,
+            self.timeframe.code,
+            self.what_to_show,
+            self.rth,
+            self.start,
+            self.end,
+        )
+
+
+def instrument_find(*, spec: InstrumentSpec) -> Instrument | None:
+    """The stored instrument a typed spec names (exchange-qualified specs first)."""
+    found = Instrument.objects.filter(
+        symbol=spec.symbol, sec_type=spec.sec_type, currency=spec.currency
+    )
+    if spec.sec_type != "STK":
+        found = found.filter(exchange=spec.exchange)
+    elif spec.primary_exchange:
+        found = found.filter(primary_exchange=spec.primary_exchange)
+    return found.order_by("pk").first()
+
+
+def range_epochs(
+    *, instrument: Instrument, timeframe: TimeframeSpec, start: dt.date, end: dt.date
+) -> tuple[int, int]:
+    """[first, last) epoch seconds of dates start..end inclusive, in the space bars are stored
+    in: 00:00 UTC of each date for daily and longer bars, the exchange's midnight for intraday."""
+    after = end + dt.timedelta(days=1)
+    if not timeframe.intraday:
+        return date_epoch(start), date_epoch(after)
+    zone = zone_info(instrument.time_zone)
+    return local_midnight(start, zone), local_midnight(after, zone)
+
+
+def range_covered(
+    *,
+    instrument: Instrument,
+    timeframe: TimeframeSpec,
+    what_to_show: WhatToShow,
+    rth: bool,
+    start: dt.date,
+    end: dt.date,
+    now: float,
+) -> bool:
+    """True when a fetch of the range would make no request: the fetcher's own range and
+    planning (its first data, the complete bars, sessions, stored windows) leave nothing."""
+    covered = coverage_windows(
+        instrument_id=instrument.pk,
+        timeframe=timeframe.code,
+        what_to_show=int(what_to_show),
+        rth=rth,
+    )
+    head = instrument.head_timestamps.get(what_to_show.name)
+    first, last, _ = resolve_range(
+        start=start,
+        end=end,
+        since_head=False,
+        tf=timeframe,
+        zone=zone_info(instrument.time_zone),
+        head=dt.datetime.fromisoformat(head) if head else None,
+        covered=covered,
+        now=now,
+    )
+    sessions = session_table(
+        sec_type=instrument.sec_type,
+        exchange=instrument.exchange,
+        primary_exchange=instrument.primary_exchange,
+        time_zone=instrument.time_zone,
+    )
+    plan = plan_requests(
+        sessions=sessions, timeframe=timeframe, use_rth=rth, start=first, end=last, covered=covered
+    )
+    return not plan
+
+
+def _series_of(instrument: Instrument) -> list[Series]:
+    return list(Series.objects.filter(instrument=instrument, bar_count__gt=0))
+
+
+def _stored_elsewhere(series: list[Series], rth: bool) -> str:
+    names = sorted(
+        {
+            f"{BY_CODE[s.timeframe].name}{'' if s.rth == rth else (' RTH' if s.rth else ' ALL')}"
+            for s in series
+        }
+    )
+    return ", ".join(names)
+
+
+def backtest_bars_load(
+    *,
+    spec: InstrumentSpec,
+    timeframe: TimeframeSpec,
+    what_to_show: WhatToShow,
+    rth: bool,
+    start: dt.date,
+    end: dt.date,
+    data_source: str,
+    catalog_root: Path | None = None,
+) -> BarSet:
+    """One series' bars over start..end (inclusive dates), or InvalidInput saying what is
+    missing and how to get it."""
+    label = spec.label
+    fetch_hint = (
+        f"python manage.py fetch --instruments {label} --start {start} --end {end} "
+        f"--timeframe {timeframe.name}"
+    )
+    instrument = instrument_find(spec=spec)
+    series = _series_of(instrument) if instrument else []
+    if instrument is None or not series:
+        raise InvalidInput(f"no bars of {label} are stored (never fetched): run `{fetch_hint}`")
+    wanted = [
+        s
+        for s in series
+        if s.timeframe == timeframe.code and s.what_to_show == what_to_show and s.rth == rth
+    ]
+    if not wanted:
+        raise InvalidInput(
+            f"{label} has no {timeframe.name} {what_to_show.name} bars stored (stored: "
+            f"{_stored_elsewhere(series, rth)}): fetch them with `{fetch_hint}`"
+        )
+    stored = wanted[0]
+    first, last = range_epochs(instrument=instrument, timeframe=timeframe, start=start, end=end)
+    source, account = stored.source, stored.account
+    if data_source == DataSource.CATALOG:
+        root = Path(catalog_root) if catalog_root else default_root()
+        bars = catalog_read(
+            root=root,
+            symbol=instrument.local_symbol or instrument.symbol,
+            exchange=catalog_venue(instrument.primary_exchange, instrument.exchange),
+            currency=instrument.currency,
+            timeframe=timeframe,
+            what_to_show=what_to_show.name,
+            use_rth=rth,
+            start=first,
+            end=last,
+        )
+        marker = root / CATALOG_SOURCE_FILE
+        if marker.exists():
+            recorded = json.loads(marker.read_text())
+            source, account = recorded.get("source", ""), recorded.get("account", "")
+        where = f"the catalog {root}"
+    else:
+        bars = bars_read(
+            instrument_id=instrument.pk,
+            timeframe=timeframe.code,
+            what_to_show=int(what_to_show),
+            rth=rth,
+            start=first,
+            end=last,
+        )
+        where = "the database"
+    if not len(bars):
+        held = (
+            f"{stored.first_ts:%Y-%m-%d} to {stored.last_ts:%Y-%m-%d}"
+            if stored.first_ts and stored.last_ts
+            else "none"
+        )
+        raise InvalidInput(
+            f"no {timeframe.name} bars of {label} from {start} to {end} in {where} "
+            f"(stored: {held}): widen the range or run `{fetch_hint}`"
+        )
+    return BarSet(
+        label=label,
+        instrument=instrument,
+        timeframe=timeframe,
+        what_to_show=what_to_show,
+        rth=rth,
+        start=start,
+        end=end,
+        data_source=data_source,
+        source=source,
+        account=account,
+        bars=bars,
+    )
+
+
+def bars_version(*, instrument_id: int, timeframe: int, what_to_show: int, rth: bool) -> tuple:
+    """What changes when a series gains bars: keys a cache of loaded bars."""
+    row = (
+        Series.objects.filter(
+            instrument_id=instrument_id, timeframe=timeframe, what_to_show=what_to_show, rth=rth
+        )
+        .values_list("bar_count", "last_ts", "updated_at")
+        .first()
+    )
+    return tuple(str(v) for v in row) if row else ()
+
+
+def backtest_runs_of_group(*, group: str, kind: str | None = None) -> list[BacktestRun]:
+    runs = BacktestRun.objects.filter(group=group)
+    if kind:
+        runs = runs.filter(kind=kind)
+    return list(runs.order_by("pk"))
+
+
+def backtest_runs_count(*, group: str, kind: str = RunKind.SWEEP) -> int:
+    return BacktestRun.objects.filter(group=group, kind=kind).count()
+
+
+def sweep_points_done(*, group: str) -> set[tuple]:
+    """The parameter sets of a sweep already stored (a chunk delivered twice skips them)."""
+    rows = BacktestRun.objects.filter(group=group, kind=RunKind.SWEEP).values_list(
+        "params", flat=True
+    )
+    return {tuple(sorted(p.items())) for p in rows}
+
+
+def epoch_datetime(value: int) -> dt.datetime:
+    return from_epoch(int(value))

@@ -1,0 +1,1 @@
+"""Writes: backtest runs (single, portfolio, sweep points) and what they need first (bars)."""

@@ -1,0 +1,222 @@
+"""`manage.py backtest` end to end: the simulator over a socket, PostgreSQL, the catalog."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from backtests.models import BacktestRun, RunKind
+from backtests.services import bars as bars_service
+from fetcher.models import FetchRun, GatewayKind
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+GUIDE = ("--strategy", "sma", "--symbols", "AAPL", "--start", "2024-01-01", "--end", "2024-12-31")
+
+
+def test_the_guide_example_fetches_then_backtests(gateway, backtest):
+    code, out, err = backtest(*GUIDE, "--data-source", "ibkr")
+    assert code == 0, err
+    assert "Fetching the missing DAILY bars of AAPL first" in out
+    assert "Backtest Results" in out and "Sharpe Ratio" in out and "Trades of AAPL" in out
+    run = BacktestRun.objects.get()
+    assert run.kind == RunKind.SINGLE and run.symbol == "AAPL" and run.bars == 252
+    assert run.source == GatewayKind.SIMULATOR and run.data_source == "ibkr"
+    assert run.fetch_run is not None and run.params == {"fast": 10, "slow": 30}
+    assert run.metrics["# Trades"] == len(run.trades) > 0
+    assert run.equity[0][1] == 100_000 and len(run.equity) == 252
+    # Everything is stored now: a second backtest fetches nothing and asks the gateway nothing.
+    requests = gateway.stats.counts["historical_requests"]
+    code, out, err = backtest(*GUIDE)
+    assert code == 0, err
+    assert "Fetching" not in out and FetchRun.objects.count() == 1
+    assert gateway.stats.counts["historical_requests"] == requests
+    again = BacktestRun.objects.order_by("-pk").first()
+    assert again.metrics == run.metrics and again.fetch_run is None
+
+
+def test_json_is_one_object_with_backtestings_names(gateway, backtest):
+    code, out, err = backtest(
+        *GUIDE, "--json", "--commission", "ibkr", "--fast", "5", "--slow", "20"
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["params"] == {"fast": 5, "slow": 20} and data["symbol"] == "AAPL"
+    for key in ("Return [%]", "# Trades", "Sharpe Ratio", "Max. Drawdown Duration", "SQN"):
+        assert key in data
+    assert data["Commissions [$]"] > 0 and data["source"] == "simulator"
+    assert data["run_id"] == BacktestRun.objects.get().pk
+    assert "Fetching" in err  # notes go to stderr, so stdout stays one JSON object
+
+
+def test_database_and_catalog_give_the_same_backtest(gateway, backtest):
+    assert backtest(*GUIDE)[0] == 0
+    results = []
+    for source in ("db", "catalog"):
+        code, out, err = backtest(*GUIDE, "--data-source", source, "--json")
+        assert code == 0, err
+        results.append(
+            {k: v for k, v in json.loads(out).items() if k not in ("run_id", "data_source")}
+        )
+    assert results[0] == results[1]
+
+
+def test_several_symbols_and_an_equal_weight_portfolio(gateway, backtest, tmp_path):
+    picture = tmp_path / "pictures" / "equity.png"
+    code, out, err = backtest(
+        "--symbols",
+        "AAPL,MSFT,GOOGL",
+        "--start",
+        "2023-01-01",
+        "--end",
+        "2024-12-31",
+        "--plot",
+        str(picture),
+    )
+    assert code == 0, err
+    assert "Portfolio" in out and "Trades of MSFT" in out and "Trades of GOOGL" in out
+    runs = BacktestRun.objects.order_by("pk")
+    assert [r.kind for r in runs] == [RunKind.SINGLE] * 3 + [RunKind.PORTFOLIO]
+    portfolio = runs[3]
+    assert portfolio.symbol == "AAPL,MSFT,GOOGL" and len({r.group for r in runs}) == 1
+    singles = runs[:3]
+    assert portfolio.metrics["# Trades"] == sum(r.metrics["# Trades"] for r in singles)
+    assert portfolio.equity[0][1] == pytest.approx(100_000)
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_sweep_runs_in_process_reads_the_bars_once_and_draws_a_heatmap(
+    gateway, backtest, tmp_path
+):
+    assert backtest(*GUIDE)[0] == 0
+    heatmap = tmp_path / "sweep.png"
+    loads = bars_service.loads["count"]
+    code, out, err = backtest(
+        *GUIDE,
+        "--fast",
+        "5:20:5",
+        "--slow",
+        "20:60:20",
+        "--maximize",
+        "sharpe ratio",
+        "--heatmap",
+        str(heatmap),
+        "--data-source",
+        "db",
+    )
+    assert code == 0, err
+    assert "Sweep of 11 points on AAPL" in out and "1 points skipped" in out
+    assert "Best 5 of 11 by Sharpe Ratio" in out
+    assert BacktestRun.objects.filter(kind=RunKind.SWEEP).count() == 11
+    assert bars_service.loads["count"] == loads + 1  # the command's read, shared by every chunk
+    assert heatmap.read_bytes()[:4] == b"\x89PNG"
+    best = json.loads(
+        backtest(*GUIDE, "--fast", "5:20:5", "--slow", "20:60:20", "--json", "--data-source", "db")[
+            1
+        ]
+    )["best"]
+    sharpes = [b["Sharpe Ratio"] for b in best]
+    assert sharpes == sorted(sharpes, reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--symbols", "AAPL", "--start", "2024-02-01", "--end", "2024-01-01"), "empty range"),
+        (
+            (
+                "--symbols",
+                "AAPL",
+                "--start",
+                "2024-01-06",
+                "--end",
+                "2024-01-07",
+                "--data-source",
+                "db",
+            ),
+            "no DAILY bars of AAPL from 2024-01-06 to 2024-01-07",
+        ),
+        (
+            ("--symbols", "MSFT", "--start", "2024-01-01", "--data-source", "db"),
+            "no bars of MSFT are stored (never fetched)",
+        ),
+        (
+            ("--symbols", "MSFT", "--start", "2024-01-01", "--data-source", "catalog"),
+            "no bars of MSFT are stored (never fetched)",
+        ),
+        (
+            (
+                "--symbols",
+                "AAPL",
+                "--start",
+                "2024-01-01",
+                "--timeframe",
+                "1-HOUR",
+                "--data-source",
+                "db",
+            ),
+            "AAPL has no 1-HOUR TRADES bars stored (stored: DAILY)",
+        ),
+        (
+            ("--symbols", "AAPL", "--start", "2024-01-01", "--fast", "30", "--slow", "10"),
+            "--fast 30 must be smaller than --slow 10",
+        ),
+        (
+            (
+                "--symbols",
+                "AAPL",
+                "--start",
+                "2024-01-01",
+                "--end",
+                "2024-01-31",
+                "--data-source",
+                "db",
+            ),
+            "21 DAILY bars from 2024-01-01 to 2024-01-31, but sma",
+        ),
+        (("--symbols", "AAPL", "--start", "2024-01-01", "--strategy", "rsi"), "unknown strategy"),
+        (("--symbols", "AAPL", "--start", "2024-01-01", "--commission", "x"), "neither a fraction"),
+        (("--symbols", "AAPL", "--start", "2024-01-01", "--data-source", "csv"), "--data-source"),
+        (("--symbols", "AAPL", "--start", "2024-01-01", "--fast", "5:x"), "not a whole number"),
+        (("--symbols", "AAPL", "--start", "2024-01-01", "--cash", "-5"), "positive amount"),
+        (
+            ("--symbols", "AAPL,MSFT", "--start", "2024-01-01", "--fast", "5:10:5"),
+            "a sweep takes one symbol",
+        ),
+        (
+            (
+                "--symbols",
+                "AAPL",
+                "--start",
+                "2024-01-01",
+                "--fast",
+                "5:10:5",
+                "--maximize",
+                "Happiness",
+            ),
+            "is not a metric",
+        ),
+        (("--symbols", "AA$PL", "--start", "2024-01-01"), "malformed instrument"),
+        (("--symbols", "AAPL", "--start", "2024-01-01", "--top", "x"), "--top 'x' is not a whole"),
+        (("--symbols", "AAPL", "--start", "2024-01-01", "--chunk", "0"), "must be at least 1"),
+        (("--start", "2024-01-01"), "no symbols given"),
+        (("--symbols", "AAPL"), "no --start given"),
+    ],
+)
+def test_bad_input_is_one_line_and_stores_nothing(gateway, backtest, args, message):
+    assert backtest(*GUIDE)[0] == 0  # AAPL DAILY 2024 is stored
+    runs = BacktestRun.objects.count()
+    code, out, err = backtest(*args)
+    assert code != 0
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert BacktestRun.objects.count() == runs
+
+
+def test_an_unknown_symbol_fails_its_fetch_in_one_line(gateway, backtest):
+    code, out, err = backtest("--symbols", "XYZQ", "--start", "2024-01-01", "--end", "2024-03-01")
+    assert code == 1
+    assert "fetching the missing bars failed" in err and "XYZQ" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert BacktestRun.objects.count() == 0
