@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from fetcher.models import Bar, FetchRun, Instrument, RunStatus
-from tests.support import DEPLOYED_SHAPE, ROOT
+from tests.support import DEPLOYED_SHAPE, ROOT, recent_sessions
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -82,9 +82,11 @@ def fetch_history(
     shot_name: str,
     timeframe: str = "DAILY",
     until: str = "succeeded",
+    start: str = "2024-01-02",
+    end: str = "2024-03-28",
 ) -> int:
-    """Select one instrument, 'Fetch history...' of Q1 2024, and wait on the run's page until
-    the run reads `until`; the run's id."""
+    """Select one instrument, 'Fetch history...' (Q1 2024 by default), and wait on the run's
+    page until the run reads `until`; the run's id."""
     from playwright.sync_api import expect
 
     page.goto(f"{base}/admin/fetcher/instrument/")
@@ -93,8 +95,8 @@ def fetch_history(
     page.click("button[name=index]")
     expect(page.locator("#fetch-history-form")).to_be_visible()
     page.select_option("#id_timeframe", timeframe)
-    page.fill("#id_start", "2024-01-02")
-    page.fill("#id_end", "2024-03-28")
+    page.fill("#id_start", start)
+    page.fill("#id_end", end)
     shot(page, f"{shot_name}-form")
     page.click("input[name=apply]")
     message = page.locator(".messagelist li.success")
@@ -169,9 +171,18 @@ def test_cancel_a_running_fetch_from_its_page(browser_page, live_server, sim, wo
     page.goto(f"{base}/admin/fetcher/instrument/add/")
     log_in(page)
     add_instrument(page, base, "AAPL", "STK", "SMART")
-    # 1-second bars for a quarter: thousands of requests under IBKR's pacing, hours of work
+    # 1-second bars for weeks (kept six months: recent sessions): thousands of requests
+    # under IBKR's pacing, hours of work
+    sessions = recent_sessions(20)
     run_id = fetch_history(
-        page, base, "AAPL", shot_name="cancel", timeframe="1-SECOND", until="running"
+        page,
+        base,
+        "AAPL",
+        shot_name="cancel",
+        timeframe="1-SECOND",
+        until="running",
+        start=sessions[0].isoformat(),
+        end=sessions[-1].isoformat(),
     )
     page.click("#cancel-run")
     expect(page.locator(".messagelist li.success")).to_contain_text(f"Run {run_id} cancelled.")
