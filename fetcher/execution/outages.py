@@ -25,23 +25,26 @@ def database_patient(fn):
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        for attempt in Retrying(
+        retrying = Retrying(
             retry=retry_if_exception_type(DATABASE_GONE),
-            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
             stop=stop_after_delay(DATABASE_OUTAGE_MAX_S),
+            before=_reconnect,
             before_sleep=lambda state: _waiting(state, fn),
             reraise=True,
-        ):
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    connection.close()  # the broken link: the next query opens a new one
-                result = fn(*args, **kwargs)
-                if attempt.retry_state.attempt_number > 1:
-                    log.warning("database reachable again: %s goes on", fn.__name__)
-                return result
-        raise AssertionError("unreachable")  # pragma: no cover
+        )
+        result = retrying(fn, *args, **kwargs)
+        if retrying.statistics["attempt_number"] > 1:
+            log.warning("database reachable again: %s goes on", fn.__name__)
+        return result
 
     return call
+
+
+def _reconnect(state) -> None:
+    """Before a retry: drop the broken link, so the next query opens a new one."""
+    if state.attempt_number > 1:
+        connection.close()
 
 
 def _waiting(state, fn) -> None:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+from .outages import one_line
+
+log = logging.getLogger("ibdata.fetch")
 
 PROGRESS_STATE = "PROGRESS"
 # Flower builds its task pages from task events, and a custom event type becomes the task's
@@ -36,6 +41,7 @@ class TaskProgress:
         self._last = 0.0
         self._later: asyncio.TimerHandle | None = None
         self._lock = threading.Lock()
+        self._failing = False  # the last publication failed (said once in the log)
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="task-progress")
 
     def __call__(self, event: dict) -> None:
@@ -60,9 +66,18 @@ class TaskProgress:
         with self._lock:
             if not self.enabled:
                 return
-            self.task.update_state(task_id=self.task_id, state=PROGRESS_STATE, meta=meta)
-            with self.task.app.events.default_dispatcher(hostname=self.hostname) as dispatcher:
-                dispatcher.send(PROGRESS_EVENT, uuid=self.task_id, result=meta)
+            try:
+                self.task.update_state(task_id=self.task_id, state=PROGRESS_STATE, meta=meta)
+                with self.task.app.events.default_dispatcher(hostname=self.hostname) as events:
+                    events.send(PROGRESS_EVENT, uuid=self.task_id, result=meta)
+            except Exception as exc:  # progress is for display: the run goes on without it
+                if not self._failing:
+                    log.warning("progress not published (%s): the run goes on", one_line(exc))
+                self._failing = True
+            else:
+                if self._failing:
+                    log.warning("progress published again")
+                self._failing = False
 
     def close(self) -> None:
         with self._lock:
