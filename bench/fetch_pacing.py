@@ -70,17 +70,11 @@ def setup_django(port: int, scale: float, workdir: Path) -> None:
 
 
 def sessions(n: int) -> tuple[dt.date, dt.date]:
-    """The last n full sessions ending two weeks ago: bars of 30 s or less are kept for six
-    months only."""
-    import exchange_calendars as xcals
+    """The last n full sessions ending two weeks ago (the tests' choice): bars of 30 s or less
+    are kept for six months only. Called once Django is set up."""
+    from tests.support import recent_sessions
 
-    today = dt.date.today()
-    start = (today - dt.timedelta(days=120)).isoformat()
-    schedule = xcals.get_calendar("XNYS", start=start, end=today.isoformat()).schedule
-    hours = (schedule["close"] - schedule["open"]).dt.total_seconds()
-    last = today - dt.timedelta(days=14)
-    days = [d.date() for d, h in zip(schedule.index, hours, strict=True) if h == 6.5 * 3600]
-    days = [d for d in days if d <= last][-n:]
+    days = recent_sessions(n)
     return days[0], days[-1]
 
 
