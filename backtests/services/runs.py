@@ -123,7 +123,7 @@ def equity_json(ts: np.ndarray, equity: np.ndarray) -> list[list[float]]:
     return [[int(t), float(e)] for t, e in zip(ts.tolist(), equity.tolist(), strict=True)]
 
 
-def backtest_run_store(
+def run_fields(
     *,
     barset: BarSet,
     strategy: Strategy,
@@ -138,43 +138,9 @@ def backtest_run_store(
     symbol: str | None = None,
     fetch_run_id: int | None = None,
     with_curves: bool = True,
-) -> BacktestRun:
-    """Record one backtest (a sweep point keeps its metrics only: no trades, no curve)."""
-    return BacktestRun.objects.create(
-        **run_fields(
-            barset=barset,
-            strategy=strategy,
-            params=params,
-            settings=settings,
-            group=group,
-            kind=kind,
-            ts=ts,
-            result=result,
-            metrics=metrics,
-            elapsed_ms=elapsed_ms,
-            symbol=symbol,
-            fetch_run_id=fetch_run_id,
-            with_curves=with_curves,
-        )
-    )
-
-
-def run_fields(
-    *,
-    barset,
-    strategy,
-    params,
-    settings,
-    group,
-    kind,
-    ts,
-    result,
-    metrics,
-    elapsed_ms,
-    symbol=None,
-    fetch_run_id=None,
-    with_curves=True,
 ) -> dict:
+    """A BacktestRun's fields: what was asked, on which bars, and what came out (a sweep point
+    keeps its metrics only: no trades, no curve)."""
     return {
         "group": group,
         "kind": kind,
@@ -322,19 +288,21 @@ def backtest_portfolio(
     result = BacktestResult(equity, trades, None, warmup, float(trades.commission.sum()))
     elapsed_ms = (time.perf_counter() - began) * 1000
     label = "Portfolio (" + ", ".join(b.label for b in barsets) + ")"
-    run = backtest_run_store(
-        barset=barsets[0],
-        strategy=strategy,
-        params=params,
-        settings=settings,
-        group=group,
-        kind=RunKind.PORTFOLIO,
-        ts=union,
-        result=result,
-        metrics=metrics,
-        elapsed_ms=elapsed_ms,
-        symbol=",".join(b.label for b in barsets),
-        fetch_run_id=fetch_run_id,
+    run = BacktestRun.objects.create(
+        **run_fields(
+            barset=barsets[0],
+            strategy=strategy,
+            params=params,
+            settings=settings,
+            group=group,
+            kind=RunKind.PORTFOLIO,
+            ts=union,
+            result=result,
+            metrics=metrics,
+            elapsed_ms=elapsed_ms,
+            symbol=",".join(b.label for b in barsets),
+            fetch_run_id=fetch_run_id,
+        )
     )
     return Outcome(run, label, union, market, result, metrics)
 
