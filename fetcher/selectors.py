@@ -29,6 +29,7 @@ from .models import (
     Series,
 )
 from .queues import TaskName
+from .storage.bars import bars_select
 
 FINISHED_RUN = (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.CANCELLED)
 FINISHED_ITEM = (ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED)
@@ -225,28 +226,29 @@ def bars_read(
     start: int,
     end: int,
     last: int | None = None,
+    first: int | None = None,
 ) -> BarBatch:
     """Stored bars of one series with start <= ts < end (epoch seconds), sorted, as columns;
-    only the `last` ones of the range when given.
+    only the `first` or the `last` ones of the range when given.
 
-    One primary-key range scan; the database turns timestamps into epoch seconds, so rows
-    come back as plain numbers (no datetime or model objects)."""
+    One primary-key range scan, with no datetime or model objects: PostgreSQL sends binary
+    records numpy reads as they are (storage.bars.bars_select); elsewhere the database turns
+    timestamps into epoch seconds."""
     connection = connections[router.db_for_read(Bar)]
-    if connection.vendor == "postgresql":
-        epoch_sql = "EXTRACT(EPOCH FROM ts)::bigint"
-    elif connection.vendor == "sqlite":
-        epoch_sql = "CAST(strftime('%%s', ts) AS INTEGER)"
-    else:
-        epoch_sql = None
-    columns = "open, high, low, close, volume, wap, bar_count"
-    sql = (
-        f"SELECT {epoch_sql or 'ts'}, {columns} FROM fetcher_bar "
-        "WHERE instrument_id = %s AND timeframe = %s AND what_to_show = %s AND rth = %s "
-        "AND ts >= %s AND ts < %s ORDER BY ts"
+    where = (
+        "instrument_id = %s AND timeframe = %s AND what_to_show = %s AND rth = %s "
+        "AND ts >= %s AND ts < %s"
     )
     params = [instrument_id, timeframe, what_to_show, rth, from_epoch(start), from_epoch(end)]
+    if connection.vendor == "postgresql":
+        return bars_select(connection, where=where, params=params, first=first, last=last)
+    epoch_sql = "CAST(strftime('%%s', ts) AS INTEGER)" if connection.vendor == "sqlite" else "ts"
+    columns = "open, high, low, close, volume, wap, bar_count"
+    sql = f"SELECT {epoch_sql}, {columns} FROM fetcher_bar WHERE {where} ORDER BY ts"
     if last is not None:
         sql, params = f"{sql} DESC LIMIT %s", [*params, last]
+    elif first is not None:
+        sql, params = f"{sql} LIMIT %s", [*params, first]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -254,7 +256,7 @@ def bars_read(
         rows.reverse()
     if not rows:
         return BarBatch.empty()
-    if epoch_sql is None:
+    if connection.vendor != "sqlite":
         rows = [(int(r[0].timestamp()), *r[1:]) for r in rows]
     values = np.array(rows, dtype=np.float64)
     return BarBatch(

@@ -110,3 +110,9 @@ def session_table(
     if sec_type == "CASH":
         return _table("FX", DEFAULT_ZONE)
     return _table("WEEKDAYS", zone)
+
+
+def session_tables_preload() -> None:
+    """Build the US equity calendar ahead of the first run (a fraction of a second of CPU, once
+    per process): a worker that says it is ready plans its first run as fast as the next."""
+    _table("XNYS", DEFAULT_ZONE)

@@ -16,6 +16,7 @@ import signal
 import threading
 from concurrent.futures import Future
 
+from fetcher.domain.sessions import session_tables_preload
 from fetcher.exceptions import ClientIdInUse, GatewayUnavailable
 from fetcher.ibkr.connect import gateway_from_settings
 from fetcher.ibkr.gateway import Gateway
@@ -162,6 +163,7 @@ def ibkr_worker_start(consumer) -> None:
     queues = {q.name for q in consumer.task_consumer.queues} if consumer is not None else set()
     if Queue.IBKR not in queues:
         return
+    session_tables_preload()
     loop = gateway_loop()
     try:
         loop.run(loop.connected_gateway(timeout=WORKER_CONNECT_WAIT_S))

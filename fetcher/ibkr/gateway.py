@@ -271,29 +271,27 @@ class Gateway:
         carry a YYYYMMDD session date, stored at 00:00 UTC of that date (as _to_batch does)."""
         req_id, n = int(fields[1]), int(fields[4])
         if n:
-            cells = np.array(fields[5 : 5 + n * HISTORICAL_BAR_FIELDS]).reshape(
-                n, HISTORICAL_BAR_FIELDS
-            )
-            dates = cells[:, 0]
-            if len(dates[0]) == len("YYYYMMDD"):
-                ts = np.array(
-                    [
-                        (dt.date(int(d[:4]), int(d[4:6]), int(d[6:])) - EPOCH_DATE).days * DAY
-                        for d in dates
-                    ],
-                    dtype=np.int64,
-                )
+            # every field is a number (dates too: epoch seconds or YYYYMMDD), and float64 holds
+            # each exactly: numpy parses them all in one C loop
+            cells = np.array(fields[5 : 5 + n * HISTORICAL_BAR_FIELDS], dtype=np.float64)
+            cells = cells.reshape(n, HISTORICAL_BAR_FIELDS)
+            dates = cells[:, 0].astype(np.int64)
+            if len(fields[5]) == len("YYYYMMDD"):
+                days = np.array(
+                    [f"{d // 10000:04d}-{d // 100 % 100:02d}-{d % 100:02d}" for d in dates],
+                    dtype="datetime64[D]",
+                ).astype(np.int64)
+                ts = days * DAY
             else:
-                ts = dates.astype(np.int64)
-            values = cells[:, 1:7].astype(np.float64)
+                ts = dates
             self._decoded[req_id] = BarBatch.from_columns(
                 ts=ts,
-                open=values[:, 0],
-                high=values[:, 1],
-                low=values[:, 2],
-                close=values[:, 3],
-                volume=np.maximum(values[:, 4], 0.0),  # -1 where volume has no meaning
-                wap=values[:, 5],
+                open=cells[:, 1],
+                high=cells[:, 2],
+                low=cells[:, 3],
+                close=cells[:, 4],
+                volume=np.maximum(cells[:, 5], 0.0),  # -1 where volume has no meaning
+                wap=cells[:, 6],
                 bar_count=np.maximum(cells[:, 7].astype(np.int64), 0),
             )
         self.ib.wrapper.historicalDataEnd(req_id, fields[2], fields[3])

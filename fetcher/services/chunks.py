@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 
 from fetcher.domain.bars import BarBatch
 from fetcher.domain.time import epoch, from_epoch
@@ -21,21 +21,22 @@ def chunks_store(*, results: list[tuple[int, BarBatch, int]]) -> int:
     """Store answered requests, each given as (chunk id, its bars, covered until): their bars
     (one COPY for all of them), coverage and chunk states, in one transaction.
 
-    Safe to repeat: bars are upserted, and a chunk already stored is not counted again."""
-    chunks = {
-        c.pk: c
-        for c in FetchChunk.objects.select_related("run").filter(pk__in=[r[0] for r in results])
-    }
-    todo = [
-        (chunks[pk], batch, until)
-        for pk, batch, until in results
-        if chunks[pk].status not in FINISHED_CHUNK
-    ]
-    if not todo:
-        return 0
-    run = todo[0][0].run
+    Safe to repeat: bars are upserted, and a chunk already stored is not counted again (its
+    row is locked while it is stored, so a redelivered run waits and then skips it)."""
+    given = {pk: (batch, until) for pk, batch, until in results}
     with transaction.atomic():
-        for instrument_id in {c.instrument_id for c, _, _ in todo}:
+        chunks = [
+            c
+            for c in FetchChunk.objects.select_related("run")
+            .select_for_update(of=("self",))
+            .filter(pk__in=given)
+            .order_by("pk")
+            if c.status not in FINISHED_CHUNK
+        ]
+        if not chunks:
+            return 0
+        run = chunks[0].run
+        for instrument_id in {c.instrument_id for c in chunks}:
             series_claim(
                 instrument_id=instrument_id,
                 timeframe=run.timeframe,
@@ -47,7 +48,8 @@ def chunks_store(*, results: list[tuple[int, BarBatch, int]]) -> int:
         written = bars_upsert_many(
             series=[
                 SeriesBatch(c.instrument_id, run.timeframe, run.what_to_show, run.use_rth, batch)
-                for c, batch, _ in todo
+                for c in chunks
+                for batch in [given[c.pk][0]]
             ],
             fresh=True,
         )
@@ -61,24 +63,28 @@ def chunks_store(*, results: list[tuple[int, BarBatch, int]]) -> int:
                 end=from_epoch(min(epoch(c.window_end), until)),
                 source=run.source,
             )
-            for c, _, until in todo
+            for c in chunks
+            for until in [given[c.pk][1]]
             if min(epoch(c.window_end), until) > epoch(c.window_start)
         )
+        received = {c.pk: len(given[c.pk][0]) for c in chunks}
+        FetchChunk.objects.filter(pk__in=received).update(
+            status=Case(
+                *(
+                    When(pk=pk, then=Value(ChunkStatus.EMPTY))
+                    for pk, n in received.items()
+                    if not n
+                ),
+                default=Value(ChunkStatus.DONE),
+            ),
+            bars_received=Case(*(When(pk=pk, then=Value(n)) for pk, n in received.items())),
+            attempts=F("attempts") + 1,
+        )
         per_item: dict[int, list[int]] = {}
-        for c, batch, _ in todo:
-            updated = (
-                FetchChunk.objects.filter(pk=c.pk)
-                .exclude(status__in=FINISHED_CHUNK)
-                .update(
-                    status=ChunkStatus.DONE if len(batch) else ChunkStatus.EMPTY,
-                    bars_received=len(batch),
-                    attempts=F("attempts") + 1,
-                )
-            )
-            if updated:
-                counts = per_item.setdefault(c.item_id, [0, 0])
-                counts[0] += len(batch)
-                counts[1] += 1
+        for c in chunks:
+            counts = per_item.setdefault(c.item_id, [0, 0])
+            counts[0] += received[c.pk]
+            counts[1] += 1
         for item_id, (bars, done) in per_item.items():
             fetch_run_progress_add(
                 run_id=run.pk, item_id=item_id, chunks_done=done, bars=bars, requests=done

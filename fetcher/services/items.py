@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from django.db import transaction
 
 from fetcher.domain.instruments import InstrumentSpec
 from fetcher.domain.planning import PlannedRequest
-from fetcher.domain.time import DAY, epoch, from_epoch
+from fetcher.domain.time import epoch, from_epoch
 from fetcher.domain.timeframes import BY_CODE, WhatToShow
 from fetcher.models import FetchChunk, FetchRunItem, ItemStatus
 from fetcher.selectors import bars_read
@@ -19,7 +20,7 @@ from .progress import fetch_run_progress_add
 from .series import series_refresh
 
 NOTE_MAX_CHARS = 200
-CATALOG_SLICE_BARS = 250_000  # bars read back from the database at a time
+CATALOG_SLICE_BARS = 500_000  # most bars read back from the database at a time
 
 
 def item_plan(
@@ -99,22 +100,24 @@ def item_store_finish(*, item_id: int, catalog_root: Path) -> int:
 
 def item_catalog_export(*, item: FetchRunItem, catalog_root: Path) -> int:
     """Merge an item's stored bars into the Parquet catalog, from the database (the source of
-    truth), in slices. Idempotent: after a crash the next run of the item writes it again."""
+    truth), one catalog partition (a UTC year) at a time: a year read whole when it holds at
+    most CATALOG_SLICE_BARS bars (one merge per file), else in slices of that many. Idempotent:
+    after a crash the next run of the item writes it again."""
     run, instrument = item.run, item.instrument
     timeframe = BY_CODE[run.timeframe]
-    step = max(DAY, CATALOG_SLICE_BARS * timeframe.seconds) if timeframe.intraday else None
     start, end = epoch(item.start), epoch(item.end)
     written = 0
     cursor = start
     while cursor < end:
-        upto = end if step is None else min(end, cursor + step)
+        year_end = min(end, _next_year(cursor))
         batch = bars_read(
             instrument_id=instrument.pk,
             timeframe=run.timeframe,
             what_to_show=run.what_to_show,
             rth=run.use_rth,
             start=cursor,
-            end=upto,
+            end=year_end,
+            first=CATALOG_SLICE_BARS,
         )
         if len(batch):
             written += catalog_write(
@@ -127,5 +130,12 @@ def item_catalog_export(*, item: FetchRunItem, catalog_root: Path) -> int:
                 use_rth=run.use_rth,
                 batch=batch,
             )
-        cursor = upto
+        full = len(batch) == CATALOG_SLICE_BARS
+        cursor = int(batch.ts[-1]) + 1 if full else year_end
     return written
+
+
+def _next_year(ts: int) -> int:
+    """The start of the UTC year after the one `ts` falls in (epoch seconds)."""
+    year = dt.datetime.fromtimestamp(ts, dt.UTC).year
+    return int(dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC).timestamp())

@@ -13,20 +13,21 @@ from .provenance import source_mismatch
 
 def series_claim(
     *, instrument_id: int, timeframe: int, what_to_show: int, rth: bool, source: str, account: str
-) -> Series:
+) -> None:
     """The Series bars are about to be written to, created with its source when new; refused
     when it holds bars of another kind (the same check as store_source_check, per series)."""
+    key = {"instrument_id": instrument_id, "timeframe": timeframe, "what_to_show": what_to_show}
+    claimed = Series.objects.filter(**key, rth=rth).values_list("source", "account").first()
+    if claimed is not None:  # the common case: written to before, one plain read
+        if claimed[0] != source:
+            raise source_mismatch(claimed, (source, account), "This database")
+        return
     with transaction.atomic():
         series, _ = Series.objects.get_or_create(
-            instrument_id=instrument_id,
-            timeframe=timeframe,
-            what_to_show=what_to_show,
-            rth=rth,
-            defaults={"source": source, "account": account},
+            **key, rth=rth, defaults={"source": source, "account": account}
         )
     if series.source != source:
         raise source_mismatch((series.source, series.account), (source, account), "This database")
-    return series
 
 
 def series_refresh(*, instrument_id: int, timeframe: int, what_to_show: int, rth: bool) -> None:

@@ -9,6 +9,7 @@ from django.db import IntegrityError, connection, transaction
 from fetcher.domain.bars import COLUMNS, BarBatch
 from fetcher.domain.timeframes import TIMEFRAMES, WhatToShow
 from fetcher.models import Bar, Instrument
+from fetcher.selectors import bars_read
 from fetcher.storage.bars import bars_upsert
 
 M1, M5 = TIMEFRAMES["1-MINUTE"].code, TIMEFRAMES["5-MINUTE"].code
@@ -151,11 +152,11 @@ def test_timestamps_round_trip_exactly_as_utc(instrument):
         assert [row[0] for row in cursor.fetchall()] == moments
 
 
-def test_prices_round_trip_bit_for_bit(instrument):
+def awkward_bars(ts) -> BarBatch:
+    """Six bars of values that do not survive a decimal round trip, and the largest count."""
     values = [0.1 + 0.2, 1e-300, 123_456_789.123_456_79, -1.0, 0.0, 5e15]
-    n = len(values)
-    batch = BarBatch.from_columns(
-        ts=minutes(0, n),
+    return BarBatch.from_columns(
+        ts=ts,
         open=values,
         high=values[::-1],
         low=values,
@@ -164,6 +165,10 @@ def test_prices_round_trip_bit_for_bit(instrument):
         wap=values,
         bar_count=[0, 1, 2**31 - 1, 3, 4, 5],
     )
+
+
+def test_prices_round_trip_bit_for_bit(instrument):
+    batch = awkward_bars(minutes(0, 6))
 
     upsert(instrument, batch, fresh=True)
 
@@ -279,3 +284,25 @@ def test_many_windows_refuse_an_unknown_instrument(instrument):
     with pytest.raises(IntegrityError):
         bars_upsert_many(series=series, fresh=True)
     assert Bar.objects.count() == 0
+
+
+def test_bars_read_returns_the_stored_bars_bit_for_bit(instrument):
+    """bars_read (one binary COPY on PostgreSQL) equals what the ORM reads: every column, the
+    range's bounds, the `last` ones of a range, and nothing for an empty range."""
+    batch = awkward_bars(np.concatenate([minutes(0, 3), minutes(10_000, 3)]))
+    upsert(instrument, batch, fresh=True)
+    upsert(instrument, make_bars(minutes(0, 2)), timeframe=M5)  # another series, not read
+    key = {"instrument_id": instrument.id, "timeframe": M1, "what_to_show": WhatToShow.TRADES}
+
+    whole = bars_read(**key, rth=True, start=int(T0), end=int(minutes(10_003, 1)[0]))
+    assert rows_of(whole) == stored(instrument)
+    assert whole.ts.dtype == np.int64 and whole.bar_count.dtype == np.int64
+
+    inner = bars_read(**key, rth=True, start=int(minutes(1, 1)[0]), end=int(minutes(10_001, 1)[0]))
+    assert rows_of(inner) == stored(instrument)[1:4]
+    last = bars_read(**key, rth=True, start=int(T0), end=int(minutes(20_000, 1)[0]), last=2)
+    assert rows_of(last) == stored(instrument)[-2:]
+    assert (
+        len(bars_read(**key, rth=True, start=int(minutes(5, 1)[0]), end=int(minutes(9, 1)[0]))) == 0
+    )
+    assert len(bars_read(**key, rth=False, start=int(T0), end=int(minutes(20_000, 1)[0]))) == 0
