@@ -6,12 +6,16 @@
 -- `now` (ARGV[1]; empty: the server's clock) is never earlier than the latest admission
 -- (KEYS[1]): a process that read its clock before another one was admitted cannot slip in
 -- behind it, so the recorded times stay ordered.
--- KEYS: 1 clock, 2 messages, 3 open, 4 hold, 5 total, then for each request i (from 0):
---       6 + 2i identical, 7 + 2i contract
+-- The state has an epoch (KEYS[6]), made anew when the keys are gone (Redis restarted empty,
+-- or nothing was admitted for the longest window). A caller that names another epoch than the
+-- current one (ARGV[13]) gets {at, {}, epoch} and nothing is done: it first restores what it
+-- remembers (seed.lua), then asks again.
+-- KEYS: 1 clock, 2 messages, 3 open, 4 hold, 5 total, 6 epoch, then for each request i (from 0):
+--       7 + 2i identical, 8 + 2i contract
 -- ARGV: 1 now, 2 ttl slack, 3 messages max, 4 messages window, 5 max open, 6 open lease,
 --       7 identical window, 8 contract max, 9 contract window, 10 total max, 11 total window,
---       12 hold seconds (0: none), 13 number of releases r, then r release tokens,
---       then for each request: token, small (1/0), weight
+--       12 hold seconds (0: none), 13 the epoch the caller knows ('' if none), 14 number of
+--       releases r, then r release tokens, then for each request: token, small (1/0), weight
 local now = tonumber(ARGV[1])
 if now == nil then
   local t = redis.call('TIME')
@@ -26,10 +30,21 @@ local identical_window = tonumber(ARGV[7])
 local contract_max, contract_window = tonumber(ARGV[8]), tonumber(ARGV[9])
 local total_max, total_window = tonumber(ARGV[10]), tonumber(ARGV[11])
 local hold_s = tonumber(ARGV[12])
-local releases = tonumber(ARGV[13])
+local releases = tonumber(ARGV[14])
+local longest = math.max(messages_window, open_lease, identical_window, contract_window, total_window)
 
 local function ttl_ms(window)
   return math.ceil((window + slack) * 1000)
+end
+
+local epoch = redis.call('GET', KEYS[6])
+if not epoch then
+  local t = redis.call('TIME')
+  epoch = t[1] .. '.' .. t[2]
+  redis.call('SET', KEYS[6], epoch, 'PX', ttl_ms(longest))
+end
+if ARGV[13] ~= '' and ARGV[13] ~= epoch then
+  return {string.format('%.17g', now), {}, epoch}
 end
 
 -- A penalty only ever extends the hold: a short one must not cut a longer one short.
@@ -40,7 +55,7 @@ if hold_s > 0 then
   end
 end
 for i = 1, releases do
-  redis.call('ZREM', KEYS[3], ARGV[13 + i])
+  redis.call('ZREM', KEYS[3], ARGV[14 + i])
 end
 
 -- Seconds until `w` more entries fit in the sorted set `key` (at most `max` in any `window`).
@@ -55,16 +70,15 @@ local function wait_for_room(key, window, max, w)
 end
 
 local at = string.format('%.17g', now)
-local longest = math.max(messages_window, open_lease, identical_window, contract_window, total_window)
 local waits = {}
 local admitted = 0
-local first = 14 + releases
+local first = 15 + releases
 local requests = (#ARGV - first + 1) / 3
 for r = 0, requests - 1 do
   local token = ARGV[first + 3 * r]
   local small = ARGV[first + 3 * r + 1] == '1'
   local weight = tonumber(ARGV[first + 3 * r + 2])
-  local identical, contract = KEYS[6 + 2 * r], KEYS[7 + 2 * r]
+  local identical, contract = KEYS[7 + 2 * r], KEYS[8 + 2 * r]
   local wait = math.max(
     wait_for_room(KEYS[2], messages_window, messages_max, 1),
     wait_for_room(KEYS[3], open_lease, max_open, 1))
@@ -85,18 +99,15 @@ for r = 0, requests - 1 do
     redis.call('ZADD', KEYS[3], at, token)
     if small then
       redis.call('SET', identical, at, 'PX', ttl_ms(identical_window))
-      for i = 1, weight do
-        redis.call('ZADD', contract, at, token .. '#' .. i)
-        redis.call('ZADD', KEYS[5], at, token .. '#' .. i)
-      end
-      redis.call('PEXPIRE', contract, ttl_ms(contract_window))
+      count_small(contract, KEYS[5], at, token, weight, ttl_ms(contract_window))
     end
   end
 end
 if admitted > 0 then
   redis.call('SET', KEYS[1], at, 'PX', ttl_ms(longest))
+  redis.call('PEXPIRE', KEYS[6], ttl_ms(longest))
   redis.call('PEXPIRE', KEYS[2], ttl_ms(messages_window))
   redis.call('PEXPIRE', KEYS[3], ttl_ms(open_lease))
   redis.call('PEXPIRE', KEYS[5], ttl_ms(total_window))
 end
-return {at, waits}
+return {at, waits, epoch}

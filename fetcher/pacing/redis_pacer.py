@@ -7,6 +7,11 @@ since the last call and applies a pending penalty. Round trips grow with the req
 and released, not with the waiters: a refused batch sleeps until the first of them could pass
 (or a release, a penalty or a new waiter wakes it, or at most POLL_CAP_S to see other
 processes' releases). While Redis is unreachable the requests wait, and the log says so.
+
+Should Redis come back without the pacing state (restarted empty), every process restores its
+own admissions of the last windows (a journal it keeps, a few dozen entries) before it admits
+anything more: the state has an epoch, made anew when it is lost, and a process that finds a new
+epoch restores first (seed.lua). A process idle at that moment restores with its next request.
 """
 
 from __future__ import annotations
@@ -50,7 +55,9 @@ REDIS_RETRY_S, REDIS_RETRY_MAX_S = 0.2, 5.0
 SOCKET_TIMEOUT_S = 10.0
 
 _DEFAULT_RULES = PacingRules()
-_ADMIT_LUA = (Path(__file__).parent / "admit.lua").read_text()
+_COMMON_LUA = (Path(__file__).parent / "common.lua").read_text()
+_ADMIT_LUA = _COMMON_LUA + (Path(__file__).parent / "admit.lua").read_text()
+_SEED_LUA = _COMMON_LUA + (Path(__file__).parent / "seed.lua").read_text()
 _UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
@@ -61,12 +68,22 @@ class _Waiter:
     admitted: asyncio.Future
 
 
+@dataclass(frozen=True)
+class _Admission:
+    """One of this process's admissions, as admit.lua recorded it (for seed.lua)."""
+
+    token: str
+    at: float
+    key: RequestKey
+
+
 @dataclass(eq=False)
 class _LoopState:
     """What the pacer keeps per event loop: redis.asyncio connections belong to one loop."""
 
     client: aioredis.Redis
     script: object
+    seed: object
     waiters: deque[_Waiter] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     runner: asyncio.Task | None = None
@@ -100,7 +117,13 @@ class RedisPacer:
         self._clock = clock
         self._pool_max = pool_max
         self._request_ids = itertools.count(1)
-        self._open_tokens: deque[str] = deque()  # admitted here, not released yet
+        self._open: dict[str, _Admission] = {}  # admitted here, not released yet (in order)
+        # this process's admissions still inside a window: of the last second (the message
+        # rate), and small ones of the longest small-request window
+        self._recent: deque[_Admission] = deque()
+        self._recent_small: deque[_Admission] = deque()
+        self._hold_until = 0.0  # the end of the last penalty sent (pacer clock)
+        self._epoch = ""  # of the pacing state in Redis, as last seen
         self._released: list[str] = []  # released here, not yet freed in Redis
         self._hold_s = 0.0  # a penalty not yet sent
         self._hold_at: float | None = None
@@ -170,8 +193,11 @@ class RedisPacer:
                 client.delete(*keys)
         finally:
             client.close()
-        self._open_tokens.clear()
+        self._open.clear()
         self._released.clear()
+        self._recent.clear()
+        self._recent_small.clear()
+        self._epoch = ""
 
     async def aclose(self) -> None:
         """Close this loop's connections (those of loops no longer running are dropped)."""
@@ -214,13 +240,43 @@ class RedisPacer:
     async def _round_trip(
         self, state: _LoopState, batch: list[_Waiter], now: float | None
     ) -> tuple[float, list[float]]:
+        while True:
+            at, waits, epoch = await self._admit(state, batch, now)
+            if epoch == self._epoch or not self._epoch:
+                break
+            # the state in Redis is not the one we knew: restore ours, then ask again
+            restored = await self._seed(state, epoch)
+            if restored is not None:
+                log.warning(
+                    "pacing state for gateway %s was lost (Redis restarted empty?): restored "
+                    "this process's %d admissions of the last windows",
+                    self.gateway,
+                    restored,
+                )
+                self._epoch = epoch
+        self._epoch = epoch
+        for waiter, wait in zip(batch, waits, strict=True):
+            if wait <= 0:
+                admission = _Admission(waiter.token, at, waiter.key)
+                self._open[waiter.token] = admission
+                self._recent.append(admission)
+                if waiter.key.small:
+                    self._recent_small.append(admission)
+        self._forget_before(at)
+        return at, waits
+
+    async def _admit(
+        self, state: _LoopState, batch: list[_Waiter], now: float | None
+    ) -> tuple[float, list[float], str]:
+        """One call of admit.lua: (the time it ran at, each waiter's wait, the state's epoch).
+        Refused for an epoch other than ours: nothing done, no waits."""
         r = self.rules
         released, self._released = self._released, []
         hold_s, hold_at = pending_hold = (self._hold_s, self._hold_at)
         self._hold_s, self._hold_at = 0.0, None
         if hold_at is not None and now is not None:
             hold_s = max(0.0, hold_s - (now - hold_at))  # the penalty began when it was given
-        keys = [self._key(k) for k in ("clock", "messages", "open", "hold", "total")]
+        keys = [self._key(k) for k in ("clock", "messages", "open", "hold", "total", "epoch")]
         args: list = [
             "" if now is None else repr(now),
             TTL_SLACK_S,
@@ -234,31 +290,81 @@ class RedisPacer:
             r.total_max,
             r.scaled(r.total_window_s),
             hold_s,
+            self._epoch,
             len(released),
             *released,
         ]
         for waiter in batch:
-            key = waiter.key
-            keys.append(self._key("identical", _digest(key.identity)))
-            keys.append(self._key("contract", _digest(key.contract)))
-            args += [waiter.token, int(key.small), key.weight]
+            keys += self._request_keys(waiter.key)
+            args += [waiter.token, int(waiter.key.small), waiter.key.weight]
+        refused = False
         try:
             self.round_trips += 1
-            at, waits = await state.script(keys=keys, args=args)
+            at, waits, epoch = await state.script(keys=keys, args=args)
+            epoch = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+            refused = bool(self._epoch) and epoch != self._epoch
         except BaseException:
-            # nothing was sent: keep what has to be said for the next round trip
-            self._released[:0] = released
-            if pending_hold[0] > self._hold_s:
-                self._hold_s, self._hold_at = pending_hold
+            refused = True
             raise
+        finally:
+            if refused:  # nothing was done: keep what has to be said for the next call
+                self._released[:0] = released
+                if pending_hold[0] > self._hold_s:
+                    self._hold_s, self._hold_at = pending_hold
         if self._unreachable_since is not None:
             log.warning("Redis is back: pacing requests for gateway %s again", self.gateway)
             self._unreachable_since = None
-        waits = [float(w) for w in waits]
-        for waiter, wait in zip(batch, waits, strict=True):
-            if wait <= 0:
-                self._open_tokens.append(waiter.token)
-        return float(at), waits
+        if refused:
+            return float(at), [], epoch
+        if hold_s > 0:
+            self._hold_until = max(self._hold_until, float(at) + hold_s)
+        return float(at), [float(w) for w in waits], epoch
+
+    async def _seed(self, state: _LoopState, epoch: str) -> int | None:
+        """Restore this process's recent admissions into the state of `epoch` (seed.lua);
+        the number restored, or None if the epoch changed again meanwhile."""
+        r = self.rules
+        admissions = {a.token: a for a in (*self._recent_small, *self._recent)}
+        admissions.update(self._open)
+        keys = [self._key(k) for k in ("clock", "messages", "open", "hold", "total", "epoch")]
+        args: list = [
+            epoch,
+            TTL_SLACK_S,
+            MESSAGE_WINDOW_S,
+            OPEN_LEASE_S,
+            r.scaled(r.identical_window_s),
+            r.scaled(r.contract_window_s),
+            r.scaled(r.total_window_s),
+            repr(self._hold_until),
+        ]
+        for a in admissions.values():
+            keys += self._request_keys(a.key)
+            args += [
+                a.token,
+                repr(a.at),
+                int(a.key.small),
+                a.key.weight,
+                int(a.token in self._open),
+            ]
+        self.round_trips += 1
+        done = await state.seed(keys=keys, args=args)
+        return len(admissions) if int(done) else None
+
+    def _forget_before(self, now: float) -> None:
+        """Drop journal entries no window remembers any more."""
+        r = self.rules
+        small_window = max(r.scaled(w) for w in (r.identical_window_s, r.contract_window_s))
+        small_window = max(small_window, r.scaled(r.total_window_s))
+        while self._recent and self._recent[0].at <= now - MESSAGE_WINDOW_S:
+            self._recent.popleft()
+        while self._recent_small and self._recent_small[0].at <= now - small_window:
+            self._recent_small.popleft()
+
+    def _request_keys(self, key: RequestKey) -> list[str]:
+        return [
+            self._key("identical", _digest(key.identity)),
+            self._key("contract", _digest(key.contract)),
+        ]
 
     async def _unreachable(self, state: _LoopState, exc: BaseException) -> None:
         loop = asyncio.get_running_loop()
@@ -282,9 +388,11 @@ class RedisPacer:
             raise ValueError(f"a request of weight {key.weight} can never pass {r}")
 
     def _release_one(self, state: _LoopState) -> None:
-        # Open slots are interchangeable: any one of ours is freed.
-        if self._open_tokens:
-            self._released.append(self._open_tokens.popleft())
+        # Open slots are interchangeable: any one of ours is freed (the oldest).
+        if self._open:
+            token = next(iter(self._open))
+            del self._open[token]
+            self._released.append(token)
             self._wake(state)
 
     def _token(self) -> str:
@@ -312,7 +420,9 @@ class RedisPacer:
                 client_name=f"ibdata-pacer:{self.holder}",
             )
             client = aioredis.Redis(connection_pool=pool)
-            state = self._states[loop] = _LoopState(client, client.register_script(_ADMIT_LUA))
+            state = self._states[loop] = _LoopState(
+                client, client.register_script(_ADMIT_LUA), client.register_script(_SEED_LUA)
+            )
         return state
 
     def _key(self, *parts: str) -> str:

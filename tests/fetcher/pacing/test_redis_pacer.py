@@ -152,21 +152,48 @@ def test_a_contract_takes_five_in_two_seconds_bid_ask_counting_twice(make_pacer)
     run(scenario, pacer)
 
 
-def test_sixty_in_ten_minutes_across_contracts(make_pacer):
+def lose_state(pacer: RedisPacer) -> None:
+    """What Redis restarted without persistence leaves: none of the gateway's keys."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{pacer.key_prefix}:*"))
+        assert keys
+        client.delete(*keys)
+    finally:
+        client.close()
+
+
+async def sixty_small(clock: FakeClock, *pacers: RedisPacer) -> None:
+    """Sixty small requests on sixty contracts, five seconds apart, taking turns on `pacers`."""
+    for n in range(60):
+        pacer = pacers[n % len(pacers)]
+        assert await pacer.try_acquire(small(n, con_id=n), clock()) == 0
+        await pacer.release()
+        clock.advance(5.0)
+
+
+@pytest.mark.parametrize("lost", [False, True], ids=["kept", "lost-and-restored"])
+def test_sixty_in_ten_minutes_across_contracts(make_pacer, caplog, lost):
+    """The 61st small request waits for the first to leave the ten minutes. Also when Redis
+    came back empty meanwhile: before it admits anything more, the process puts back its own
+    admissions of the last windows, so the rules hold as if nothing had been lost."""
     clock = FakeClock()
     pacer = make_pacer(clock=clock)
     first = clock()
 
     async def scenario():
-        for n in range(60):
-            assert await pacer.try_acquire(small(n, con_id=n), clock()) == 0
-            await pacer.release()
-            clock.advance(5.0)
+        await sixty_small(clock, pacer)
+        if lost:
+            lose_state(pacer)
         await assert_waits(
             pacer, small(60, con_id=60), clock, first + PacingRules().scaled(600.0) - clock()
         )
 
+    caplog.set_level("WARNING", logger="ibdata.pacing")
     run(scenario, pacer)
+    assert ("pacing state for gateway" in caplog.text) == lost
 
 
 def test_a_bid_ask_request_is_two_of_the_sixty(make_pacer):
@@ -319,7 +346,16 @@ def test_every_key_expires(make_pacer):
     finally:
         client.close()
     kinds = {key.split(":")[1] for key in ttls}
-    assert kinds == {"clock", "messages", "open", "hold", "identical", "contract", "total"}
+    assert kinds == {
+        "clock",
+        "messages",
+        "open",
+        "hold",
+        "identical",
+        "contract",
+        "total",
+        "epoch",
+    }
     longest = max(OPEN_LEASE_S, rules.scaled(rules.total_window_s))
     assert all(0 < ttl <= (longest + TTL_SLACK_S) * 1000 for ttl in ttls.values()), ttls
     assert 0 < ttls[":total"] <= (rules.scaled(rules.total_window_s) + TTL_SLACK_S) * 1000
@@ -423,6 +459,46 @@ def assert_at_most(events: list[tuple[float, int]], window: float, limit: int) -
     for t, _ in events:
         inside = sum(w for s, w in events if t - window < s <= t)
         assert inside <= limit, (t, inside)
+
+
+def test_open_requests_identical_ones_and_a_penalty_survive_a_lost_state(make_pacer):
+    clock = FakeClock()
+    pacer = make_pacer(clock=clock, rules=PacingRules(max_open=1))
+
+    async def scenario():
+        assert await pacer.try_acquire(small(1), clock()) == 0  # stays open
+        pacer.penalize(60.0)
+        clock.advance(2.0)
+        lose_state(pacer)
+        # the open slot is taken again: only the lease frees it
+        assert await pacer.try_acquire(large(2), clock()) == pytest.approx(OPEN_LEASE_S - 2.0)
+        await pacer.release()
+        # the identical window and the penalty hold (sent with the first call, 58 s left)
+        assert await pacer.try_acquire(small(1), clock()) == pytest.approx(58.0)
+        clock.advance(58.0)
+        assert await pacer.try_acquire(small(1), clock()) == 0
+
+    run(scenario, pacer)
+
+
+def test_each_process_restores_its_own_admissions(make_pacer):
+    """Two processes on one gateway, 30 small requests each; Redis loses everything. Each puts
+    back its own when it next asks, so together the sixty are there again."""
+    clock = FakeClock()
+    gateway = new_gateway()
+    one, two = make_pacer(clock=clock, gateway=gateway), make_pacer(clock=clock, gateway=gateway)
+    first = clock()
+
+    async def scenario():
+        await sixty_small(clock, one, two)
+        lose_state(one)
+        assert await two.try_acquire(large(1), clock()) == 0  # restores two's thirty
+        await two.release()
+        await assert_waits(
+            one, small(60, con_id=60), clock, first + PacingRules().scaled(600.0) - clock()
+        )
+
+    run(scenario, one, two)
 
 
 def test_two_processes_never_break_the_rules_together(make_pacer):
