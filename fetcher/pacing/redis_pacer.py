@@ -245,14 +245,15 @@ class RedisPacer:
             if epoch == self._epoch or not self._epoch:
                 break
             # the state in Redis is not the one we knew: restore ours, then ask again
-            restored = await self._seed(state, epoch)
-            if restored is not None:
+            restored = await self._seed(state, epoch, at)
+            if restored:
                 log.warning(
                     "pacing state for gateway %s was lost (Redis restarted empty?): restored "
                     "this process's %d admissions of the last windows",
                     self.gateway,
                     restored,
                 )
+            if restored is not None:
                 self._epoch = epoch
         self._epoch = epoch
         for waiter, wait in zip(batch, waits, strict=True):
@@ -320,12 +321,16 @@ class RedisPacer:
             self._hold_until = max(self._hold_until, float(at) + hold_s)
         return float(at), [float(w) for w in waits], epoch
 
-    async def _seed(self, state: _LoopState, epoch: str) -> int | None:
-        """Restore this process's recent admissions into the state of `epoch` (seed.lua);
-        the number restored, or None if the epoch changed again meanwhile."""
+    async def _seed(self, state: _LoopState, epoch: str, now: float) -> int | None:
+        """Restore this process's admissions still inside a window at `now` into the state of
+        `epoch` (seed.lua): the number restored (0, with no round trip, when none is: the
+        state merely expired while nothing was admitted), or None if the epoch changed again."""
         r = self.rules
+        self._forget_before(now)
         admissions = {a.token: a for a in (*self._recent_small, *self._recent)}
-        admissions.update(self._open)
+        admissions.update((t, a) for t, a in self._open.items() if a.at > now - OPEN_LEASE_S)
+        if not admissions and now >= self._hold_until:
+            return 0
         keys = [self._key(k) for k in ("clock", "messages", "open", "hold", "total", "epoch")]
         args: list = [
             epoch,

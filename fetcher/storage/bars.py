@@ -266,15 +266,15 @@ def bars_select(
         query, params = f"{query} DESC LIMIT %s", [*params, last]
     elif first is not None:
         query, params = f"{query} LIMIT %s", [*params, first]
-    parts = []
+    data = bytearray()
     statement = f"COPY ({query}) TO STDOUT (FORMAT BINARY)"
     with (
         connection.cursor() as cursor,
         connection.wrap_database_errors,
         cursor.copy(statement, params) as copy,
     ):
-        parts.extend(bytes(block) for block in copy)
-    data = b"".join(parts)
+        for block in copy:
+            data += block
     extension = int.from_bytes(data[_COPY_HEADER_BYTES - 4 : _COPY_HEADER_BYTES], "big")
     start = _COPY_HEADER_BYTES + extension
     n = (len(data) - start - len(_COPY_TRAILER)) // _READ_DTYPE.itemsize

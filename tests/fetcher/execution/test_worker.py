@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), *DEPLOYED_SHAPE]
 
 # Bars of 5 seconds exist for six months only: their tests fetch recent full sessions.
 THREE = [d.isoformat() for d in recent_sessions(3)]
-SEVEN = [d.isoformat() for d in recent_sessions(7)]
+YEAR = ("2025-01-01", "2025-12-31")  # of 1-minute bars: 250 requests an instrument
 
 
 def enqueue(symbols: str, start: str, end: str, timeframe: str) -> FetchRun:
@@ -167,11 +167,13 @@ def test_two_processes_without_a_shared_pacer_break_the_gateway_rules(sim_factor
 
 
 def test_a_killed_worker_resumes_the_run_on_restart(sim_factory, workers):
-    sim = sim_factory(time_scale=60)  # 60 requests per 10 s: a run of ~130 requests takes ~20 s
-    worker = workers(sim, time_scale=60)
-    run = enqueue("AAPL,MSFT", SEVEN[0], SEVEN[-1], "5-SECOND")
+    """A year of 1-minute bars for two instruments (500 requests); the worker is killed (-9)
+    a fifth of the way in, a new one resumes the run at once, and every bar is stored once."""
+    sim = sim_factory()
+    worker = workers(sim)
+    run = enqueue("AAPL,MSFT", YEAR[0], YEAR[1], "1-MINUTE")
     deadline = time.monotonic() + 60
-    while FetchRun.objects.get(pk=run.pk).chunks_done < 20:
+    while FetchRun.objects.get(pk=run.pk).chunks_done < 100:
         assert time.monotonic() < deadline, "the run made no progress"
         time.sleep(0.1)
     # Flower's view: the task reports PROGRESS with the run's counts
@@ -181,7 +183,7 @@ def test_a_killed_worker_resumes_the_run_on_restart(sim_factory, workers):
 
     state = AsyncResult(FetchRun.objects.get(pk=run.pk).task_id, app=app)
     deadline = time.monotonic() + 10
-    while not (state.state == "PROGRESS" and state.info.get("chunks_planned") == 2 * 7 * 7):
+    while not (state.state == "PROGRESS" and state.info.get("chunks_planned") == 500):
         assert time.monotonic() < deadline, (state.state, state.info)
         time.sleep(0.2)
     assert state.info["run_id"] == run.pk
@@ -191,17 +193,18 @@ def test_a_killed_worker_resumes_the_run_on_restart(sim_factory, workers):
     assert (
         killed_at.status == RunStatus.RUNNING and killed_at.chunks_done < killed_at.chunks_planned
     )
-    workers(sim, time_scale=60, name="ibkr-restarted")
+    workers(sim, name="ibkr-restarted")
     deadline = time.monotonic() + 30
     while FetchRun.objects.get(pk=run.pk).chunks_done <= killed_at.chunks_done:
         assert time.monotonic() < deadline, "the run did not resume"
         time.sleep(0.1)
     done = wait_finished(run.pk, 120)
     assert done.status == RunStatus.SUCCEEDED, done.error
-    assert done.recoveries == 1
+    assert done.recoveries == 1 and done.chunks_done == 500
     for symbol in ("AAPL", "MSFT"):
-        times = [int(r[0].timestamp()) for r in bars_of(symbol, "5-SECOND")]
-        assert times == truth_times(sim, symbol, "5 secs", SEVEN[0], SEVEN[-1])
+        times = [int(r[0].timestamp()) for r in bars_of(symbol, "1-MINUTE")]
+        assert times == truth_times(sim, symbol, "1 min", *YEAR)
+    assert done.bars_stored == sum(len(bars_of(s, "1-MINUTE")) for s in ("AAPL", "MSFT"))
 
 
 def test_the_worker_reconnects_after_a_dropped_connection(sim_factory, workers):
@@ -325,8 +328,8 @@ def test_following_a_run_whose_worker_died_ends_with_a_clear_error(sim_factory, 
     is older than STALE_AFTER_S the command stops following, says why, and exits 1."""
     from fetcher.timings import STALE_AFTER_S
 
-    sim = sim_factory(time_scale=60)
-    worker = workers(sim, time_scale=60)
+    sim = sim_factory()
+    worker = workers(sim)
     env = {
         **os.environ,
         "DATABASE_URL": worker_database_url(),
@@ -334,7 +337,7 @@ def test_following_a_run_whose_worker_died_ends_with_a_clear_error(sim_factory, 
         "IBKR_HOST": "127.0.0.1",
         "IBKR_PORT": str(sim.port),
     }
-    args = ["--start", SEVEN[0], "--end", SEVEN[-1], "--timeframe", "5-SECOND"]
+    args = ["--start", YEAR[0], "--end", YEAR[1], "--timeframe", "1-MINUTE"]
     follower = subprocess.Popen(
         [sys.executable, "manage.py", "fetch", "--instruments", "AAPL,MSFT", *args],
         cwd=ROOT,
@@ -344,7 +347,7 @@ def test_following_a_run_whose_worker_died_ends_with_a_clear_error(sim_factory, 
         text=True,
     )
     deadline = time.monotonic() + 60
-    while not FetchRun.objects.filter(chunks_done__gte=10).exists():
+    while not FetchRun.objects.filter(chunks_done__gte=100).exists():
         assert time.monotonic() < deadline and follower.poll() is None, "no progress"
         time.sleep(0.2)
     worker.kill()

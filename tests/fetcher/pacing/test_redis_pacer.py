@@ -196,6 +196,24 @@ def test_sixty_in_ten_minutes_across_contracts(make_pacer, caplog, lost):
     assert ("pacing state for gateway" in caplog.text) == lost
 
 
+def test_a_state_that_expired_while_idle_is_not_called_lost(make_pacer, caplog):
+    """Nothing admitted for longer than every window: the keys expire and a new epoch begins,
+    with nothing to restore and nothing to say about it."""
+    clock = FakeClock()
+    pacer = make_pacer(clock=clock)
+
+    async def scenario():
+        assert await pacer.try_acquire(small(1), clock()) == 0
+        await pacer.release()
+        clock.advance(PacingRules().scaled(600.0) + 1.0)
+        lose_state(pacer)  # what the keys' time to live does after the longest window
+        assert await pacer.try_acquire(small(1), clock()) == 0
+
+    caplog.set_level("WARNING", logger="ibdata.pacing")
+    run(scenario, pacer)
+    assert "pacing state" not in caplog.text
+
+
 def test_a_bid_ask_request_is_two_of_the_sixty(make_pacer):
     clock = FakeClock()
     pacer = make_pacer(clock=clock)
