@@ -13,11 +13,14 @@ import sys
 import numpy as np
 import pytest
 from django.conf import settings as django_settings
+from django.urls import reverse
 
-from fetcher.models import Bar, FetchRun, RunStatus, Series
+from fetcher.admin.instruments import CHART_BARS
+from fetcher.models import Bar, FetchRun, Instrument, RunStatus, Series
 from fetcher.storage.catalog import catalog_dataset
 from ibsim.market import Market
 from ibsim.rules import BAR_SIZES
+from tests.fetcher.admin.test_bars import link, rows
 from tests.support import DEPLOYED_SHAPE, ROOT, free_port, wait_until, worker_database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), *DEPLOYED_SHAPE, pytest.mark.slow]
@@ -58,7 +61,9 @@ def truth(symbol: str):
     )
 
 
-def test_a_year_of_minutes_for_three_instruments_through_the_worker(sim_process, workers, tmp_path):
+def test_a_year_of_minutes_for_three_instruments_through_the_worker(
+    sim_process, workers, tmp_path, admin_client
+):
     class Sim:  # what the workers fixture needs to know of the gateway
         port = sim_process
 
@@ -104,3 +109,41 @@ def test_a_year_of_minutes_for_three_instruments_through_the_worker(sim_process,
     assert run.bars_stored == total > 250_000
     catalog = catalog_dataset(tmp_path / "data" / "catalog").to_table()
     assert catalog.num_rows == total
+    admin_at_scale(admin_client, run)
+
+
+def admin_at_scale(client, run: FetchRun) -> None:
+    """What a user opens in the admin after such a fetch, on these 290,880 bars and 750
+    requests: the run's page, its requests' list, the Bars list at its first page and deep
+    inside a series, and an instrument's chart (the last CHART_BARS of a year of minutes)."""
+    page = client.get(reverse("admin:fetcher_fetchrun_change", args=[run.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "750/750 requests" in html and "done: 750" in html
+    assert html.count("<td>250/250</td>") == len(SYMBOLS)  # each instrument's requests
+    chunks = client.get(reverse("admin:fetcher_fetchchunk_changelist"), {"run__id__exact": run.pk})
+    assert chunks.status_code == 200 and "done" in chunks.content.decode()
+
+    aapl = Instrument.objects.get(symbol="AAPL")
+    want = truth("AAPL").time
+    bars = reverse("admin:fetcher_bar_changelist")
+    query = {"instrument": aapl.pk, "timeframe": run.timeframe}
+    html = client.get(bars, query).content.decode()
+    assert f"{len(want)} bars in the matching series" in html
+    assert [t for _, _, t in rows(html)] == [when(t) for t in want[::-1][:100]]
+    # deep inside the series: the hundred bars before the 50,000th, newest first
+    cursor = f"{aapl.pk}.{run.timeframe}.{run.what_to_show}.1.{int(want[50_000])}"
+    html = client.get(bars, {**query, "older": cursor}).content.decode()
+    assert [t for _, _, t in rows(html)] == [when(t) for t in want[49_900:50_000][::-1]]
+    assert link(html, "older") and link(html, "newer")
+
+    page = client.get(reverse("admin:fetcher_instrument_change", args=[aapl.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert f'<span id="chart-stored">{len(want)}</span>' in html
+    assert f'<span id="chart-shown">{CHART_BARS}</span>' in html
+    assert when(want[-1]).replace(" ", "T") in html  # the chart ends at the last bar
+
+
+def when(ts) -> str:
+    return dt.datetime.fromtimestamp(int(ts), dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
