@@ -257,9 +257,8 @@ def bars_select(
     last: int | None = None,
 ) -> BarBatch:
     """Bars of `fetcher_bar WHERE <where>` sorted by ts (the `first` or `last` ones when
-    given), read with
-    one binary COPY on PostgreSQL: rows arrive as fixed-width records that numpy takes as they
-    are, with no Python object per value."""
+    given), read with one binary COPY on PostgreSQL: rows arrive as fixed-width records that
+    numpy takes as they are, with no Python object per value."""
     table = connection.ops.quote_name(Bar._meta.db_table)
     query = f"SELECT {', '.join(_READ_COLUMNS)} FROM {table} WHERE {where} ORDER BY ts"
     if last is not None:
