@@ -160,6 +160,7 @@ class Command(BaseCommand):
             Progress,
             TextColumn,
             TimeElapsedColumn,
+            TimeRemainingColumn,
         )
 
         out = console()
@@ -170,6 +171,9 @@ class Command(BaseCommand):
             TextColumn("requests"),
             TextColumn("{task.fields[bars]:>10,} bars"),
             TimeElapsedColumn(),
+            TextColumn("elapsed,"),
+            TimeRemainingColumn(),  # from the recent rate: years of minutes take a while
+            TextColumn("left"),
         )
         tasks: dict[int, int] = {}
         try:
