@@ -6,16 +6,21 @@
 -- `now` (ARGV[1]; empty: the server's clock) is never earlier than the latest admission
 -- (KEYS[1]): a process that read its clock before another one was admitted cannot slip in
 -- behind it, so the recorded times stay ordered.
--- The state has an epoch (KEYS[6]), made anew when the keys are gone (Redis restarted empty,
--- or nothing was admitted for the longest window). A caller that names another epoch than the
+-- The state has an epoch (KEYS[6]), kept for a day after the last admission (ARGV[15]): the
+-- other keys expire with their windows, so a missing epoch means Redis lost the state (it
+-- restarted empty) or nothing was admitted for a day. A caller that names another epoch than the
 -- current one (ARGV[13]) gets {at, {}, epoch} and nothing is done: it first restores what it
--- remembers (seed.lua), then asks again.
+-- remembers (seed.lua), then asks again. An epoch made for a caller that knew the one before
+-- (the state was lost, not new) holds small requests back for the settle time (ARGV[14]): long
+-- enough for every process that remembers small requests of the last windows (each looks at
+-- the epoch while it does) to restore them before any more go out.
 -- KEYS: 1 clock, 2 messages, 3 open, 4 hold, 5 total, 6 epoch, then for each request i (from 0):
 --       7 + 2i identical, 8 + 2i contract
 -- ARGV: 1 now, 2 ttl slack, 3 messages max, 4 messages window, 5 max open, 6 open lease,
 --       7 identical window, 8 contract max, 9 contract window, 10 total max, 11 total window,
---       12 hold seconds (0: none), 13 the epoch the caller knows ('' if none), 14 number of
---       releases r, then r release tokens, then for each request: token, small (1/0), weight
+--       12 hold seconds (0: none), 13 the epoch the caller knows ('' if none), 14 settle
+--       seconds, 15 epoch seconds, 16 number of releases r, then r release tokens, then for
+--       each request: token, small (1/0), weight
 local now = tonumber(ARGV[1])
 if now == nil then
   local t = redis.call('TIME')
@@ -30,7 +35,8 @@ local identical_window = tonumber(ARGV[7])
 local contract_max, contract_window = tonumber(ARGV[8]), tonumber(ARGV[9])
 local total_max, total_window = tonumber(ARGV[10]), tonumber(ARGV[11])
 local hold_s = tonumber(ARGV[12])
-local releases = tonumber(ARGV[14])
+local settle_s, epoch_s = tonumber(ARGV[14]), tonumber(ARGV[15])
+local releases = tonumber(ARGV[16])
 local longest = math.max(messages_window, open_lease, identical_window, contract_window, total_window)
 
 local function ttl_ms(window)
@@ -41,7 +47,10 @@ local epoch = redis.call('GET', KEYS[6])
 if not epoch then
   local t = redis.call('TIME')
   epoch = t[1] .. '.' .. t[2]
-  redis.call('SET', KEYS[6], epoch, 'PX', ttl_ms(longest))
+  redis.call('SET', KEYS[6], epoch, 'PX', ttl_ms(epoch_s))
+  if ARGV[13] ~= '' and settle_s > 0 then
+    redis.call('SET', KEYS[4], string.format('%.17g', now + settle_s), 'PX', ttl_ms(settle_s))
+  end
 end
 if ARGV[13] ~= '' and ARGV[13] ~= epoch then
   return {string.format('%.17g', now), {}, epoch}
@@ -55,7 +64,7 @@ if hold_s > 0 then
   end
 end
 for i = 1, releases do
-  redis.call('ZREM', KEYS[3], ARGV[14 + i])
+  redis.call('ZREM', KEYS[3], ARGV[16 + i])
 end
 
 -- Seconds until `w` more entries fit in the sorted set `key` (at most `max` in any `window`).
@@ -72,7 +81,7 @@ end
 local at = string.format('%.17g', now)
 local waits = {}
 local admitted = 0
-local first = 15 + releases
+local first = 17 + releases
 local requests = (#ARGV - first + 1) / 3
 for r = 0, requests - 1 do
   local token = ARGV[first + 3 * r]
@@ -105,7 +114,7 @@ for r = 0, requests - 1 do
 end
 if admitted > 0 then
   redis.call('SET', KEYS[1], at, 'PX', ttl_ms(longest))
-  redis.call('PEXPIRE', KEYS[6], ttl_ms(longest))
+  redis.call('PEXPIRE', KEYS[6], ttl_ms(epoch_s))
   redis.call('PEXPIRE', KEYS[2], ttl_ms(messages_window))
   redis.call('PEXPIRE', KEYS[3], ttl_ms(open_lease))
   redis.call('PEXPIRE', KEYS[5], ttl_ms(total_window))

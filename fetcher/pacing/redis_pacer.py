@@ -11,7 +11,9 @@ processes' releases). While Redis is unreachable the requests wait, and the log 
 Should Redis come back without the pacing state (restarted empty), every process restores its
 own admissions of the last windows (a journal it keeps, a few dozen entries) before it admits
 anything more: the state has an epoch, made anew when it is lost, and a process that finds a new
-epoch restores first (seed.lua). A process idle at that moment restores with its next request.
+epoch restores first (seed.lua). Small requests (the rules with ten-minute windows) then wait
+SETTLE_S, while every process that sent some within the windows, busy or idle, looks at the
+epoch (at most every POLL_CAP_S) and restores its own.
 """
 
 from __future__ import annotations
@@ -42,8 +44,15 @@ MESSAGE_WINDOW_S = 1.0
 # An open request left behind by a crashed process frees its slot after this long (pacer clock
 # seconds, independent of time_scale: a slow request is slow in real time).
 OPEN_LEASE_S = 300.0
-# A refused batch sleeps at most this long, so another process's release is seen.
+# A refused batch sleeps at most this long, so another process's release is seen; a process
+# that sent small requests within the last windows looks at the state's epoch as often.
 POLL_CAP_S = 1.0
+# After the state was lost, small requests wait this long: every process that remembers some
+# has looked at the epoch by then, and restored them.
+SETTLE_S = 2 * POLL_CAP_S + 0.5
+# The state's epoch outlives its other keys by this long after the last admission: a missing
+# epoch says the state was lost, not that it expired while nothing was sent.
+EPOCH_S = 86_400.0
 # Every key lives this much longer than the window it remembers, then Redis drops it.
 TTL_SLACK_S = 5.0
 # Requests tried in one round trip (the rest wait for the next one).
@@ -211,8 +220,9 @@ class RedisPacer:
     # -- the admission loop ------------------------------------------------------------------
 
     async def _admit_waiters(self, state: _LoopState) -> None:
-        """Run while there are waiters or releases to send; then end (started again on need)."""
-        while state.waiters or self._released or self._hold_s:
+        """Run while there are waiters, releases or a penalty to send, or small requests of
+        the last windows to look after (the epoch); then end (started again on need)."""
+        while state.waiters or self._released or self._hold_s or self._recent_small:
             state.wake.clear()
             while state.waiters and state.waiters[0].admitted.done():
                 state.waiters.popleft()  # cancelled while waiting
@@ -233,7 +243,8 @@ class RedisPacer:
                         waiter.admitted.set_result(at)
                 else:
                     sleep = min(sleep, wait)
-            if state.waiters and not state.wake.is_set():
+            # small requests sent within the windows: keep looking at the epoch meanwhile
+            if (state.waiters or self._recent_small) and not state.wake.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(state.wake.wait(), sleep)
 
@@ -292,6 +303,8 @@ class RedisPacer:
             r.scaled(r.total_window_s),
             hold_s,
             self._epoch,
+            SETTLE_S,
+            EPOCH_S,
             len(released),
             *released,
         ]

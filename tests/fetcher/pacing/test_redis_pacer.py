@@ -13,7 +13,15 @@ from collections import defaultdict
 import pytest
 
 from fetcher.pacing.local import LocalPacer
-from fetcher.pacing.redis_pacer import OPEN_LEASE_S, POOL_MAX, TTL_SLACK_S, RedisPacer
+from fetcher.pacing.redis_pacer import (
+    EPOCH_S,
+    OPEN_LEASE_S,
+    POLL_CAP_S,
+    POOL_MAX,
+    SETTLE_S,
+    TTL_SLACK_S,
+    RedisPacer,
+)
 from fetcher.pacing.rules import PacingRules, RequestKey
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -152,14 +160,17 @@ def test_a_contract_takes_five_in_two_seconds_bid_ask_counting_twice(make_pacer)
     run(scenario, pacer)
 
 
-def lose_state(pacer: RedisPacer) -> None:
-    """What Redis restarted without persistence leaves: none of the gateway's keys."""
+def lose_state(pacer: RedisPacer, *, keep_epoch: bool = False) -> None:
+    """What Redis restarted without persistence leaves: none of the gateway's keys (or, with
+    keep_epoch, what their time to live leaves after the longest window: the epoch only)."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
     try:
         keys = list(client.scan_iter(match=f"{pacer.key_prefix}:*"))
         assert keys
+        if keep_epoch:
+            keys = [k for k in keys if not k.decode().endswith(":epoch")]
         client.delete(*keys)
     finally:
         client.close()
@@ -197,8 +208,8 @@ def test_sixty_in_ten_minutes_across_contracts(make_pacer, caplog, lost):
 
 
 def test_a_state_that_expired_while_idle_is_not_called_lost(make_pacer, caplog):
-    """Nothing admitted for longer than every window: the keys expire and a new epoch begins,
-    with nothing to restore and nothing to say about it."""
+    """Nothing admitted for longer than every window: the keys expire, but not the epoch, so
+    nothing is restored, nothing is held back and nothing is said about it."""
     clock = FakeClock()
     pacer = make_pacer(clock=clock)
 
@@ -206,7 +217,7 @@ def test_a_state_that_expired_while_idle_is_not_called_lost(make_pacer, caplog):
         assert await pacer.try_acquire(small(1), clock()) == 0
         await pacer.release()
         clock.advance(PacingRules().scaled(600.0) + 1.0)
-        lose_state(pacer)  # what the keys' time to live does after the longest window
+        lose_state(pacer, keep_epoch=True)  # what the keys' time to live leaves
         assert await pacer.try_acquire(small(1), clock()) == 0
 
     caplog.set_level("WARNING", logger="ibdata.pacing")
@@ -374,6 +385,8 @@ def test_every_key_expires(make_pacer):
         "total",
         "epoch",
     }
+    # the epoch lives a day after the last admission; every other key its window
+    assert 0 < ttls.pop(":epoch") <= (EPOCH_S + TTL_SLACK_S) * 1000
     longest = max(OPEN_LEASE_S, rules.scaled(rules.total_window_s))
     assert all(0 < ttl <= (longest + TTL_SLACK_S) * 1000 for ttl in ttls.values()), ttls
     assert 0 < ttls[":total"] <= (rules.scaled(rules.total_window_s) + TTL_SLACK_S) * 1000
@@ -499,9 +512,11 @@ def test_open_requests_identical_ones_and_a_penalty_survive_a_lost_state(make_pa
     run(scenario, pacer)
 
 
-def test_each_process_restores_its_own_admissions(make_pacer):
-    """Two processes on one gateway, 30 small requests each; Redis loses everything. Each puts
-    back its own when it next asks, so together the sixty are there again."""
+def test_each_process_restores_its_own_admissions_even_an_idle_one(make_pacer):
+    """Two processes on one gateway, 30 small requests each; Redis loses everything. The one
+    that asks next finds small requests held for SETTLE_S; meanwhile the idle one, which looks
+    at the epoch while it remembers small requests, puts back its thirty. Together the sixty
+    are there again before the hold ends."""
     clock = FakeClock()
     gateway = new_gateway()
     one, two = make_pacer(clock=clock, gateway=gateway), make_pacer(clock=clock, gateway=gateway)
@@ -509,9 +524,12 @@ def test_each_process_restores_its_own_admissions(make_pacer):
 
     async def scenario():
         await sixty_small(clock, one, two)
+        await asyncio.sleep(0.2)  # `two`'s last release has gone out: it has nothing to send
         lose_state(one)
-        assert await two.try_acquire(large(1), clock()) == 0  # restores two's thirty
-        await two.release()
+        # held for SETTLE_S at least (more if `two` has already restored its thirty)
+        assert await one.try_acquire(small(60, con_id=60), clock()) >= SETTLE_S - 1e-9
+        await asyncio.sleep(POLL_CAP_S + 0.5)  # `two` asks nothing, but looks at the epoch
+        clock.advance(SETTLE_S)
         await assert_waits(
             one, small(60, con_id=60), clock, first + PacingRules().scaled(600.0) - clock()
         )
