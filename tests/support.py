@@ -55,6 +55,18 @@ def deployed_env(tmp_path: Path, sim=None, **overrides: str) -> dict[str, str]:
     return env | overrides
 
 
+def manage(env: dict, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """`python manage.py ARGS` from the project root in `env`, its output captured."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def http_get(url: str, auth: str = "", timeout: float = 10) -> tuple[int, str]:
     """(status, body) of a GET, with basic auth "user:password" when given."""
     request = urllib.request.Request(url)

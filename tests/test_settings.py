@@ -5,21 +5,13 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 
-from tests.support import ROOT
+from tests import support
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return support.manage({**clean, **env}, *args)
 
 
 def test_settings_never_read_tws_credentials(tmp_path):

@@ -206,6 +206,7 @@ class RedisPacer:
         self._released.clear()
         self._recent.clear()
         self._recent_small.clear()
+        self._hold_until = 0.0
         self._epoch = ""
 
     async def aclose(self) -> None:
@@ -288,7 +289,7 @@ class RedisPacer:
         self._hold_s, self._hold_at = 0.0, None
         if hold_at is not None and now is not None:
             hold_s = max(0.0, hold_s - (now - hold_at))  # the penalty began when it was given
-        keys = [self._key(k) for k in ("clock", "messages", "open", "hold", "total", "epoch")]
+        keys = self._state_keys()
         args: list = [
             "" if now is None else repr(now),
             TTL_SLACK_S,
@@ -344,7 +345,7 @@ class RedisPacer:
         admissions.update((t, a) for t, a in self._open.items() if a.at > now - OPEN_LEASE_S)
         if not admissions and now >= self._hold_until:
             return 0
-        keys = [self._key(k) for k in ("clock", "messages", "open", "hold", "total", "epoch")]
+        keys = self._state_keys()
         args: list = [
             epoch,
             TTL_SLACK_S,
@@ -371,12 +372,16 @@ class RedisPacer:
     def _forget_before(self, now: float) -> None:
         """Drop journal entries no window remembers any more."""
         r = self.rules
-        small_window = max(r.scaled(w) for w in (r.identical_window_s, r.contract_window_s))
-        small_window = max(small_window, r.scaled(r.total_window_s))
+        windows = (r.identical_window_s, r.contract_window_s, r.total_window_s)
+        small_window = max(r.scaled(w) for w in windows)
         while self._recent and self._recent[0].at <= now - MESSAGE_WINDOW_S:
             self._recent.popleft()
         while self._recent_small and self._recent_small[0].at <= now - small_window:
             self._recent_small.popleft()
+
+    def _state_keys(self) -> list[str]:
+        """The keys admit.lua and seed.lua take first, in their order."""
+        return [self._key(k) for k in ("clock", "messages", "open", "hold", "total", "epoch")]
 
     def _request_keys(self, key: RequestKey) -> list[str]:
         return [

@@ -47,12 +47,15 @@ def chunks_store(*, results: list[tuple[int, BarBatch, int]]) -> int:
             )
         written = bars_upsert_many(
             series=[
-                SeriesBatch(c.instrument_id, run.timeframe, run.what_to_show, run.use_rth, batch)
+                SeriesBatch(
+                    c.instrument_id, run.timeframe, run.what_to_show, run.use_rth, given[c.pk][0]
+                )
                 for c in chunks
-                for batch in [given[c.pk][0]]
             ],
             fresh=True,
         )
+        # a window is covered up to its end, or up to the last complete bar when still open
+        covered_end = {c.pk: min(epoch(c.window_end), given[c.pk][1]) for c in chunks}
         Coverage.objects.bulk_create(
             Coverage(
                 instrument_id=c.instrument_id,
@@ -60,12 +63,11 @@ def chunks_store(*, results: list[tuple[int, BarBatch, int]]) -> int:
                 what_to_show=run.what_to_show,
                 rth=run.use_rth,
                 start=c.window_start,
-                end=from_epoch(min(epoch(c.window_end), until)),
+                end=from_epoch(covered_end[c.pk]),
                 source=run.source,
             )
             for c in chunks
-            for until in [given[c.pk][1]]
-            if min(epoch(c.window_end), until) > epoch(c.window_start)
+            if covered_end[c.pk] > epoch(c.window_start)
         )
         received = {c.pk: len(given[c.pk][0]) for c in chunks}
         FetchChunk.objects.filter(pk__in=received).update(

@@ -9,7 +9,7 @@ from django.db import transaction
 
 from fetcher.domain.instruments import InstrumentSpec
 from fetcher.domain.planning import PlannedRequest
-from fetcher.domain.time import epoch, from_epoch
+from fetcher.domain.time import date_epoch, epoch, from_epoch
 from fetcher.domain.timeframes import BY_CODE, WhatToShow
 from fetcher.models import FetchChunk, FetchRunItem, ItemStatus
 from fetcher.selectors import bars_read
@@ -137,5 +137,4 @@ def item_catalog_export(*, item: FetchRunItem, catalog_root: Path) -> int:
 
 def _next_year(ts: int) -> int:
     """The start of the UTC year after the one `ts` falls in (epoch seconds)."""
-    year = dt.datetime.fromtimestamp(ts, dt.UTC).year
-    return int(dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC).timestamp())
+    return date_epoch(dt.date(from_epoch(ts).year + 1, 1, 1))

@@ -6,7 +6,6 @@ to the simulator's ground truth."""
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import sys
 
 import pytest
@@ -15,9 +14,9 @@ from fetcher.models import FetchRun, RequestedBy, RunStatus
 from tests.fetcher.execution.test_worker import bars_of, truth_times
 from tests.support import (
     DEPLOYED_SHAPE,
-    ROOT,
     Process,
     deployed_env,
+    manage,
     wait_finished,
     wait_until,
 )
@@ -25,17 +24,6 @@ from tests.support import (
 pytestmark = [pytest.mark.django_db(transaction=True), *DEPLOYED_SHAPE, pytest.mark.slow]
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "GOOGL", "AMZN", "META")
-
-
-def manage(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
 
 
 def test_beat_fires_a_schedule_that_brings_six_instruments_up_to_date(
