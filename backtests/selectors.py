@@ -4,26 +4,20 @@ came from), coverage of a range, and stored runs."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from fetcher.domain.bars import BarBatch
 from fetcher.domain.instruments import InstrumentSpec
-from fetcher.domain.planning import plan_requests
-from fetcher.domain.ranges import resolve_range
-from fetcher.domain.sessions import session_table
+from fetcher.domain.planning import fetch_plan
 from fetcher.domain.time import date_epoch, from_epoch, local_midnight, zone_info
 from fetcher.domain.timeframes import BY_CODE, TimeframeSpec, WhatToShow
 from fetcher.exceptions import InvalidInput
 from fetcher.models import Instrument, Series
 from fetcher.selectors import bars_read, coverage_windows
-from fetcher.storage.catalog import catalog_read, catalog_venue, default_root
+from fetcher.storage.catalog import CatalogSeries, catalog_source, default_root
 
 from .models import BacktestRun, DataSource, RunKind
-
-# In the catalog's root: which gateway kind wrote its bars (fetcher.services.provenance).
-CATALOG_SOURCE_FILE = ".ibdata-source.json"
 
 
 @dataclass(frozen=True)
@@ -98,26 +92,18 @@ def range_covered(
         rth=rth,
     )
     head = instrument.head_timestamps.get(what_to_show.name)
-    first, last, _ = resolve_range(
+    plan = fetch_plan(
+        listing=instrument,
+        timeframe=timeframe,
+        use_rth=rth,
         start=start,
         end=end,
         since_head=False,
-        tf=timeframe,
-        zone=zone_info(instrument.time_zone),
         head=dt.datetime.fromisoformat(head) if head else None,
         covered=covered,
         now=now,
     )
-    sessions = session_table(
-        sec_type=instrument.sec_type,
-        exchange=instrument.exchange,
-        primary_exchange=instrument.primary_exchange,
-        time_zone=instrument.time_zone,
-    )
-    plan = plan_requests(
-        sessions=sessions, timeframe=timeframe, use_rth=rth, start=first, end=last, covered=covered
-    )
-    return not plan
+    return not plan.requests
 
 
 def _series_of(instrument: Instrument) -> list[Series]:
@@ -171,20 +157,12 @@ def backtest_bars_load(
     source, account = stored.source, stored.account
     if data_source == DataSource.CATALOG:
         root = Path(catalog_root) if catalog_root else default_root()
-        bars = catalog_read(
-            root=root,
-            symbol=instrument.local_symbol or instrument.symbol,
-            exchange=catalog_venue(instrument.primary_exchange, instrument.exchange),
-            currency=instrument.currency,
-            timeframe=timeframe,
-            what_to_show=what_to_show.name,
-            use_rth=rth,
-            start=first,
-            end=last,
+        series = CatalogSeries.of_instrument(
+            instrument, timeframe=timeframe, what_to_show=what_to_show.name, use_rth=rth
         )
-        marker = root / CATALOG_SOURCE_FILE
-        if marker.exists():
-            recorded = json.loads(marker.read_text())
+        bars = series.read(root=root, start=first, end=last)
+        recorded = catalog_source(root)
+        if recorded is not None:
             source, account = recorded.get("source", ""), recorded.get("account", "")
         where = f"the catalog {root}"
     else:

@@ -79,17 +79,14 @@ def sessions(n: int) -> tuple[dt.date, dt.date]:
 
 
 def project_fetch(symbols: list[str], start: dt.date, end: dt.date) -> tuple[float, int]:
-    from fetcher.domain.instruments import instrument_specs_parse
-    from fetcher.domain.timeframes import timeframe_parse
+    from fetcher.domain.requests import FetchRequest
     from fetcher.execution.executor import fetch_run_execute
     from fetcher.services.fetch_runs import fetch_run_create
 
-    run = fetch_run_create(
-        specs=instrument_specs_parse(",".join(symbols)),
-        timeframe=timeframe_parse("5-SECOND"),
-        start=start,
-        end=end,
+    request = FetchRequest.parse(
+        instruments=",".join(symbols), timeframe="5-SECOND", start=start, end=end
     )
+    run = fetch_run_create(request=request)
     started = time.perf_counter()
     done = fetch_run_execute(run_id=run.pk)
     wall = time.perf_counter() - started

@@ -57,6 +57,14 @@ class RequestTimeout(RetryableGatewayError):
     """The gateway did not answer in time; the request was cancelled on the gateway."""
 
 
+class RunStalled(IbdataError):
+    """A followed run stopped moving: the worker (or thread) running it is gone."""
+
+
+class FetchTimeout(IbdataError):
+    """A followed run did not end in the time given."""
+
+
 class FetchCancelled(IbdataError):
     """The run was cancelled by the user."""
 

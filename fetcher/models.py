@@ -130,6 +130,7 @@ class RequestedBy(models.TextChoices):
     CLI = "cli"
     ADMIN = "admin"
     SCHEDULE = "schedule"
+    BACKTEST = "backtest"  # the bars a backtest needed (backtest --data-source ibkr)
 
 
 class FetchRun(models.Model):

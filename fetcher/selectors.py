@@ -93,6 +93,10 @@ def fetch_run_stalled(*, run_id: int, stale_after_s: float) -> bool:
     ).exists()
 
 
+def fetch_runs_of(*, run_ids: list[int]) -> list[FetchRun]:
+    return list(FetchRun.objects.filter(pk__in=run_ids).order_by("pk"))
+
+
 def fetch_runs_recent(*, limit: int) -> list[FetchRun]:
     return list(FetchRun.objects.order_by("-pk")[: max(1, limit)])
 

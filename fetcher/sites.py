@@ -6,13 +6,14 @@ from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
 from django.urls import path, reverse
 
-BARS_PERMISSION = "fetcher.view_bar"
-
 
 class IbdataAdminSite(admin.AdminSite):
     site_header = "ibdata"
     site_title = "ibdata admin"
     index_title = "Historical bars, fetches and backtests"
+
+    # The Bars list is imported when the URLs and the index are built, not with this module:
+    # INSTALLED_APPS loads the site before the models it lists are ready.
 
     def get_urls(self):
         from fetcher.admin.bars import bars_changelist_view
@@ -21,6 +22,8 @@ class IbdataAdminSite(admin.AdminSite):
         return [path("fetcher/bar/", bars, name="fetcher_bar_changelist"), *super().get_urls()]
 
     def get_app_list(self, request, app_label=None):
+        from fetcher.admin.bars import BARS_PERMISSION
+
         apps = super().get_app_list(request, app_label)
         if not request.user.has_perm(BARS_PERMISSION):
             return apps

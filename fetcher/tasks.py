@@ -46,5 +46,7 @@ def fetch_schedule(self, **kwargs) -> str:
     """Start a schedule's fetch run (beat names the schedule in a header). Safe to run twice:
     the second delivery finds the first one's run going and starts nothing."""
     schedule = self.request.get("periodic_task_name") or ""
-    run = fetch_schedule_fire(schedule=schedule, fetch=ScheduledFetch.from_kwargs(kwargs))
-    return f"started run {run.pk}" if run else "not started: the previous run is still going"
+    handle = fetch_schedule_fire(schedule=schedule, fetch=ScheduledFetch.from_json(kwargs))
+    return (
+        f"started run {handle.run_id}" if handle else "not started: the previous run is still going"
+    )

@@ -85,11 +85,14 @@ def ib(sim, ib_factory):
 @pytest.fixture
 def in_process_tasks():
     """Run fetches in this process (the embedded default), whatever REDIS_URL says."""
+    from fetcher import queues
     from ibdata_project.celery import app
 
     before = app.conf.task_always_eager
     app.conf.task_always_eager = True
     yield
+    for task_id in list(queues._in_process):  # runs started in the background end in the test
+        queues.task_join(task_id)
     app.conf.task_always_eager = before
 
 

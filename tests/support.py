@@ -331,3 +331,12 @@ def recent_sessions(n: int, *, days_ago: int = 14) -> list[dt.date]:
     full = [day.date() for day, h in zip(schedule.index, hours, strict=True) if h == 6.5 * 3600]
     last = today - dt.timedelta(days=days_ago)
     return [day for day in full if day <= last][-n:]
+
+
+def settled(run):
+    """A run once it has ended (runs started in this process go on a thread of their own)."""
+    from fetcher.services.submit import FetchHandle
+
+    FetchHandle(run.pk).wait(timeout_s=120)
+    run.refresh_from_db()
+    return run

@@ -13,8 +13,8 @@ from fetcher.domain.time import epoch, from_epoch
 from fetcher.domain.timeframes import BY_CODE
 from fetcher.models import TIMEFRAME_CHOICES, WHAT_TO_SHOW_CHOICES
 from fetcher.selectors import bars_page, instruments_with_bars
-from fetcher.sites import BARS_PERMISSION
 
+BARS_PERMISSION = "fetcher.view_bar"
 PAGE_SIZE = 100
 FILTERS = ("instrument", "timeframe", "what_to_show", "rth")
 

@@ -1,14 +1,14 @@
-"""The admin's forms: what a fetch asks for, checked by the same service as the CLI's input."""
+"""The admin's forms: what a fetch asks for (a FetchRequest, checked as the CLI's is), and a new
+instrument."""
 
 from __future__ import annotations
 
 from django import forms
 
 from fetcher.domain.instruments import SEC_TYPES, InstrumentSpec
+from fetcher.domain.requests import FetchRequest, RequestInvalid
 from fetcher.domain.timeframes import TIMEFRAMES, WhatToShow
-from fetcher.exceptions import InvalidInput
 from fetcher.models import Instrument
-from fetcher.services.fetch_runs import fetch_request_check
 
 # The whatToShow values a fetch stores (the CLI's --what-to-show).
 FETCHABLE = [w for w in WhatToShow if w <= WhatToShow.ADJUSTED_LAST]
@@ -52,14 +52,16 @@ class FetchHistoryForm(forms.Form):
         if self.errors:
             return data
         try:
-            fetch_request_check(
-                specs=self.specs,
+            self.request = FetchRequest(
+                instruments=tuple(self.specs),
+                timeframe=TIMEFRAMES[data["timeframe"]],
+                what_to_show=WhatToShow[data["what_to_show"]],
+                use_rth=data["use_rth"],
                 start=data.get("start"),
                 end=data.get("end"),
-                what_to_show=WhatToShow[data["what_to_show"]],
             )
-        except InvalidInput as exc:
-            raise forms.ValidationError(str(exc)) from None
+        except RequestInvalid as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, exc.problem)
         return data
 
 

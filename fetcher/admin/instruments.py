@@ -14,15 +14,10 @@ from django.utils.safestring import mark_safe
 from fetcher.domain.ranges import day_start
 from fetcher.domain.time import zone_info
 from fetcher.domain.timeframes import BY_CODE, TIMEFRAMES, WhatToShow
-from fetcher.exceptions import InvalidInput
 from fetcher.models import Instrument, RequestedBy, Series
-from fetcher.selectors import bars_read, instrument_series, instruments_listed
-from fetcher.services.fetch_runs import (
-    fetch_run_create,
-    fetch_run_enqueue,
-    fetch_runs_update_create,
-)
+from fetcher.selectors import bars_read, fetch_runs_of, instrument_series, instruments_listed
 from fetcher.services.instruments import instrument_spec
+from fetcher.services.submit import fetch_submit, fetch_updates_submit
 
 from .charts import CHART_ID, PLOTLY_JS, candlestick_html
 from .forms import FetchHistoryForm, InstrumentAddForm
@@ -138,33 +133,20 @@ class InstrumentAdmin(admin.ModelAdmin):
         if "apply" in request.POST:
             form = FetchHistoryForm(request.POST, specs=specs)
             if form.is_valid():
+                handle = fetch_submit(request=form.request, requested_by=RequestedBy.ADMIN)
                 data = form.cleaned_data
-                try:
-                    run = fetch_run_create(
-                        specs=specs,
-                        timeframe=TIMEFRAMES[data["timeframe"]],
-                        start=data["start"],
-                        end=data["end"],
-                        what_to_show=WhatToShow[data["what_to_show"]],
-                        use_rth=data["use_rth"],
-                        requested_by=RequestedBy.ADMIN,
-                    )
-                except InvalidInput as exc:
-                    form.add_error(None, str(exc))
-                else:
-                    fetch_run_enqueue(run_id=run.pk)
-                    self.message_user(
-                        request,
-                        format_html(
-                            "Fetch {} queued: {} {} of {}.",
-                            run_link(run.pk),
-                            data["timeframe"],
-                            data["what_to_show"],
-                            ", ".join(s.label for s in specs),
-                        ),
-                        messages.SUCCESS,
-                    )
-                    return None
+                self.message_user(
+                    request,
+                    format_html(
+                        "Fetch {} queued: {} {} of {}.",
+                        run_link(handle.run_id),
+                        data["timeframe"],
+                        data["what_to_show"],
+                        ", ".join(s.label for s in specs),
+                    ),
+                    messages.SUCCESS,
+                )
+                return None
         else:
             form = FetchHistoryForm(specs=specs)
         context = {
@@ -180,10 +162,10 @@ class InstrumentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Update to latest (from the last stored bar to now)")
     def update_to_latest(self, request, queryset):
-        runs, nothing_stored = fetch_runs_update_create(
+        handles, nothing_stored = fetch_updates_submit(
             instruments=list(queryset), requested_by=RequestedBy.ADMIN
         )
-        for run in runs:
+        for run in fetch_runs_of(run_ids=[h.run_id for h in handles]):
             self.message_user(
                 request,
                 format_html(

@@ -17,7 +17,8 @@ from fetcher.selectors import (
     fetch_run_chunk_errors,
     fetch_run_summary,
 )
-from fetcher.services.fetch_runs import fetch_run_cancel, fetch_run_retry
+from fetcher.services.fetch_runs import fetch_run_cancel
+from fetcher.services.submit import fetch_retry_submit
 
 from .instruments import run_link
 
@@ -141,12 +142,12 @@ class FetchRunAdmin(ReadOnlyAdmin):
     def retry_failed_chunks(self, request, queryset):
         for run in queryset.order_by("pk"):
             try:
-                retries = fetch_run_retry(run_id=run.pk, requested_by=RequestedBy.ADMIN)
+                retries = fetch_retry_submit(run_id=run.pk, requested_by=RequestedBy.ADMIN)
             except InvalidInput as exc:
                 self.message_user(request, str(exc), messages.WARNING)
                 continue
             links = format_html(
-                ", ".join("{}" for _ in retries), *map(run_link, (r.pk for r in retries))
+                ", ".join("{}" for _ in retries), *map(run_link, (r.run_id for r in retries))
             )
             self.message_user(
                 request,

@@ -32,6 +32,39 @@ class InstrumentSpec:
     def label(self) -> str:
         return self.text or self.symbol
 
+    def contract_fields(self) -> dict:
+        """The contract's fields, as a run's item stores them (CONTRACT_FIELDS)."""
+        return {name: getattr(self, name) for name in CONTRACT_FIELDS}
+
+    @classmethod
+    def from_contract_fields(cls, row, *, text: str = "") -> InstrumentSpec:
+        """The spec a row holding CONTRACT_FIELDS (a run's item, an instrument) asks for; a row
+        without one of them (an instrument has no last trade date) takes the default."""
+        defaults = cls.__dataclass_fields__
+        return cls(
+            **{name: getattr(row, name, defaults[name].default) for name in CONTRACT_FIELDS},
+            text=text,
+        )
+
+    def to_json(self) -> dict:
+        return {**self.contract_fields(), "text": self.text}
+
+    @classmethod
+    def from_json(cls, data: dict) -> InstrumentSpec:
+        return cls(**{name: data[name] for name in (*CONTRACT_FIELDS, "text") if name in data})
+
+
+# What names a contract (everything but how the user typed it).
+CONTRACT_FIELDS = (
+    "symbol",
+    "sec_type",
+    "exchange",
+    "primary_exchange",
+    "currency",
+    "last_trade_date",
+    "con_id",
+)
+
 
 def instrument_spec_parse(
     text: str, *, sec_type: str = "", exchange: str = "", currency: str = ""
@@ -66,7 +99,7 @@ def instrument_spec_parse(
     else:
         if not (venue or exchange):
             raise InvalidInput(
-                f"{text!r}: a {sec} needs an exchange (SYMBOL:EXCHANGE or --exchange)"
+                f"{text!r}: a {sec} needs an exchange (SYMBOL:EXCHANGE, or an exchange for all)"
             )
         spec = replace(spec, exchange=venue or exchange.upper())
     return spec
@@ -77,7 +110,7 @@ def instrument_specs_parse(
 ) -> list[InstrumentSpec]:
     """A comma-separated instrument list; duplicates are dropped, order kept."""
     if text is None or not text.strip():
-        raise InvalidInput("no instruments given: use --instruments AAPL,MSFT")
+        raise InvalidInput("no instruments given: e.g. AAPL,MSFT")
     parts = [p.strip() for p in text.split(",")]
     if any(not p for p in parts):
         raise InvalidInput(f"malformed instrument list {text!r}: empty item between commas")

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from .sessions import SessionTable
-from .time import DAY, EPOCH_DATE, ibkr_utc, local_midnight
+from .ranges import resolve_range
+from .sessions import SessionTable, session_table
+from .time import DAY, EPOCH_DATE, ibkr_utc, local_midnight, zone_info
 from .timeframes import TimeframeSpec
 
 MAX_SECONDS_DURATION = 86_400  # IBKR accepts 'N S' up to one day
@@ -28,6 +29,61 @@ class PlannedRequest:
     window_end: int
     duration: str  # IBKR durationStr
     end: str  # IBKR endDateTime ('yyyymmdd-hh:mm:ss', UTC)
+
+
+@dataclass(frozen=True)
+class FetchPlan:
+    """One instrument's part of a fetch: the range [start, end) and why it was chosen, and the
+    requests that fetch what of it is not stored yet (none: nothing to fetch)."""
+
+    start: int
+    end: int
+    note: str
+    requests: list[PlannedRequest]
+
+
+def fetch_plan(
+    *,
+    listing,
+    timeframe: TimeframeSpec,
+    use_rth: bool,
+    start: date | None,
+    end: date | None,
+    since_head: bool,
+    head: datetime | None,
+    covered: list[tuple[int, int]],
+    now: float,
+) -> FetchPlan:
+    """The one planning recipe, for a fetch and for the question "is this range stored":
+    the range (ranges.resolve_range), the instrument's sessions, then the requests.
+
+    `listing` is what the gateway said of the instrument (sec_type, exchange,
+    primary_exchange, time_zone: a qualified contract, or the stored instrument)."""
+    first, last, note = resolve_range(
+        start=start,
+        end=end,
+        since_head=since_head,
+        tf=timeframe,
+        zone=zone_info(listing.time_zone),
+        head=head,
+        covered=covered,
+        now=now,
+    )
+    sessions = session_table(
+        sec_type=listing.sec_type,
+        exchange=listing.exchange,
+        primary_exchange=listing.primary_exchange,
+        time_zone=listing.time_zone,
+    )
+    requests = plan_requests(
+        sessions=sessions,
+        timeframe=timeframe,
+        use_rth=use_rth,
+        start=first,
+        end=last,
+        covered=covered,
+    )
+    return FetchPlan(first, last, note, requests)
 
 
 def intervals_subtract(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from dataclasses import astuple, dataclass
 
@@ -25,9 +24,8 @@ from tenacity import (
 
 from fetcher import selectors
 from fetcher.domain.bars import BarBatch
-from fetcher.domain.planning import plan_requests
-from fetcher.domain.ranges import complete_until, resolve_range
-from fetcher.domain.sessions import session_table
+from fetcher.domain.planning import fetch_plan
+from fetcher.domain.ranges import complete_until
 from fetcher.domain.time import zone_info
 from fetcher.domain.timeframes import BY_CODE, WhatToShow
 from fetcher.exceptions import (
@@ -79,7 +77,7 @@ def _retrying(retry) -> AsyncRetrying:
 
 
 @dataclass
-class ItemPlan:
+class PreparedItem:
     item_id: int
     instrument_id: int
     qualified: QualifiedInstrument
@@ -167,7 +165,7 @@ class RunExecutor:
                 message=str(getattr(exc, "message", exc)),
                 code=getattr(exc, "code", None),
             )
-            self._emit(item=item.spec, event="failed", error=str(exc))
+            self._emit(event="failed", instrument=item.spec)
             return
         await asyncio.gather(
             *(
@@ -204,12 +202,11 @@ class RunExecutor:
                     task.cancel()
                 return
 
-    async def _prepare(self, item: FetchRunItem) -> ItemPlan:
+    async def _prepare(self, item: FetchRunItem) -> PreparedItem:
         run, tf = self.run, self.tf
         spec = items.item_spec(item)
         qualified = await self._with_reconnect(lambda: self.gateway.qualify(spec))
         instrument = await db(instruments.instrument_save)(qualified=qualified)
-        zone = _zone(qualified)
         covered = await db(selectors.coverage_windows)(
             instrument_id=instrument.pk, timeframe=tf.code, what_to_show=self.what, rth=run.use_rth
         )
@@ -220,36 +217,20 @@ class RunExecutor:
         await db(instruments.instrument_head_set)(
             instrument_id=instrument.pk, what_to_show=self.what.name, head=head
         )
-        start, end, note = resolve_range(
+        plan = fetch_plan(
+            listing=qualified,
+            timeframe=tf,
+            use_rth=run.use_rth,
             start=run.start,
             end=run.end,
             since_head=run.since_head,
-            tf=tf,
-            zone=zone,
             head=head,
             covered=covered,
             now=time.time(),
         )
-        table = session_table(
-            sec_type=qualified.sec_type,
-            exchange=qualified.exchange,
-            primary_exchange=qualified.primary_exchange,
-            time_zone=qualified.time_zone,
-        )
-        plan = plan_requests(
-            sessions=table, timeframe=tf, use_rth=run.use_rth, start=start, end=end, covered=covered
-        )
-        chunks = await db(items.item_plan)(
-            item_id=item.pk, instrument_id=instrument.pk, start=start, end=end, note=note, plan=plan
-        )
-        self._emit(
-            item=item.spec,
-            event="planned",
-            chunks=len(chunks),
-            note=note,
-            instrument=qualified.symbol,
-        )
-        return ItemPlan(item.pk, instrument.pk, qualified, chunks)
+        chunks = await db(items.item_plan)(item_id=item.pk, instrument_id=instrument.pk, plan=plan)
+        self._emit(event="planned", chunks=len(chunks), instrument=qualified.symbol)
+        return PreparedItem(item.pk, instrument.pk, qualified, chunks)
 
     async def _ensure_connected(self) -> None:
         """One reconnection at a time, however many requests noticed the drop."""
@@ -271,7 +252,7 @@ class RunExecutor:
                 finally:
                     await self.pacer.release()
 
-    async def _fetch_chunk(self, plan: ItemPlan, chunk: FetchChunk) -> None:
+    async def _fetch_chunk(self, plan: PreparedItem, chunk: FetchChunk) -> None:
         tf, run = self.tf, self.run
         q = plan.qualified
         request = BarRequest(
@@ -293,15 +274,15 @@ class RunExecutor:
             async for attempt in _retrying(retry_if_exception(_retryable)):
                 with attempt:
                     batch = await self._request(chunk, q, request, key, attempt.retry_state)
-        except GatewayError as exc:
-            self._emit(item=plan.item_id, event="chunk_failed", error=str(exc))
+        except GatewayError:
+            self._emit(event="chunk_failed", instrument=plan.qualified.symbol)
             return
         except FetchCancelled:
             return
         inside = (batch.ts >= lo) & (batch.ts < hi)
         batch = batch if bool(np.all(inside)) else batch.slice(inside)
         await self._store(chunk.pk, batch, complete_until(tf, time.time(), _zone(q)))
-        self._emit(item=plan.item_id, event="chunk_done", bars=len(batch), instrument=q.symbol)
+        self._emit(event="chunk_done", bars=len(batch), instrument=q.symbol)
 
     async def _store(self, chunk_id: int, batch: BarBatch, covered_until: int) -> None:
         """Hand an answer to the writer; return once it is committed."""
@@ -399,17 +380,3 @@ def fetch_run_settle(*, run_id: int, run) -> FetchRun:
         error = f"unexpected error: {one_line(exc)}"
     database_patient(fetch_runs.fetch_run_fail)(run_id=run_id, error=error)
     return database_patient(selectors.fetch_run_get)(run_id=run_id)
-
-
-def fetch_run_in_thread(*, run_id: int) -> threading.Thread:
-    """Start fetch_run_execute on a thread of its own (the CLI follows the run meanwhile)."""
-
-    def target() -> None:
-        try:
-            fetch_run_execute(run_id=run_id)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=target, name=f"fetch-run-{run_id}", daemon=True)
-    thread.start()
-    return thread

@@ -1,16 +1,13 @@
-"""Fetch runs: created from user input, queued, started, settled, cancelled."""
+"""A fetch run's record through its life: created, queued, started, settled, failed, cancelled."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
 
-from fetcher.domain.instruments import InstrumentSpec
-from fetcher.domain.time import zone_info
-from fetcher.domain.timeframes import BY_CODE, SMALL_BARS_DAYS, TimeframeSpec, WhatToShow
+from fetcher.domain.requests import FetchRequest
 from fetcher.exceptions import InvalidInput
 from fetcher.ibkr.types import GatewayInfo
 from fetcher.models import (
@@ -18,110 +15,46 @@ from fetcher.models import (
     FetchChunk,
     FetchRun,
     FetchRunItem,
-    Instrument,
     ItemStatus,
     RequestedBy,
     RunStatus,
 )
 from fetcher.queues import TaskName, task_send
-from fetcher.selectors import FINISHED_RUN, fetch_run_chunks_unfinished, series_keys
 
-from .instruments import instrument_spec
 from .provenance import gateway_kind, store_source_check
 
 ERROR_MAX_CHARS = 2000
 
 
-def fetch_request_check(
-    *,
-    specs: list[InstrumentSpec],
-    start: dt.date | None,
-    end: dt.date | None,
-    what_to_show: WhatToShow = WhatToShow.TRADES,
-    since_head: bool = False,
-    today: dt.date | None = None,
-    timeframe: TimeframeSpec | None = None,
-) -> None:
-    """Raise InvalidInput, with the fix in its message, for a request that cannot be served."""
-    today = today or timezone.now().date()
-    if not specs:
-        raise InvalidInput("no instruments given: use --instruments AAPL,MSFT")
-    if start and start > today:
-        raise InvalidInput(f"start date {start} is in the future (today is {today})")
-    if end and end > today:
-        raise InvalidInput(f"end date {end} is in the future (today is {today})")
-    if start and end and end < start:
-        raise InvalidInput(f"end date {end} is before start date {start}")
-    if since_head and start:
-        raise InvalidInput("--since-head and --start contradict each other: give one of them")
-    if what_to_show == WhatToShow.ADJUSTED_LAST and end and end < today:
-        raise InvalidInput("ADJUSTED_LAST bars can only be fetched up to now: leave --end out")
-    oldest = today - dt.timedelta(days=SMALL_BARS_DAYS)
-    if timeframe is not None and timeframe.small and start and start < oldest:
-        raise InvalidInput(
-            f"IBKR keeps {timeframe.name} bars (30 s or less) for six months only: "
-            f"--start must be {oldest} or later"
-        )
-
-
 def fetch_run_create(
-    *,
-    specs: list[InstrumentSpec],
-    timeframe: TimeframeSpec,
-    start: dt.date | None = None,
-    end: dt.date | None = None,
-    what_to_show: WhatToShow = WhatToShow.TRADES,
-    use_rth: bool = True,
-    since_head: bool = False,
-    requested_by: str = RequestedBy.CLI,
-    schedule: str = "",
-    today: dt.date | None = None,
+    *, request: FetchRequest, requested_by: str = RequestedBy.CLI, schedule: str = ""
 ) -> FetchRun:
-    """Validate a fetch request and record it as a pending run with one item per instrument."""
-    fetch_request_check(
-        specs=specs,
-        start=start,
-        end=end,
-        what_to_show=what_to_show,
-        since_head=since_head,
-        today=today,
-        timeframe=timeframe,
-    )
+    """Record a request as a pending run with one item per instrument (fetch_submit starts it)."""
     with transaction.atomic():
         run = FetchRun.objects.create(
-            instruments=[s.label for s in specs],
-            start=start,
-            end=end,
-            timeframe=timeframe.code,
-            what_to_show=what_to_show,
-            use_rth=use_rth,
-            since_head=since_head,
+            instruments=request.labels,
+            start=request.start,
+            end=request.end,
+            timeframe=request.timeframe.code,
+            what_to_show=request.what_to_show,
+            use_rth=request.use_rth,
+            since_head=request.since_head,
             requested_by=requested_by,
             schedule=schedule,
         )
         FetchRunItem.objects.bulk_create(
-            FetchRunItem(
-                run=run,
-                spec=s.label,
-                position=i,
-                symbol=s.symbol,
-                sec_type=s.sec_type,
-                exchange=s.exchange,
-                primary_exchange=s.primary_exchange,
-                currency=s.currency,
-                last_trade_date=s.last_trade_date,
-                con_id=s.con_id,
-            )
-            for i, s in enumerate(specs)
+            FetchRunItem(run=run, spec=spec.label, position=i, **spec.contract_fields())
+            for i, spec in enumerate(request.instruments)
         )
     return run
 
 
 def fetch_run_enqueue(*, run_id: int) -> None:
-    """Queue a run on the ibkr worker once the transaction that created it commits."""
+    """Start a run once the transaction that created it commits: on the ibkr queue, or (with no
+    broker, the embedded default) on a thread of this process."""
 
     def send() -> None:
-        task_id = task_send(TaskName.FETCH_RUN, run_id)
+        task_id = task_send(TaskName.FETCH_RUN, run_id, background=True)
         FetchRun.objects.filter(pk=run_id).update(task_id=task_id)
 
     transaction.on_commit(send)
@@ -215,75 +148,3 @@ def fetch_run_cancel(*, run_id: int) -> FetchRun:
         ).update(status=ItemStatus.CANCELLED)
     run.refresh_from_db()
     return run
-
-
-def fetch_runs_update_create(
-    *, instruments: list[Instrument], requested_by: str = RequestedBy.ADMIN
-) -> tuple[list[FetchRun], list[Instrument]]:
-    """'Update to latest': every stored series of these instruments fetched from its last stored
-    bar to now, through the same runs as `manage.py fetch` without --start. One queued run per
-    (timeframe, whatToShow, session) for the instruments that have that series; returns the
-    runs and the instruments that have nothing stored yet (there is no last bar to start from)."""
-    by_id = {i.pk: i for i in instruments}
-    groups: dict[tuple[int, int, bool], list[Instrument]] = {}
-    for instrument_id, timeframe, what_to_show, rth in series_keys(instrument_ids=list(by_id)):
-        groups.setdefault((timeframe, what_to_show, rth), []).append(by_id[instrument_id])
-    runs = []
-    with transaction.atomic():  # every run queued, or none
-        for (timeframe, what_to_show, rth), members in sorted(groups.items()):
-            run = fetch_run_create(
-                specs=[instrument_spec(i) for i in members],
-                timeframe=BY_CODE[timeframe],
-                what_to_show=WhatToShow(what_to_show),
-                use_rth=rth,
-                requested_by=requested_by,
-            )
-            fetch_run_enqueue(run_id=run.pk)
-            runs.append(run)
-    updated = {i.pk for members in groups.values() for i in members}
-    return runs, [i for i in instruments if i.pk not in updated]
-
-
-def fetch_run_retry(*, run_id: int, requested_by: str = RequestedBy.ADMIN) -> list[FetchRun]:
-    """Fetch again what a finished run failed to store, as new runs (the first run's record
-    stays as it ended). A new run covers, per instrument, the dates of its failed (or never
-    answered) requests; planning subtracts what is stored, so it asks only for the missing
-    windows. Instruments whose dates match share one run."""
-    run = FetchRun.objects.filter(pk=run_id).first()
-    if run is None:
-        raise InvalidInput(f"there is no fetch run {run_id}")
-    if run.status not in FINISHED_RUN:
-        raise InvalidInput(f"run {run_id} is still {run.status}: wait for it to end, or cancel it")
-    chunks = fetch_run_chunks_unfinished(run_id=run_id)
-    if not chunks:
-        raise InvalidInput(f"run {run_id} has no failed requests: nothing to retry")
-    tf = BY_CODE[run.timeframe]
-    spans: dict[int, tuple[dt.date, dt.date]] = {}
-    instruments: dict[int, Instrument] = {}
-    for chunk in chunks:
-        instrument = instruments.setdefault(chunk.instrument_id, chunk.instrument)
-        # daily and larger bars live in date space (00:00 UTC of the date); intraday windows
-        # are instants, dated in the exchange's zone
-        zone = zone_info(instrument.time_zone) if tf.intraday else dt.UTC
-        first = chunk.window_start.astimezone(zone).date()
-        last = (chunk.window_end - dt.timedelta(seconds=1)).astimezone(zone).date()
-        low, high = spans.get(instrument.pk, (first, last))
-        spans[instrument.pk] = (min(low, first), max(high, last))
-    groups: dict[tuple[dt.date, dt.date], list[Instrument]] = {}
-    for instrument_id, span in spans.items():
-        groups.setdefault(span, []).append(instruments[instrument_id])
-    retries = []
-    with transaction.atomic():  # every run queued, or none
-        for (start, end), members in sorted(groups.items()):
-            retry = fetch_run_create(
-                specs=[instrument_spec(i) for i in members],
-                timeframe=tf,
-                start=start,
-                end=end,
-                what_to_show=WhatToShow(run.what_to_show),
-                use_rth=run.use_rth,
-                requested_by=requested_by,
-            )
-            fetch_run_enqueue(run_id=retry.pk)
-            retries.append(retry)
-    return retries

@@ -52,12 +52,6 @@ def instrument_spec(instrument: Instrument) -> InstrumentSpec:
     """A stored instrument as a fetch asks for it: its exact contract (conId included)."""
     us_stock = instrument.sec_type == "STK" and instrument.currency == "USD"
     label = instrument.local_symbol or instrument.symbol
-    return InstrumentSpec(
-        symbol=instrument.symbol,
-        sec_type=instrument.sec_type,
-        exchange=instrument.exchange,
-        primary_exchange=instrument.primary_exchange,
-        currency=instrument.currency,
-        text=label if us_stock else f"{label}:{instrument.exchange}",
-        con_id=instrument.con_id,
+    return InstrumentSpec.from_contract_fields(
+        instrument, text=label if us_stock else f"{label}:{instrument.exchange}"
     )

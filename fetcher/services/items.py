@@ -8,12 +8,12 @@ from pathlib import Path
 from django.db import transaction
 
 from fetcher.domain.instruments import InstrumentSpec
-from fetcher.domain.planning import PlannedRequest
+from fetcher.domain.planning import FetchPlan
 from fetcher.domain.time import date_epoch, epoch, from_epoch
 from fetcher.domain.timeframes import BY_CODE, WhatToShow
 from fetcher.models import FetchChunk, FetchRunItem, ItemStatus
 from fetcher.selectors import bars_read
-from fetcher.storage.catalog import catalog_venue, catalog_write
+from fetcher.storage.catalog import CatalogSeries
 
 from .fetch_runs import ERROR_MAX_CHARS
 from .progress import fetch_run_progress_add
@@ -23,15 +23,7 @@ NOTE_MAX_CHARS = 200
 CATALOG_SLICE_BARS = 500_000  # most bars read back from the database at a time
 
 
-def item_plan(
-    *,
-    item_id: int,
-    instrument_id: int,
-    start: int,
-    end: int,
-    note: str,
-    plan: list[PlannedRequest],
-) -> list[FetchChunk]:
+def item_plan(*, item_id: int, instrument_id: int, plan: FetchPlan) -> list[FetchChunk]:
     """Record an item's range and its planned requests; a redelivered item keeps its chunks."""
     with transaction.atomic():
         item = FetchRunItem.objects.select_for_update().get(pk=item_id)
@@ -39,9 +31,9 @@ def item_plan(
         if existing:
             return existing
         item.instrument_id = instrument_id
-        item.start, item.end = from_epoch(start), from_epoch(end)
-        item.note = note[:NOTE_MAX_CHARS]
-        item.status = ItemStatus.RUNNING if plan else ItemStatus.SUCCEEDED
+        item.start, item.end = from_epoch(plan.start), from_epoch(plan.end)
+        item.note = plan.note[:NOTE_MAX_CHARS]
+        item.status = ItemStatus.RUNNING if plan.requests else ItemStatus.SUCCEEDED
         item.save()
         chunks = FetchChunk.objects.bulk_create(
             FetchChunk(
@@ -53,9 +45,11 @@ def item_plan(
                 duration=p.duration,
                 request_end=p.end,
             )
-            for p in plan
+            for p in plan.requests
         )
-        fetch_run_progress_add(run_id=item.run_id, item_id=item.pk, chunks_planned=len(plan))
+        fetch_run_progress_add(
+            run_id=item.run_id, item_id=item.pk, chunks_planned=len(plan.requests)
+        )
     return chunks
 
 
@@ -71,16 +65,7 @@ def item_fail(*, item_id: int, message: str, code: int | None = None) -> None:
 
 def item_spec(item: FetchRunItem) -> InstrumentSpec:
     """The contract an item asks for, as the run recorded it."""
-    return InstrumentSpec(
-        symbol=item.symbol,
-        sec_type=item.sec_type,
-        exchange=item.exchange,
-        primary_exchange=item.primary_exchange,
-        currency=item.currency,
-        last_trade_date=item.last_trade_date,
-        text=item.spec,
-        con_id=item.con_id,
-    )
+    return InstrumentSpec.from_contract_fields(item, text=item.spec)
 
 
 def item_store_finish(*, item_id: int, catalog_root: Path) -> int:
@@ -104,7 +89,12 @@ def item_catalog_export(*, item: FetchRunItem, catalog_root: Path) -> int:
     most CATALOG_SLICE_BARS bars (one merge per file), else in slices of that many. Idempotent:
     after a crash the next run of the item writes it again."""
     run, instrument = item.run, item.instrument
-    timeframe = BY_CODE[run.timeframe]
+    series = CatalogSeries.of_instrument(
+        instrument,
+        timeframe=BY_CODE[run.timeframe],
+        what_to_show=WhatToShow(run.what_to_show).name,
+        use_rth=run.use_rth,
+    )
     start, end = epoch(item.start), epoch(item.end)
     written = 0
     cursor = start
@@ -120,16 +110,7 @@ def item_catalog_export(*, item: FetchRunItem, catalog_root: Path) -> int:
             first=CATALOG_SLICE_BARS,
         )
         if len(batch):
-            written += catalog_write(
-                root=catalog_root,
-                symbol=instrument.local_symbol or instrument.symbol,
-                exchange=catalog_venue(instrument.primary_exchange, instrument.exchange),
-                currency=instrument.currency,
-                timeframe=timeframe,
-                what_to_show=WhatToShow(run.what_to_show).name,
-                use_rth=run.use_rth,
-                batch=batch,
-            )
+            written += series.write(batch, root=catalog_root)
         full = len(batch) == CATALOG_SLICE_BARS
         cursor = int(batch.ts[-1]) + 1 if full else year_end
     return written

@@ -3,17 +3,13 @@ so the simulator's synthetic bars never mix with real ones."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from fetcher.exceptions import SourceMismatch
 from fetcher.ibkr.types import GatewayInfo
 from fetcher.models import GatewayKind
 from fetcher.selectors import store_source
-
-# In the catalog's root: which gateway kind wrote its bars (the catalog may outlive a database).
-SOURCE_FILE = ".ibdata-source.json"
+from fetcher.storage.catalog import catalog_source, catalog_source_record
 
 
 def gateway_kind(info: GatewayInfo) -> str:
@@ -39,17 +35,12 @@ def store_source_check(*, source: str, account: str, catalog_root: Path) -> None
     held = store_source(exclude=source)
     if held is not None:
         raise source_mismatch(held, (source, account), "This database")
-    marker = Path(catalog_root) / SOURCE_FILE
-    if marker.exists():
-        recorded = json.loads(marker.read_text())
-        if recorded.get("source") != source:
-            raise source_mismatch(
-                (recorded.get("source", "?"), recorded.get("account", "")),
-                (source, account),
-                f"The catalog {catalog_root}",
-            )
-        return
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    temp = marker.with_name(f"{SOURCE_FILE}.{os.getpid()}.tmp")
-    temp.write_text(json.dumps({"source": source, "account": account}))
-    os.replace(temp, marker)
+    recorded = catalog_source(catalog_root)
+    if recorded is None:
+        catalog_source_record(root=catalog_root, source=source, account=account)
+    elif recorded.get("source") != source:
+        raise source_mismatch(
+            (recorded.get("source", "?"), recorded.get("account", "")),
+            (source, account),
+            f"The catalog {catalog_root}",
+        )

@@ -12,15 +12,15 @@ from celery.schedules import ParseException, crontab_parser
 from django.db import IntegrityError, transaction
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from fetcher.domain.instruments import InstrumentSpec, instrument_specs_parse, spec_time_zone
+from fetcher.domain.instruments import InstrumentSpec, spec_time_zone
+from fetcher.domain.requests import FetchRequest
 from fetcher.domain.time import zone_name
-from fetcher.domain.timeframes import TimeframeSpec, WhatToShow, timeframe_parse
 from fetcher.exceptions import InvalidInput
-from fetcher.models import FetchRun, RequestedBy
+from fetcher.models import RequestedBy
 from fetcher.queues import TaskName
 from fetcher.selectors import fetch_schedule_run_going, instrument_time_zone
 
-from .fetch_runs import fetch_run_create, fetch_run_enqueue
+from .submit import FetchHandle, fetch_submit
 
 log = logging.getLogger("ibdata.schedule")
 
@@ -38,7 +38,7 @@ CRON_HELP = 'use 5 fields "minute hour day-of-month month day-of-week", e.g. "30
 
 @dataclass(frozen=True)
 class ScheduledFetch:
-    """What a schedule fetches: its periodic task's kwargs (JSON, editable in the admin), the
+    """What a schedule fetches: its periodic task's arguments (JSON, editable in the admin), the
     options of `manage.py fetch` without dates: each firing fetches from the last stored bar."""
 
     instruments: str
@@ -49,26 +49,31 @@ class ScheduledFetch:
     exchange: str = ""
     currency: str = ""
 
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
     @classmethod
-    def from_kwargs(cls, kwargs: dict) -> ScheduledFetch:
+    def from_json(cls, data: dict) -> ScheduledFetch:
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(kwargs) - known)
-        if unknown or "instruments" not in kwargs:
+        unknown = sorted(set(data) - known)
+        if unknown or "instruments" not in data:
             raise InvalidInput(
-                f"a fetch schedule takes {', '.join(sorted(known))} (got {', '.join(sorted(kwargs))})"
+                f"a fetch schedule takes {', '.join(sorted(known))} (got {', '.join(sorted(data))})"
             )
-        return cls(**kwargs)
+        return cls(**data)
 
-    def specs(self) -> list[InstrumentSpec]:
-        return instrument_specs_parse(
-            self.instruments, sec_type=self.sec_type, exchange=self.exchange, currency=self.currency
+    def request(self) -> FetchRequest:
+        """The fetch one firing asks for (checked when the schedule is added, and again when
+        it fires: the stored arguments may have been edited in the admin)."""
+        return FetchRequest.parse(
+            instruments=self.instruments,
+            timeframe=self.timeframe,
+            what_to_show=self.what_to_show,
+            use_rth=self.use_rth,
+            sec_type=self.sec_type,
+            exchange=self.exchange,
+            currency=self.currency,
         )
-
-    def tf(self) -> TimeframeSpec:
-        return timeframe_parse(self.timeframe)
-
-    def what(self) -> WhatToShow:
-        return WhatToShow.parse(self.what_to_show)
 
 
 def cron_fields(text: str) -> dict[str, str]:
@@ -129,7 +134,8 @@ def fetch_schedule_add(
 ) -> PeriodicTask:
     """Record a schedule for beat (django-celery-beat's database scheduler): `cron` in the
     exchange's time zone. Everything is checked before anything is written."""
-    specs, tf, _ = fetch.specs(), fetch.tf(), fetch.what()  # checked now, not when it fires
+    request = fetch.request()  # checked now, not when it fires
+    specs, tf = list(request.instruments), request.timeframe
     fields = cron_fields(cron)
     zone = fetch_schedule_zone(specs=specs, time_zone=time_zone)
     fetch = dataclasses.replace(
@@ -151,7 +157,7 @@ def fetch_schedule_add(
                 name=name,
                 task=TaskName.FETCH_SCHEDULE,
                 crontab=crontab,
-                kwargs=json.dumps(dataclasses.asdict(fetch)),
+                kwargs=json.dumps(fetch.to_json()),
                 description=f"fetch {fetch.instruments} {tf.name} from the last stored bar to now",
             )
     except IntegrityError:  # added meanwhile by someone else
@@ -179,12 +185,12 @@ def fetch_schedule_remove(*, name: str) -> None:
             crontab.delete()
 
 
-def fetch_schedule_fire(*, schedule: str, fetch: ScheduledFetch) -> FetchRun | None:
+def fetch_schedule_fire(*, schedule: str, fetch: ScheduledFetch) -> FetchHandle | None:
     """Start a schedule's run, queued for the ibkr worker: every instrument from its last stored
     bar to now. None (and a log line saying why) while the schedule's previous run is going."""
     if not schedule:
         raise InvalidInput("no schedule named: beat names it (the periodic_task_name header)")
-    specs, tf, what = fetch.specs(), fetch.tf(), fetch.what()
+    request = fetch.request()
     with transaction.atomic():
         # The schedule's row is the lock: two firings (beat's and a redelivery, or the admin's
         # "Run selected tasks") cannot both find no run going and start one each.
@@ -201,14 +207,12 @@ def fetch_schedule_fire(*, schedule: str, fetch: ScheduledFetch) -> FetchRun | N
                 going.status,
             )
             return None
-        run = fetch_run_create(
-            specs=specs,
-            timeframe=tf,
-            what_to_show=what,
-            use_rth=fetch.use_rth,
-            requested_by=RequestedBy.SCHEDULE,
-            schedule=schedule,
-        )
-        fetch_run_enqueue(run_id=run.pk)
-    log.info("schedule %r: started run %s (%s %s)", schedule, run.pk, fetch.instruments, tf.name)
-    return run
+        handle = fetch_submit(request=request, requested_by=RequestedBy.SCHEDULE, schedule=schedule)
+    log.info(
+        "schedule %r: started run %s (%s %s)",
+        schedule,
+        handle.run_id,
+        fetch.instruments,
+        request.timeframe.name,
+    )
+    return handle

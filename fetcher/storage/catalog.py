@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import json
 import operator
 import os
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -57,6 +59,72 @@ TS_TYPE = pa.timestamp("s", tz="UTC")
 _BARS_SCHEMA = FILE_SCHEMA.set(0, pa.field("ts", TS_TYPE, nullable=False))
 # What catalog_dataset() exposes: the bar columns, then the partition columns.
 DATASET_SCHEMA = pa.unify_schemas([_BARS_SCHEMA, PARTITION_SCHEMA])
+
+
+# In the catalog's root: which gateway kind wrote its bars (the catalog may outlive a database).
+SOURCE_FILE = ".ibdata-source.json"
+
+
+@dataclass(frozen=True)
+class CatalogSeries:
+    """Where one series of bars is filed: the catalog's identity of a series."""
+
+    symbol: str
+    exchange: str  # the listing's venue: one symbol, several listings
+    currency: str
+    timeframe: TimeframeSpec
+    what_to_show: str
+    use_rth: bool = True
+
+    @classmethod
+    def of_instrument(
+        cls, instrument, *, timeframe: TimeframeSpec, what_to_show: str, use_rth: bool
+    ) -> CatalogSeries:
+        """A stored instrument's series: filed under its local symbol (a future's ESZ4) and the
+        listing's primary exchange (AAPL: NASDAQ, even when routed through SMART), else its
+        exchange (EUR.USD: IDEALPRO)."""
+        return cls(
+            symbol=instrument.local_symbol or instrument.symbol,
+            exchange=instrument.primary_exchange or instrument.exchange,
+            currency=instrument.currency,
+            timeframe=timeframe,
+            what_to_show=what_to_show,
+            use_rth=use_rth,
+        )
+
+    def write(self, batch: BarBatch, *, root: Path | None = None) -> int:
+        return catalog_write(root=root, **self._identity(), batch=batch)
+
+    def read(
+        self, *, root: Path | None = None, start: int | None = None, end: int | None = None
+    ) -> BarBatch:
+        return catalog_read(root=root, **self._identity(), start=start, end=end)
+
+    def _identity(self) -> dict:
+        return {
+            "symbol": self.symbol,
+            "exchange": self.exchange,
+            "currency": self.currency,
+            "timeframe": self.timeframe,
+            "what_to_show": self.what_to_show,
+            "use_rth": self.use_rth,
+        }
+
+
+def catalog_source(root: Path | None = None) -> dict | None:
+    """What the catalog recorded of the gateway kind that wrote it ({"source", "account"}),
+    None when it has recorded nothing yet."""
+    marker = _root(root) / SOURCE_FILE
+    return json.loads(marker.read_text()) if marker.exists() else None
+
+
+def catalog_source_record(*, root: Path | None = None, source: str, account: str) -> None:
+    """Record (atomically) which gateway kind writes the catalog's bars."""
+    marker = _root(root) / SOURCE_FILE
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    temp = marker.with_name(f"{SOURCE_FILE}.{os.getpid()}.tmp")
+    temp.write_text(json.dumps({"source": source, "account": account}))
+    os.replace(temp, marker)
 
 
 def default_root() -> Path:
@@ -171,12 +239,6 @@ def _escape(value: str) -> str:
     partition values, so they see 'BRK B' again.
     """
     return quote(value, safe="")
-
-
-def catalog_venue(primary_exchange: str, exchange: str) -> str:
-    """The venue a series is filed under: the listing's primary exchange (AAPL: NASDAQ, even
-    when routed through SMART), else its exchange (EUR.USD: IDEALPRO)."""
-    return primary_exchange or exchange
 
 
 def session_name(use_rth: bool) -> str:

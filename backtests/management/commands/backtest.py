@@ -31,18 +31,18 @@ from fetcher.cli import (
     check_database,
     console,
     display_path,
-    gateway_probe,
     parse_date,
     rth_arguments,
+    submit_preflight,
     tasks_in_process,
     user_errors,
 )
 from fetcher.domain.instruments import instrument_specs_parse
+from fetcher.domain.requests import FetchRequest
 from fetcher.domain.timeframes import WhatToShow, timeframe_parse
 from fetcher.exceptions import InvalidInput
-from fetcher.execution.executor import fetch_run_in_thread
-from fetcher.models import GatewayKind
-from fetcher.services.fetch_runs import fetch_run_create, fetch_run_enqueue
+from fetcher.models import GatewayKind, RequestedBy
+from fetcher.services.submit import fetch_submit
 
 FETCH_TIMEOUT_S = 3600.0
 SWEEP_TIMEOUT_S = 3600.0
@@ -158,26 +158,20 @@ class Command(BaseCommand):
                 end=end,
             )
             if missing:
-                if tasks_in_process():
-                    gateway_probe()
-                else:
-                    check_broker()
+                submit_preflight()
                 labels = ",".join(s.label for s in missing)
                 notes.print(f"Fetching the missing {timeframe.name} bars of {labels} first ...")
                 # The fetch `manage.py fetch` makes: in this process, or on the ibkr worker.
-                run = fetch_run_create(
-                    specs=missing,
+                request = FetchRequest(
+                    instruments=tuple(missing),
                     timeframe=timeframe,
-                    start=start,
-                    end=end,
                     what_to_show=what,
                     use_rth=opts["use_rth"],
+                    start=start,
+                    end=end,
                 )
-                if tasks_in_process():
-                    fetch_run_in_thread(run_id=run.pk).join()
-                else:
-                    fetch_run_enqueue(run_id=run.pk)
-                run = backtest_fetch_wait(run_id=run.pk, timeout_s=FETCH_TIMEOUT_S)
+                handle = fetch_submit(request=request, requested_by=RequestedBy.BACKTEST)
+                run = backtest_fetch_wait(run_id=handle.run_id, timeout_s=FETCH_TIMEOUT_S)
                 fetch_run_id = run.pk
                 notes.print(f"✅ fetch run {run.pk}: {run.bars_stored} bars stored")
         requests = [

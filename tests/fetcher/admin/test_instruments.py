@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from fetcher.domain.timeframes import TIMEFRAMES, WhatToShow
 from fetcher.models import Bar, FetchRun, FetchRunItem, Instrument, RequestedBy, RunStatus, Series
+from tests.support import settled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHANGELIST = "admin:fetcher_instrument_changelist"
@@ -120,7 +121,7 @@ def test_fetch_history_fetches_each_exact_contract(admin_client, in_process_sim)
     assert b'value="MIDPOINT" selected' in action(admin_client, "fetch_history", [eur]).content
     for instrument, what in ((eur, "MIDPOINT"), (spx, "TRADES")):
         assert b"queued" in fetch_daily(admin_client, [instrument], what=what).content
-    eur_run, spx_run = FetchRun.objects.order_by("pk")
+    eur_run, spx_run = map(settled, FetchRun.objects.order_by("pk"))
     for run in (eur_run, spx_run):
         assert run.status == RunStatus.SUCCEEDED, run.error
         assert run.requested_by == RequestedBy.ADMIN
@@ -145,11 +146,11 @@ def test_update_to_latest_fetches_from_the_last_stored_bar(admin_client, in_proc
     aapl = Instrument.objects.create(symbol="AAPL", con_id=265598)
     msft = Instrument.objects.create(symbol="MSFT", con_id=272093)
     fetch_daily(admin_client, [aapl])
-    first = FetchRun.objects.get()
+    first = settled(FetchRun.objects.get())
     assert first.status == RunStatus.SUCCEEDED, first.error
     response = action(admin_client, "update_to_latest", [aapl, msft]).content.decode()
     assert "Nothing stored yet for MSFT" in response
-    update = FetchRun.objects.exclude(pk=first.pk).get()
+    update = settled(FetchRun.objects.exclude(pk=first.pk).get())
     assert update.status == RunStatus.SUCCEEDED, update.error
     assert update.start is None and update.instruments == ["AAPL"]
     [item] = update.items.all()
@@ -162,6 +163,7 @@ def test_the_instrument_page_charts_its_stored_bars(admin_client, in_process_sim
     page = reverse("admin:fetcher_instrument_change", args=[aapl.pk])
     assert b"No bars stored yet" in admin_client.get(page).content
     fetch_daily(admin_client, [aapl], end="2024-03-28")
+    settled(FetchRun.objects.get())
     stored = Bar.objects.filter(instrument=aapl).count()
     html = admin_client.get(page).content.decode()
     assert 'id="bars-chart"' in html and reverse("admin:fetcher_plotly_js") in html

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from fetcher.domain.instruments import instrument_specs_parse
+from fetcher.domain.requests import FetchRequest
 from fetcher.domain.timeframes import TIMEFRAMES
 from fetcher.models import Bar, ChunkStatus, FetchRun, Instrument, RunStatus
 from fetcher.services.fetch_runs import fetch_run_create
 from ibsim.server import Faults
+from tests.support import settled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHANGELIST = "admin:fetcher_fetchrun_changelist"
@@ -21,7 +22,7 @@ def run_action(client, name: str, runs):
 
 
 def pending_run() -> FetchRun:
-    return fetch_run_create(specs=instrument_specs_parse("AAPL"), timeframe=TIMEFRAMES["DAILY"])
+    return fetch_run_create(request=FetchRequest.parse(instruments="AAPL"))
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def test_retry_fetches_the_failed_requests_again_in_a_new_run(
             "use_rth": "on",
         },
     )
-    failed = FetchRun.objects.get()
+    failed = settled(FetchRun.objects.get())
     assert failed.status == RunStatus.FAILED
     [chunk] = failed.chunks.all()
     assert chunk.status == ChunkStatus.FAILED and chunk.attempts == 6
@@ -94,7 +95,7 @@ def test_retry_fetches_the_failed_requests_again_in_a_new_run(
     requests_before = sim.stats.counts["historical_requests"]
 
     html = run_action(admin_client, "retry_failed_chunks", [failed])
-    retry = FetchRun.objects.exclude(pk=failed.pk).get()
+    retry = settled(FetchRun.objects.exclude(pk=failed.pk).get())
     assert f"Failed requests of run {failed.pk} queued again" in html
     assert retry.status == RunStatus.SUCCEEDED, retry.error
     assert (str(retry.start), str(retry.end), retry.timeframe) == (

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 
 import pytest
 from celery.result import AsyncResult
 
-from fetcher.domain.instruments import instrument_specs_parse
-from fetcher.domain.timeframes import timeframe_parse
+from fetcher.domain.requests import FetchRequest
 from fetcher.models import FetchRun, RunStatus
-from fetcher.services.fetch_runs import fetch_run_create, fetch_run_enqueue
+from fetcher.services.submit import fetch_submit
 from ibsim.server import Faults
 from tests.support import (
     DEPLOYED_SHAPE,
@@ -59,14 +57,14 @@ def test_flower_shows_the_fetch_task_and_its_progress_and_refuses_strangers(
 ):
     sim = sim_factory(faults=Faults(stall_requests=1))  # one request waits until cut off
     workers(sim)
-    run = fetch_run_create(
-        specs=instrument_specs_parse("AAPL"),
-        timeframe=timeframe_parse("1-MINUTE"),
-        start=dt.date(2024, 1, 2),
-        end=dt.date(2024, 1, 12),  # 9 sessions: 9 requests
+    request = FetchRequest.parse(
+        instruments="AAPL",
+        timeframe="1-MINUTE",
+        start="2024-01-02",
+        end="2024-01-12",  # 9 sessions: 9 requests
     )
-    fetch_run_enqueue(run_id=run.pk)
-    task_id = FetchRun.objects.get(pk=run.pk).task_id
+    run = FetchRun.objects.get(pk=fetch_submit(request=request, requested_by="cli").run_id)
+    task_id = run.task_id
 
     # the task page's data (/api/task/info, from task events): PROGRESS with the run's counts,
     # all requests but the stalled one done

@@ -11,10 +11,11 @@ import time
 import pytest
 from django.conf import settings as django_settings
 
-from fetcher.domain.instruments import instrument_specs_parse
+from fetcher.domain.requests import FetchRequest
 from fetcher.domain.timeframes import timeframe_parse
 from fetcher.models import Bar, Coverage, FetchRun, RunStatus
 from fetcher.services.fetch_runs import fetch_run_create
+from fetcher.services.submit import fetch_submit
 from ibsim.rules import BAR_SIZES
 from tests.support import (
     DEPLOYED_SHAPE,
@@ -32,16 +33,8 @@ YEAR = ("2025-01-01", "2025-12-31")  # of 1-minute bars: 250 requests an instrum
 
 
 def enqueue(symbols: str, start: str, end: str, timeframe: str) -> FetchRun:
-    from fetcher.services.fetch_runs import fetch_run_enqueue
-
-    run = fetch_run_create(
-        specs=instrument_specs_parse(symbols),
-        timeframe=timeframe_parse(timeframe),
-        start=dt.date.fromisoformat(start),
-        end=dt.date.fromisoformat(end),
-    )
-    fetch_run_enqueue(run_id=run.pk)
-    return run
+    request = FetchRequest.parse(instruments=symbols, timeframe=timeframe, start=start, end=end)
+    return FetchRun.objects.get(pk=fetch_submit(request=request, requested_by="cli").run_id)
 
 
 def bars_of(symbol: str, timeframe: str) -> list[tuple]:
@@ -73,10 +66,9 @@ def test_fetch_through_the_ibkr_worker_equals_the_in_process_path(
     from fetcher.execution.executor import fetch_run_execute
 
     run = fetch_run_create(
-        specs=instrument_specs_parse("AAPL"),
-        timeframe=timeframe_parse("1-MINUTE"),
-        start=dt.date(2024, 1, 2),
-        end=dt.date(2024, 1, 5),
+        request=FetchRequest.parse(
+            instruments="AAPL", timeframe="1-MINUTE", start="2024-01-02", end="2024-01-05"
+        )
     )
     assert fetch_run_execute(run_id=run.pk).status == RunStatus.SUCCEEDED
     in_process = bars_of("AAPL", "1-MINUTE")
@@ -290,7 +282,7 @@ def test_orphaned_runs_are_resumed_or_failed(clean_broker):
     from fetcher.services.recovery import fetch_runs_recover
     from fetcher.timings import MAX_RECOVERIES
 
-    run = fetch_run_create(specs=instrument_specs_parse("AAPL"), timeframe=timeframe_parse("DAILY"))
+    run = fetch_run_create(request=FetchRequest.parse(instruments="AAPL"))
     stale = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
     FetchRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, heartbeat_at=stale)
     assert fetch_runs_orphaned(stale_after_s=60) == [run.pk]

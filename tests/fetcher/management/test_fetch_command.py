@@ -224,7 +224,7 @@ def test_extended_hours_are_their_own_series(gateway):
         (("--instruments", "AAPL", "--what-to-show", "PRICES"), "unknown what-to-show"),
         (
             ("--instruments", "AAPL", "--timeframe", "5-SECOND", "--start", "2024-01-02"),
-            "for six months only: --start must be",
+            "for six months only: the start must be",
         ),
         ((), "no instruments given"),
     ],

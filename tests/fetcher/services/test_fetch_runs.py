@@ -17,7 +17,8 @@ from fetcher.models import (
     RunStatus,
     Series,
 )
-from fetcher.services.fetch_runs import fetch_run_retry, fetch_runs_update_create
+from fetcher.selectors import fetch_runs_of
+from fetcher.services.submit import fetch_retry_submit, fetch_updates_submit
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_broker")]
 UTC = dt.UTC
@@ -46,7 +47,8 @@ def test_an_update_is_one_run_per_stored_series_kind_and_names_what_has_none():
     series(msft, "DAILY")
     series(aapl, "1-MINUTE")
     series(eur, "DAILY", WhatToShow.MIDPOINT)
-    runs, nothing = fetch_runs_update_create(instruments=[aapl, msft, eur, empty])
+    handles, nothing = fetch_updates_submit(instruments=[aapl, msft, eur, empty])
+    runs = fetch_runs_of(run_ids=[h.run_id for h in handles])
     assert nothing == [empty]
     kinds = {(r.timeframe, r.what_to_show, tuple(r.instruments)) for r in runs}
     assert kinds == {
@@ -95,7 +97,7 @@ def test_a_retry_covers_the_exchange_dates_of_each_instruments_failed_requests()
             (msft, at(2024, 1, 8, 14, 30, tzinfo=UTC), at(2024, 1, 8, 21, tzinfo=UTC), "failed"),
         ],
     )
-    retries = fetch_run_retry(run_id=run.pk)
+    retries = fetch_runs_of(run_ids=[h.run_id for h in fetch_retry_submit(run_id=run.pk)])
     spans = {(tuple(r.instruments), r.start, r.end) for r in retries}
     assert spans == {
         (("AAPL",), dt.date(2024, 1, 3), dt.date(2024, 1, 5)),
@@ -108,10 +110,10 @@ def test_a_daily_retry_reads_its_windows_as_dates():
     spy = instrument("SPY", 756733)
     day = dt.datetime(2024, 1, 5, tzinfo=UTC)  # daily windows: 00:00 UTC of the date
     run = failed_run("DAILY", [(spy, day, day + dt.timedelta(days=1), ChunkStatus.FAILED)])
-    [retry] = fetch_run_retry(run_id=run.pk)
+    [retry] = fetch_runs_of(run_ids=[h.run_id for h in fetch_retry_submit(run_id=run.pk)])
     assert (retry.start, retry.end) == (dt.date(2024, 1, 5), dt.date(2024, 1, 5))
 
 
 def test_a_retry_of_an_unknown_run_says_so():
     with pytest.raises(InvalidInput, match="there is no fetch run 424242"):
-        fetch_run_retry(run_id=424242)
+        fetch_retry_submit(run_id=424242)

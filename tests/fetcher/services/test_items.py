@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fetcher.domain.instruments import instrument_specs_parse
+from fetcher.domain.requests import FetchRequest
 from fetcher.domain.timeframes import TIMEFRAMES
 from fetcher.models import FetchRunItem, Instrument
 from fetcher.selectors import bars_read
@@ -29,11 +30,13 @@ def test_an_item_is_exported_a_year_at_a_time_in_slices_every_bar_once(
 ):
     monkeypatch.setattr(items, "CATALOG_SLICE_BARS", slice_bars)
     run = fetch_run_create(
-        specs=instrument_specs_parse("AAPL"),
-        timeframe=M1,
-        start=dt.date(2024, 12, 31),
-        end=dt.date(2025, 1, 1),
-        today=dt.date(2025, 6, 1),
+        request=FetchRequest(
+            instruments=instrument_specs_parse("AAPL"),
+            timeframe=M1,
+            start=dt.date(2024, 12, 31),
+            end=dt.date(2025, 1, 1),
+            today=dt.date(2025, 6, 1),
+        )
     )
     inst = Instrument.objects.create(
         symbol="AAPL", con_id=265598, primary_exchange="NASDAQ", currency="USD"

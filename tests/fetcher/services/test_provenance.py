@@ -14,7 +14,7 @@ import pytest
 from django.core.management import call_command
 
 from fetcher.models import Bar, Coverage, FetchRun, GatewayKind, RunStatus, Series
-from fetcher.services.provenance import SOURCE_FILE
+from fetcher.storage.catalog import SOURCE_FILE
 from tests.support import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -109,8 +109,7 @@ def test_the_catalog_remembers_its_source_when_the_database_is_new(
 
 def test_a_run_refused_on_the_worker_side_fails_with_the_reason(sim_factory, store, settings):
     """The queued path checks on the worker, when the run starts (no early probe there)."""
-    from fetcher.domain.instruments import instrument_specs_parse
-    from fetcher.domain.timeframes import timeframe_parse
+    from fetcher.domain.requests import FetchRequest
     from fetcher.execution.executor import fetch_run_execute
     from fetcher.services.fetch_runs import fetch_run_create
 
@@ -118,10 +117,7 @@ def test_a_run_refused_on_the_worker_side_fails_with_the_reason(sim_factory, sto
     assert fetch("--instruments", "AAPL", *GUIDE) == 0
     point_at(settings, sim_factory(identify=False))
     run = fetch_run_create(
-        specs=instrument_specs_parse("MSFT"),
-        timeframe=timeframe_parse("DAILY"),
-        start=dt.date(2024, 1, 2),
-        end=dt.date(2024, 1, 31),
+        request=FetchRequest.parse(instruments="MSFT", start="2024-01-02", end="2024-01-31")
     )
     done = fetch_run_execute(run_id=run.pk)
     assert done.status == RunStatus.FAILED

@@ -131,7 +131,7 @@ def test_a_firing_of_a_schedule_edited_wrong_or_gone_starts_nothing_and_says_why
     with pytest.raises(
         InvalidInput, match=r"a fetch schedule takes .*\(got instrument, timeframe\)"
     ):
-        ScheduledFetch.from_kwargs({"instrument": "AAPL", "timeframe": "DAILY"})  # admin typo
+        ScheduledFetch.from_json({"instrument": "AAPL", "timeframe": "DAILY"})  # admin typo
     fetch = ScheduledFetch(instruments="AAPL")
     with pytest.raises(InvalidInput, match="there is no schedule named 'gone'"):
         fetch_schedule_fire(schedule="gone", fetch=fetch)

@@ -17,8 +17,9 @@ from django.db import DatabaseError, connection
 from rich.console import Console
 from rich.table import Table
 
-from .exceptions import IbdataError, InvalidInput
-from .queues import Queue
+from fetcher.domain.requests import RequestInvalid, date_parse
+from fetcher.exceptions import IbdataError, InvalidInput
+from fetcher.queues import Queue
 
 
 class UserError(Exception):
@@ -66,6 +67,9 @@ def user_errors(handle):
         except UserError as exc:
             self.stderr.write(f"❌ {exc}")
             sys.exit(exc.code)
+        except RequestInvalid as exc:
+            self.stderr.write(f"❌ {option_of(self, exc.field)}: {exc.problem}")
+            sys.exit(2)
         except InvalidInput as exc:
             self.stderr.write(f"❌ {exc}")
             sys.exit(2)
@@ -78,6 +82,12 @@ def user_errors(handle):
             sys.exit(1)
 
     return wrapper
+
+
+def option_of(command: BaseCommand, field: str) -> str:
+    """The command-line option of a request's field: the command's own name for it
+    (`request_options`, e.g. backtest's --symbols for instruments), else --field-name."""
+    return getattr(command, "request_options", {}).get(field) or "--" + field.replace("_", "-")
 
 
 def parse_errors_on_one_line(parser: CommandParser) -> CommandParser:
@@ -94,18 +104,12 @@ def parse_errors_on_one_line(parser: CommandParser) -> CommandParser:
     return parser
 
 
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
 def parse_date(text: str | None, name: str) -> dt.date | None:
-    if text is None or text == "":
-        return None
-    if not _DATE_RE.match(text.strip()):
-        raise InvalidInput(f"{name} {text!r} is not a date: use YYYY-MM-DD, e.g. 2024-01-31")
+    """A YYYY-MM-DD option's date (None when not given); InvalidInput naming the option."""
     try:
-        return dt.date.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidInput(f"{name} {text!r} is not a valid date: use YYYY-MM-DD") from None
+        return date_parse(text, name)
+    except RequestInvalid as exc:
+        raise InvalidInput(f"{name} {exc.problem}") from None
 
 
 def rth_arguments(parser) -> None:
@@ -149,9 +153,9 @@ def gateway_probe() -> None:
     """Fail before writing anything when the gateway cannot be reached, or when its bars would
     mix with the store's (simulator and real bars never share a store)."""
     # Imported here: commands that never connect (fetch_status) do not load ib_insync.
-    from .ibkr.connect import gateway_from_settings
-    from .services.provenance import gateway_kind, store_source_check
-    from .storage.catalog import default_root
+    from fetcher.ibkr.connect import gateway_from_settings
+    from fetcher.services.provenance import gateway_kind, store_source_check
+    from fetcher.storage.catalog import default_root
 
     gateway = gateway_from_settings()
 
@@ -163,6 +167,16 @@ def gateway_probe() -> None:
 
     info = asyncio.run(probe())
     store_source_check(source=gateway_kind(info), account=info.account, catalog_root=default_root())
+
+
+def submit_preflight() -> None:
+    """Before a command starts a fetch: the database reachable, and the gateway (runs in this
+    process) or the broker (runs on the ibkr worker), so a mistake costs no half-made run."""
+    check_database()
+    if tasks_in_process():
+        gateway_probe()
+    else:
+        check_broker()
 
 
 def check_broker() -> None:
