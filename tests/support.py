@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,10 +18,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 from django.conf import settings as django_settings
 from django.db import connection
+
+from fetcher.domain.bars import BarBatch
+from fetcher.domain.timeframes import timeframe_parse
+from ibsim.rules import BAR_SIZES
 
 ROOT = Path(__file__).resolve().parent.parent
 # Celery's keys in the broker: the queues and the Redis transport's unacked bookkeeping.
@@ -340,3 +346,57 @@ def settled(run):
     FetchHandle(run.pk).wait(timeout_s=120)
     run.refresh_from_db()
     return run
+
+
+# --- bars as tests make, read and expect them ---------------------------------------------
+
+
+def make_bars(ts, price: float = 100.0) -> BarBatch:
+    """Bars at the given times, each price a little above the one before."""
+    ts = np.asarray(ts, dtype=np.int64)
+    step = np.arange(len(ts), dtype=np.float64)
+    base = price + step
+    return BarBatch.from_columns(
+        ts=ts,
+        open=base,
+        high=base + 0.5,
+        low=base - 0.5,
+        close=base + 0.25,
+        volume=1000.0 + step,
+        wap=base + 0.125,
+        bar_count=7 + np.arange(len(ts)),
+    )
+
+
+def bars_of(symbol: str, timeframe: str) -> list[tuple]:
+    """A stored series' bars, as rows in time order."""
+    from fetcher.models import Bar
+
+    return list(
+        Bar.objects.filter(instrument__symbol=symbol, timeframe=timeframe_parse(timeframe).code)
+        .order_by("ts")
+        .values_list("ts", "open", "high", "low", "close", "volume", "wap", "bar_count")
+    )
+
+
+def truth_times(sim, symbol: str, bar_size: str, start: str, end: str) -> list[int]:
+    """The bar times a simulator's market holds for a US stock from start to end (dates)."""
+    ny = dt.timezone(dt.timedelta(hours=-5))
+    [spec] = sim.market.find(symbol, "STK", "SMART", "USD")
+    a = dt.datetime.fromisoformat(start).replace(tzinfo=ny)
+    b = dt.datetime.fromisoformat(end).replace(tzinfo=ny) + dt.timedelta(days=1)
+    return sim.market.bars(
+        spec, BAR_SIZES[bar_size], "TRADES", True, int(a.timestamp()), int(b.timestamp())
+    ).time.tolist()
+
+
+def rows(html: str) -> list[tuple[str, str, str]]:
+    """(instrument, timeframe, bar start) of each row shown."""
+    return re.findall(
+        r"<tr><td>(\w+)</td><td>([\w-]+)</td><td>\w+</td><td>\w+</td>\s*<td>([\d\- :]+)</td>", html
+    )
+
+
+def link(html: str, name: str) -> str | None:
+    found = re.search(rf'href="(\?[^"]*)" id="bars-{name}"', html)
+    return found and found.group(1).replace("&amp;", "&")

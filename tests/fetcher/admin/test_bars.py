@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
 from fetcher.models import Bar, Instrument, Series
+from tests.support import link, rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BARS = "admin:fetcher_bar_changelist"
@@ -42,18 +42,6 @@ def store(instrument: Instrument, timeframe: int, n: int) -> None:
         first_ts=T0,
         last_ts=T0 + (n - 1) * step,
     )
-
-
-def rows(html: str) -> list[tuple[str, str, str]]:
-    """(instrument, timeframe, bar start) of each row shown."""
-    return re.findall(
-        r"<tr><td>(\w+)</td><td>([\w-]+)</td><td>\w+</td><td>\w+</td>\s*<td>([\d\- :]+)</td>", html
-    )
-
-
-def link(html: str, name: str) -> str | None:
-    found = re.search(rf'href="(\?[^"]*)" id="bars-{name}"', html)
-    return found and found.group(1).replace("&amp;", "&")
 
 
 @pytest.fixture

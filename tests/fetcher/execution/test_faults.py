@@ -13,15 +13,16 @@ import psycopg
 import pytest
 
 from fetcher.models import FetchRun, RunStatus
-from tests.fetcher.execution.test_worker import bars_of, truth_times
 from tests.support import (
     DEPLOYED_SHAPE,
     PG_BIN,
     PrivatePostgres,
     PrivateRedis,
     Worker,
+    bars_of,
     manage,
     recent_sessions,
+    truth_times,
     wait_finished,
     wait_until,
     worker_database_url,

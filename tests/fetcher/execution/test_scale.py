@@ -20,8 +20,15 @@ from fetcher.models import Bar, FetchRun, Instrument, RunStatus, Series
 from fetcher.storage.catalog import catalog_dataset
 from ibsim.market import Market
 from ibsim.rules import BAR_SIZES
-from tests.fetcher.admin.test_bars import link, rows
-from tests.support import DEPLOYED_SHAPE, ROOT, free_port, wait_until, worker_database_url
+from tests.support import (
+    DEPLOYED_SHAPE,
+    ROOT,
+    free_port,
+    link,
+    rows,
+    wait_until,
+    worker_database_url,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), *DEPLOYED_SHAPE, pytest.mark.slow]
 

@@ -11,12 +11,13 @@ import sys
 import pytest
 
 from fetcher.models import FetchRun, RequestedBy, RunStatus
-from tests.fetcher.execution.test_worker import bars_of, truth_times
 from tests.support import (
     DEPLOYED_SHAPE,
     Process,
+    bars_of,
     deployed_env,
     manage,
+    truth_times,
     wait_finished,
     wait_until,
 )

@@ -12,15 +12,15 @@ import pytest
 from django.conf import settings as django_settings
 
 from fetcher.domain.requests import FetchRequest
-from fetcher.domain.timeframes import timeframe_parse
 from fetcher.models import Bar, Coverage, FetchRun, RunStatus
 from fetcher.services.fetch_runs import fetch_run_create
 from fetcher.services.submit import fetch_submit
-from ibsim.rules import BAR_SIZES
 from tests.support import (
     DEPLOYED_SHAPE,
     ROOT,
+    bars_of,
     recent_sessions,
+    truth_times,
     wait_finished,
     worker_database_url,
 )
@@ -35,24 +35,6 @@ YEAR = ("2025-01-01", "2025-12-31")  # of 1-minute bars: 250 requests an instrum
 def enqueue(symbols: str, start: str, end: str, timeframe: str) -> FetchRun:
     request = FetchRequest.parse(instruments=symbols, timeframe=timeframe, start=start, end=end)
     return FetchRun.objects.get(pk=fetch_submit(request=request, requested_by="cli").run_id)
-
-
-def bars_of(symbol: str, timeframe: str) -> list[tuple]:
-    return list(
-        Bar.objects.filter(instrument__symbol=symbol, timeframe=timeframe_parse(timeframe).code)
-        .order_by("ts")
-        .values_list("ts", "open", "high", "low", "close", "volume", "wap", "bar_count")
-    )
-
-
-def truth_times(sim, symbol: str, bar_size: str, start: str, end: str) -> list[int]:
-    ny = dt.timezone(dt.timedelta(hours=-5))
-    [spec] = sim.market.find(symbol, "STK", "SMART", "USD")
-    a = dt.datetime.fromisoformat(start).replace(tzinfo=ny)
-    b = dt.datetime.fromisoformat(end).replace(tzinfo=ny) + dt.timedelta(days=1)
-    return sim.market.bars(
-        spec, BAR_SIZES[bar_size], "TRADES", True, int(a.timestamp()), int(b.timestamp())
-    ).time.tolist()
 
 
 def test_fetch_through_the_ibkr_worker_equals_the_in_process_path(

@@ -17,7 +17,7 @@ from fetcher.services import items
 from fetcher.services.fetch_runs import fetch_run_create
 from fetcher.storage.bars import bars_upsert
 from fetcher.storage.catalog import catalog_read
-from tests.fetcher.storage.test_bars import make_bars
+from tests.support import make_bars
 
 pytestmark = pytest.mark.django_db
 M1 = TIMEFRAMES["1-MINUTE"]

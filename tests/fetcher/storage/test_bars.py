@@ -11,6 +11,7 @@ from fetcher.domain.timeframes import TIMEFRAMES, WhatToShow
 from fetcher.models import Bar, Instrument
 from fetcher.selectors import bars_read
 from fetcher.storage.bars import bars_upsert
+from tests.support import make_bars
 
 M1, M5 = TIMEFRAMES["1-MINUTE"].code, TIMEFRAMES["5-MINUTE"].code
 
@@ -35,22 +36,6 @@ def database(request) -> str:
 @pytest.fixture
 def instrument(database) -> Instrument:
     return Instrument.objects.create(symbol="TEST")
-
-
-def make_bars(ts, price: float = 100.0) -> BarBatch:
-    ts = np.asarray(ts, dtype=np.int64)
-    step = np.arange(len(ts), dtype=np.float64)
-    base = price + step
-    return BarBatch.from_columns(
-        ts=ts,
-        open=base,
-        high=base + 0.5,
-        low=base - 0.5,
-        close=base + 0.25,
-        volume=1000.0 + step,
-        wap=base + 0.125,
-        bar_count=7 + np.arange(len(ts)),
-    )
 
 
 def minutes(first: int, count: int) -> np.ndarray:

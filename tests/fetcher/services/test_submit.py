@@ -1,11 +1,15 @@
-"""Fetch runs made from stored state: updates from the last stored bar, retries of failed requests."""
+"""fetch_submit: every way in starts the same run for the same request; runs made from stored
+state: updates from the last stored bar, retries of failed requests."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
+from django.core.management import call_command
+from django.urls import reverse
 
+from fetcher.domain.instruments import InstrumentSpec
 from fetcher.domain.timeframes import TIMEFRAMES, WhatToShow
 from fetcher.exceptions import InvalidInput
 from fetcher.models import (
@@ -14,11 +18,14 @@ from fetcher.models import (
     FetchRun,
     FetchRunItem,
     Instrument,
+    RequestedBy,
     RunStatus,
     Series,
 )
 from fetcher.selectors import fetch_runs_of
+from fetcher.services.schedules import ScheduledFetch, fetch_schedule_add, fetch_schedule_fire
 from fetcher.services.submit import fetch_retry_submit, fetch_updates_submit
+from tests.support import settled
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("clean_broker")]
 UTC = dt.UTC
@@ -117,3 +124,72 @@ def test_a_daily_retry_reads_its_windows_as_dates():
 def test_a_retry_of_an_unknown_run_says_so():
     with pytest.raises(InvalidInput, match="there is no fetch run 424242"):
         fetch_retry_submit(run_id=424242)
+
+
+RUN_FIELDS = ("instruments", "start", "end", "timeframe", "what_to_show", "use_rth", "since_head")
+
+
+def record(run: FetchRun) -> tuple[dict, list[dict]]:
+    """What a run asks for: its fields and its items' contracts. A way in that starts from the
+    stored instrument names its exact contract (conId, listing exchange): compared apart."""
+    items = []
+    for item in run.items.order_by("position"):
+        fields = InstrumentSpec.from_contract_fields(item).contract_fields()
+        assert fields.pop("con_id") in (None, 265598)
+        assert fields.pop("primary_exchange") in ("", "NASDAQ")
+        items.append({"spec": item.spec, "position": item.position, **fields})
+    return {name: getattr(run, name) for name in RUN_FIELDS}, items
+
+
+def newest_run() -> FetchRun:
+    return settled(FetchRun.objects.order_by("-pk").first())
+
+
+def command(name: str, *args: str) -> None:
+    try:
+        call_command(name, *args)
+    except SystemExit as exc:
+        assert not exc.code, f"{name} exited {exc.code}"
+
+
+def test_every_way_in_starts_the_same_run_for_the_same_request(gateway, admin_client):
+    january = ("--start", "2024-01-02", "--end", "2024-01-31")
+    command("fetch", "--instruments", "AAPL", *january)
+    by_cli = newest_run()
+    assert by_cli.status == RunStatus.SUCCEEDED and by_cli.requested_by == RequestedBy.CLI
+
+    aapl = Instrument.objects.get(symbol="AAPL")
+    admin_client.post(
+        reverse("admin:fetcher_instrument_changelist"),
+        {
+            "action": "fetch_history",
+            "_selected_action": [aapl.pk],
+            "apply": "1",
+            "timeframe": "DAILY",
+            "start": "2024-01-02",
+            "end": "2024-01-31",
+            "what_to_show": "TRADES",
+            "use_rth": "on",
+        },
+    )
+    by_admin = newest_run()
+    assert by_admin.requested_by == RequestedBy.ADMIN
+    assert record(by_admin) == record(by_cli)
+
+    FetchChunk.objects.filter(run=by_cli).update(status=ChunkStatus.FAILED)
+    [retry] = fetch_retry_submit(run_id=by_cli.pk)
+    by_retry = newest_run()
+    assert by_retry.pk == retry.run_id and record(by_retry) == record(by_cli)
+
+    fetch_schedule_add(name="aapl", fetch=ScheduledFetch(instruments="AAPL"), cron="0 18 * * 1-5")
+    fetch_schedule_fire(schedule="aapl", fetch=ScheduledFetch(instruments="AAPL"))
+    by_schedule = newest_run()
+    assert (by_schedule.requested_by, by_schedule.schedule) == (RequestedBy.SCHEDULE, "aapl")
+    command("fetch", "--instruments", "AAPL")
+    assert record(by_schedule) == record(newest_run())
+
+    spring = ("--start", "2023-01-03", "--end", "2023-04-28")
+    command("backtest", "--symbols", "AAPL", *spring, "--data-source", "ibkr", "--json")
+    by_backtest = FetchRun.objects.get(requested_by=RequestedBy.BACKTEST)
+    command("fetch", "--instruments", "AAPL", *spring)
+    assert record(by_backtest) == record(newest_run())
