@@ -1,4 +1,5 @@
-"""A fetch run on the terminal: progress bars while it goes, its summary once it has ended."""
+"""Fetch runs on the terminal: progress bars while one goes, its summary once it has ended, and
+the tables of `fetch_status`."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
-from fetcher.models import ItemStatus, RunStatus
+from fetcher.models import FetchChunk, FetchRun, ItemStatus, RunStatus
 from fetcher.selectors import RunSummary
 from fetcher.services.submit import FetchHandle
 from fetcher.storage.catalog import default_root
@@ -104,3 +106,59 @@ def _properties(summary: RunSummary) -> list[tuple[str, str]]:
         rows.append(("Requests", f"{run.requests_made} ({run.errors_count} errors)"))
     rows.append(("Run", str(run.pk)))
     return rows
+
+
+def runs_table(runs: list[FetchRun]) -> Table:
+    """Recent runs, one row each."""
+    table = Table(title="Fetch runs", title_justify="left")
+    for column in ("Run", "Created (UTC)", "By", "Timeframe", "Instruments", "Status"):
+        table.add_column(column)
+    for column in ("Progress", "Bars", "Errors"):
+        table.add_column(column, justify="right")
+    table.add_column("Source")
+    for run in runs:
+        table.add_row(
+            str(run.pk),
+            f"{run.created_at:%Y-%m-%d %H:%M}",
+            f"schedule {run.schedule}" if run.schedule else run.requested_by,
+            run.get_timeframe_display(),
+            ",".join(run.instruments),
+            run.status,
+            f"{run.chunks_done}/{run.chunks_planned}",
+            f"{run.bars_stored:,}",
+            f"{run.errors_count:,}",
+            run.get_source_display() if run.source else "-",
+        )
+    return table
+
+
+def run_detail(summary: RunSummary, chunk_errors: list[FetchChunk]) -> None:
+    """One run: its line, its error, a row per instrument, then the requests that met errors."""
+    out = console()
+    run = summary.run
+    out.print(
+        f"Run {run.pk}: {run.status} · {summary.timeframe.name} · {summary.start_label} to "
+        f"{summary.end_label} · {run.chunks_done}/{run.chunks_planned} requests · "
+        f"{run.bars_stored:,} bars · from {run_source_label(run)} (server {run.server_version})"
+    )
+    if run.error:
+        out.print(f"Error: {run.error}")
+    table = Table(title_justify="left")
+    for column in ("Instrument", "Status", "Progress", "Bars", "Range", "Error"):
+        table.add_column(column, overflow="fold")
+    for item in summary.items:
+        table.add_row(
+            item.spec,
+            item.status,
+            f"{item.chunks_done}/{item.chunks_planned}",
+            f"{item.bars_stored:,}",
+            item.note,
+            item.error,
+        )
+    out.print(table)
+    for chunk in chunk_errors:
+        out.print(
+            f"  {chunk.instrument} {chunk.window_start:%Y-%m-%d %H:%M}.."
+            f"{chunk.window_end:%Y-%m-%d %H:%M} {chunk.status} after {chunk.attempts} "
+            f"attempts: [{chunk.last_error_code}] {chunk.last_error}"
+        )
