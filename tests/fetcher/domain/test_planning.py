@@ -143,13 +143,3 @@ def test_covered_windows_are_not_planned_again():
         covered=covered,
     )
     assert len(wider) == 4  # Jan 16..19 (Jan 15 is Martin Luther King Jr. Day)
-
-
-def test_every_timeframe_asks_what_the_gateway_accepts():
-    """The client's table (timeframes.py) against the gateway's rules (the simulator's)."""
-    from fetcher.domain.timeframes import TIMEFRAMES
-    from ibsim.rules import BAR_SIZES, duration_allowed, parse_duration
-
-    assert {t.bar_size for t in TIMEFRAMES.values()} == set(BAR_SIZES)
-    for tf in TIMEFRAMES.values():
-        assert duration_allowed(BAR_SIZES[tf.bar_size], parse_duration(tf.max_duration)), tf.name
