@@ -58,7 +58,12 @@ def _epoch(index) -> np.ndarray:
 
 
 def _at(days: pd.DatetimeIndex, zone: str, hours: float) -> np.ndarray:
-    return _epoch((days + pd.to_timedelta(hours, unit="h")).tz_localize(zone))
+    # a local time the clock skips or repeats (a midnight in Sao Paulo, Jerusalem) is its first
+    # instant, as time.local_midnight takes it
+    local = (days + pd.to_timedelta(hours, unit="h")).tz_localize(
+        zone, ambiguous=True, nonexistent="shift_forward"
+    )
+    return _epoch(local)
 
 
 @lru_cache(maxsize=8)
