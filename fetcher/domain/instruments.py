@@ -66,6 +66,14 @@ CONTRACT_FIELDS = (
 )
 
 
+def sec_type_check(sec_type: str) -> str:
+    """A security type as IBKR names it ('' when not given); InvalidInput for an unknown one."""
+    sec = (sec_type or "").strip().upper()
+    if sec and sec not in SEC_TYPES:
+        raise InvalidInput(f"unknown security type {sec_type!r}: use one of {', '.join(SEC_TYPES)}")
+    return sec
+
+
 def instrument_spec_parse(
     text: str, *, sec_type: str = "", exchange: str = "", currency: str = ""
 ) -> InstrumentSpec:
@@ -78,9 +86,7 @@ def instrument_spec_parse(
     upper = raw.upper()
     if not upper or not _SPEC_RE.match(upper):
         raise InvalidInput(f"malformed instrument {text!r}: use SYMBOL, SYMBOL:EXCHANGE or EUR.USD")
-    sec = (sec_type or "").upper()
-    if sec and sec not in SEC_TYPES:
-        raise InvalidInput(f"unknown security type {sec_type!r}: use one of {', '.join(SEC_TYPES)}")
+    sec = sec_type_check(sec_type)
     symbol, _, venue = upper.partition(":")
     forex = _FOREX_RE.match(symbol)
     if (sec == "CASH" and forex) or (not sec and forex and "." in symbol):

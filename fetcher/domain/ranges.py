@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from .time import DAY, date_epoch, from_epoch, local_midnight
+from .time import date_epoch, from_epoch, local_midnight
 from .timeframes import SMALL_BARS_DAYS, TimeframeSpec
 
 # With no start date and nothing stored yet, intraday fetches go this far back.
@@ -21,7 +21,10 @@ def day_start(day: dt.date, tf: TimeframeSpec, zone: ZoneInfo) -> int:
 def complete_until(tf: TimeframeSpec, now: float, zone: ZoneInfo) -> int:
     """Bars starting before this instant are complete: later ones are fetched again next time."""
     if tf.intraday:
-        return int(now) // tf.seconds * tf.seconds
+        # bars start on the exchange's clock (a 4-hour bar at 08:00 or 12:00 New York time):
+        # round down there, whatever the zone's offset from UTC
+        offset = int(dt.datetime.fromtimestamp(now, zone).utcoffset().total_seconds())
+        return (int(now) + offset) // tf.seconds * tf.seconds - offset
     today = dt.datetime.fromtimestamp(now, zone).date()
     if tf.name == "WEEKLY":
         today -= dt.timedelta(days=today.weekday())
@@ -47,7 +50,12 @@ def resolve_range(
     not given: no start means after the last stored bar, or from the gateway's first data
     point (daily and larger bars, or `since_head`), or the last INTRADAY_DEFAULT_DAYS days."""
     today = dt.datetime.fromtimestamp(now, zone).date()
-    head_epoch = int(head.timestamp()) if head else None
+    # the first data point where bars of `tf` live: the instant (intraday), or its date in the
+    # exchange's zone (date space), so the first day's bar is asked for too
+    head_day = head.astimezone(zone).date() if head else None
+    head_space = None
+    if head is not None:
+        head_space = int(head.timestamp()) if tf.intraday else day_start(head_day, tf, zone)
     upto = day_start((end or today) + dt.timedelta(days=1), tf, zone)
     if tf.intraday:
         upto = min(upto, int(now))
@@ -55,8 +63,8 @@ def resolve_range(
         first, note = day_start(start, tf, zone), f"{start} to {end or today}"
     elif since_head or not covered:
         if since_head or not tf.intraday:
-            first = head_epoch if head_epoch is not None else day_start(today, tf, zone)
-            first_day = dt.datetime.fromtimestamp(first, zone).date()
+            first_day = head_day or today
+            first = head_space if head_space is not None else day_start(today, tf, zone)
             note = f"since the gateway's first data ({first_day})"
         else:
             first = day_start(today - dt.timedelta(days=INTRADAY_DEFAULT_DAYS), tf, zone)
@@ -64,11 +72,9 @@ def resolve_range(
     else:
         first = covered[-1][1]
         note = f"update after the last stored bar ({from_epoch(first):%Y-%m-%d %H:%M} UTC)"
-    if head_epoch is not None:
-        head_space = head_epoch if tf.intraday else (head_epoch // DAY) * DAY
-        if first < head_space:
-            first = head_space
-            note += f"; clamped to the gateway's first data ({head:%Y-%m-%d})"
+    if head_space is not None and first < head_space:
+        first = head_space
+        note += f"; clamped to the gateway's first data ({head_day})"
     if tf.small:
         oldest = day_start(today - dt.timedelta(days=SMALL_BARS_DAYS), tf, zone)
         if first < oldest:

@@ -9,7 +9,7 @@ from dataclasses import InitVar, dataclass, field
 
 from fetcher.exceptions import InvalidInput
 
-from .instruments import InstrumentSpec, instrument_specs_parse
+from .instruments import InstrumentSpec, instrument_specs_parse, sec_type_check
 from .timeframes import SMALL_BARS_DAYS, TIMEFRAMES, TimeframeSpec, WhatToShow, timeframe_parse
 
 DAILY = TIMEFRAMES["DAILY"]
@@ -67,6 +67,8 @@ class FetchRequest:
         today: dt.date | None = None,
     ) -> FetchRequest:
         """A request from text as users type it (command-line options, a schedule's fields)."""
+        with _blame("sec_type"):
+            sec_type_check(sec_type)
         with _blame("instruments"):
             specs = instrument_specs_parse(
                 instruments or "", sec_type=sec_type, exchange=exchange, currency=currency

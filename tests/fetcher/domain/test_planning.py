@@ -289,11 +289,6 @@ def test_fetch_plan_for_forex_follows_sessions_from_1700_new_york():
     assert plan.requests[-1].window_end == local(2024, 6, 25)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resolve_range starts a daily range since the head at the head's instant (09:30 ET), "
-    "and planning rounds it up to the next whole date: the head date's bar is never asked for",
-)
 def test_a_bare_daily_fetch_asks_for_the_head_date_bar():
     plan = plan_of(end=dt.date(2004, 1, 9))
     assert plan.requests[0].window_start == day_space(2004, 1, 2)

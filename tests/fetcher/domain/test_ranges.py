@@ -72,13 +72,6 @@ def test_nothing_stored_daily_starts_at_the_gateway_first_data():
     assert resolve(head=HEAD, since_head=True) == (first, last, note)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resolve_range: a daily range since the head starts at the head instant (09:30 ET), "
-    "not its date in date space, so planning (which rounds up to whole dates) skips the "
-    "head date's bar; with no head, the note reads the date-space start in New York time "
-    "and names the day before",
-)
 @pytest.mark.parametrize(
     ("head", "first_day"),
     [(HEAD, dt.date(2024, 1, 2)), (None, TODAY)],
@@ -150,12 +143,6 @@ def test_complete_until_intraday_is_the_start_of_the_bar_still_forming():
     assert complete_until(MINUTE, ny(2024, 6, 28, 14), NY) == ny(2024, 6, 28, 14)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="complete_until rounds intraday bars down to multiples of their length in UTC; "
-    "bars of 2 hours and more start on the exchange's local clock (as the simulator builds "
-    "them), so a bar still forming is taken as complete and never fetched again",
-)
 @pytest.mark.parametrize(
     ("name", "forming"),
     [("2-HOUR", (10, 0)), ("3-HOUR", (9, 30)), ("4-HOUR", (9, 30)), ("8-HOUR", (9, 30))],

@@ -170,11 +170,6 @@ def test_parse_blames_the_field_of_the_text_at_fault(options, field, problem):
     assert error.field == field and problem in error.problem
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an unknown sec_type is reported as a fault of 'instruments' "
-    "(FetchRequest.parse checks it inside instrument_specs_parse, under _blame('instruments'))",
-)
 def test_parse_blames_an_unknown_security_type_on_sec_type():
     error = refused(parse, instruments="AAPL", sec_type="BOND")
     assert error.field == "sec_type" and "unknown security type 'BOND'" in error.problem
