@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 
 from tests import support
+from tests.support import production_env
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
-    return support.manage({**clean, **env}, *args)
+    return support.manage(production_env(**env), *args)
 
 
 def test_settings_never_read_tws_credentials(tmp_path):

@@ -70,6 +70,7 @@ def test_make_up_starts_every_process_and_make_down_leaves_none(sim, tmp_path):
     env = deployed_env(
         tmp_path,
         sim,
+        DJANGO_SETTINGS_MODULE="ibdata_project.settings",  # production's, not the suite's
         WEB_PORT=str(web_port),
         FLOWER_PORT=str(flower_port),
         FLOWER_BASIC_AUTH=AUTH,
