@@ -1,25 +1,17 @@
-"""Django settings for ibdata, read from the environment (and `.env` when present)."""
+"""Django settings for ibdata, read from the environment (and `.env`, never exported)."""
 
 import os
 import secrets
 from pathlib import Path
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from fetcher.queues import TASK_ROUTES, TaskName
 from fetcher.timings import BROKER_VISIBILITY_TIMEOUT_S, RECOVER_EVERY_S
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-
-env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+from ibdata_project.environment import BASE_DIR, DATA_DIR, LOG_DIR, env  # noqa: F401 (BASE_DIR)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
-
-DATA_DIR = Path(env("DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
-LOG_DIR = Path(env("LOG_DIR", default=str(BASE_DIR / "logs"))).resolve()
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -179,8 +171,8 @@ IBKR_PACING_MARGIN_S = env.float("IBKR_PACING_MARGIN_S", default=0.1)
 IBKR_MARKET_DATA_TYPE = env("IBKR_MARKET_DATA_TYPE", default="DELAYED_FROZEN")
 TRADING_MODE = env("TRADING_MODE", default="paper")
 TWS_ACCOUNT = env("TWS_ACCOUNT", default="")
-# TWS_USERNAME / TWS_PASSWORD are not read here: only an IB Gateway container needs them, and
-# it takes them from its own environment (docker-compose.yml).
+# TWS_USERNAME / TWS_PASSWORD are neither read nor exported from .env (environment.py leaves them
+# out): only an IB Gateway container needs them, and docker-compose.yml hands them to it alone.
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOG_DIR.mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import environ
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ibdata_project.environment import env  # noqa: E402
+
 # Without DATABASE_URL / REDIS_URL (environment or .env), the local services scripts/services.sh
 # starts: `make up` is the deployed shape, never the embedded SQLite / in-process default.
 LOCAL_SERVICES = {
@@ -35,17 +37,19 @@ STARTED_RE = re.compile(r"\| (\w+) started \(pid=(\d+)\)")
 
 
 def settings():
-    """Django's settings for this environment: .env under the environment, then the defaults."""
-    environ.Env.read_env(ROOT / ".env", overwrite=False)
+    """Django's settings for this environment, and what honcho's processes inherit: the local
+    services where neither the environment nor .env names one, and what the Procfile reads.
+    Nothing else of .env: each process reads it itself, and never exports it."""
     for name, value in LOCAL_SERVICES.items():
-        if name not in os.environ:
+        if name not in env:
             os.environ[name] = value
             DEFAULTED.add(name)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ibdata_project.settings")
-    sys.path.insert(0, str(ROOT))
     from django.conf import settings as django_settings
 
     os.environ["WEB_PORT"] = str(django_settings.WEB_PORT)  # the Procfile reads it
+    if "WEB_CONCURRENCY" in env:  # gunicorn reads it from its environment
+        os.environ["WEB_CONCURRENCY"] = env("WEB_CONCURRENCY")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     return django_settings
 

@@ -16,11 +16,24 @@ def compose() -> dict:
 
 
 APP_SERVICES = ("web", "worker-ibkr", "worker-default", "beat", "flower", "ibsim")
+# The modules that read the environment: Django's settings and where they come from.
+ENV_READERS = ("settings.py", "environment.py")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def env_example() -> dict[str, str]:
     return dict(re.findall(r"^([A-Z_]+)=(.*)$", (ROOT / ".env.example").read_text(), re.M))
+
+
+def names_read() -> set[str]:
+    """Every variable the project reads from the environment (`env("NAME"...)`)."""
+    return {
+        name
+        for module in ENV_READERS
+        for name in re.findall(
+            r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', (ROOT / "ibdata_project" / module).read_text()
+        )
+    }
 
 
 def interpolated(value, env: dict[str, str]) -> str:
@@ -109,11 +122,7 @@ def test_env_example_does_not_point_the_containers_at_their_own_loopback():
 
 
 def test_the_containers_get_every_setting_the_project_reads():
-    names = set(
-        re.findall(
-            r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', (ROOT / "ibdata_project/settings.py").read_text()
-        )
-    )
+    names = names_read()
     # the compose Redis is broker and result store; gunicorn listens on 8000 in its container;
     # Flower's address and port are set on its service
     fixed = {
@@ -170,11 +179,7 @@ def test_dockerfile_installs_the_hashed_lock():
 
 
 def test_env_example_lists_every_setting_read_from_the_environment():
-    names = set(
-        re.findall(
-            r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', (ROOT / "ibdata_project/settings.py").read_text()
-        )
-    )
+    names = names_read()
     example = (ROOT / ".env.example").read_text()
     listed = set(re.findall(r"^#?\s*([A-Z_]+)=", example, re.MULTILINE))
     assert names, "settings read no variables?"
