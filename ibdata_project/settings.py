@@ -1,7 +1,10 @@
-"""Django settings for ibdata, read from the environment (and `.env`, never exported)."""
+"""Django settings for ibdata, read from the environment (and `.env`, never exported).
 
-import os
-import secrets
+The secret key is the one `manage.py init_secrets` kept; the settings never make it. The
+deployment's own knobs (web port, Flower) are in ibdata_project/deploy.py; the tests' in
+settings_test.py.
+"""
+
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -9,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from fetcher.queues import TASK_ROUTES, TaskName
 from fetcher.timings import BROKER_VISIBILITY_TIMEOUT_S, RECOVER_EVERY_S
 from ibdata_project.environment import BASE_DIR, DATA_DIR, LOG_DIR, env  # noqa: F401 (BASE_DIR)
+from ibdata_project.installation import SECRET_KEY_FILE, kept_read
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
@@ -16,21 +20,10 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
-def _kept(path: Path, make) -> str:
-    """A value made once per installation and kept in `path`, readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(make())
-    return path.read_text().strip()
-
-
 def _secret_key() -> str:
-    """DJANGO_SECRET_KEY; unset, a key generated once per installation and kept under DATA_DIR
-    (owner-only), which is only allowed while the admin is served on loopback alone."""
+    """DJANGO_SECRET_KEY; unset, the key `manage.py init_secrets` kept under DATA_DIR (owner-only),
+    which is only allowed while the admin is served on loopback alone. Neither: empty, and the
+    web server refuses to start (ibdata_project/wsgi.py) while commands that sign nothing run."""
     key = env("DJANGO_SECRET_KEY", default="")
     if key:
         return key
@@ -40,7 +33,7 @@ def _secret_key() -> str:
             f"DJANGO_SECRET_KEY must be set when the admin is served beyond loopback "
             f"(DJANGO_ALLOWED_HOSTS names {', '.join(public)})"
         )
-    return _kept(DATA_DIR / ".secret_key", lambda: secrets.token_urlsafe(50))
+    return kept_read(SECRET_KEY_FILE) or ""
 
 
 SECRET_KEY = _secret_key()
@@ -143,18 +136,6 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": RECOVER_EVERY_S,
     },
 }
-
-# `make up` serves the admin with gunicorn on 127.0.0.1:WEB_PORT (the Procfile's web process).
-WEB_PORT = env.int("WEB_PORT", default=8000)
-
-# Flower (`celery -A ibdata_project flower` reads these through flowerconfig.py): on loopback,
-# behind basic auth. FLOWER_BASIC_AUTH is "user:password" (comma-separated for several);
-# unset, a password is made once and kept in DATA_DIR/.flower_auth (owner-only).
-FLOWER_ADDRESS = env("FLOWER_ADDRESS", default="127.0.0.1")
-FLOWER_PORT = env.int("FLOWER_PORT", default=5555)
-FLOWER_BASIC_AUTH = env.list("FLOWER_BASIC_AUTH", default=[]) or [
-    _kept(DATA_DIR / ".flower_auth", lambda: f"flower:{secrets.token_urlsafe(18)}")
-]
 
 # --- Interactive Brokers -------------------------------------------------------------
 # IBKR_HOST=sim starts the built-in gateway simulator in-process instead of connecting out.
