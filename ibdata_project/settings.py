@@ -1,11 +1,9 @@
 """Django settings for ibdata, read from the environment (and `.env`, never exported).
 
-The secret key is the one `manage.py init_secrets` kept; the settings never make it. The
-deployment's own knobs (web port, Flower) are in ibdata_project/deploy.py; the tests' in
-settings_test.py.
+Reading them writes nothing: the secret key is the one `manage.py init_secrets` kept, folders are
+made by whatever needs them (the SQLite backend, the log file, collectstatic). The deployment's
+own knobs (web port, Flower) are in ibdata_project/deploy.py; the tests' in settings_test.py.
 """
-
-from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -86,10 +84,10 @@ DATABASES = {
         env("DATABASE_URL", default="") or f"sqlite:///{DATA_DIR / 'ibdata.sqlite3'}"
     )
 }
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # The embedded default needs its folder before the first connection; WAL lets the
-    # command follow a run's progress while the run writes.
-    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's, making the file's folder at the first connection; WAL lets the command follow a
+    # run's progress while the run writes.
+    DATABASES["default"]["ENGINE"] = "ibdata_project.embedded_sqlite3"
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE", "timeout": 30}
     )
@@ -100,8 +98,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"  # filled by collectstatic (make up does it)
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing one
+STATIC_ROOT = DATA_DIR / "static"  # made and filled by collectstatic (make up and compose run it)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -156,7 +153,6 @@ TWS_ACCOUNT = env("TWS_ACCOUNT", default="")
 # out): only an IB Gateway container needs them, and docker-compose.yml hands them to it alone.
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
-LOG_DIR.mkdir(parents=True, exist_ok=True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -170,7 +166,7 @@ LOGGING = {
             "level": "WARNING",
         },
         "file": {
-            "class": "logging.handlers.RotatingFileHandler",
+            "class": "ibdata_project.logfiles.RotatingLogFile",  # its folder made on first use
             "filename": str(LOG_DIR / "ibdata.log"),
             "maxBytes": 10 * 1024 * 1024,
             "backupCount": 5,

@@ -28,6 +28,14 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     return support.manage(production_env(**env), *args)
 
 
+def embedded_default(**env: str) -> dict[str, str]:
+    """The production settings on the embedded default: no DATABASE_URL, so SQLite under
+    DATA_DIR."""
+    environment = production_env(**env)
+    environment.pop("DATABASE_URL", None)
+    return environment
+
+
 def test_settings_never_read_tws_credentials(tmp_path):
     result = manage(
         "diffsettings",
@@ -39,6 +47,56 @@ def test_settings_never_read_tws_credentials(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "hunter2" not in result.stdout and "someone" not in result.stdout
     assert "TWS_PASSWORD" not in result.stdout and "TWS_USERNAME" not in result.stdout
+
+
+def test_reading_the_settings_writes_nothing(tmp_path):
+    """In a fresh interpreter, with DATA_DIR and LOG_DIR empty folders and the embedded default
+    (the SQLite file, STATIC_ROOT, the secrets and the log file all under them): the settings
+    import, Django sets up, `manage.py help` and `check` run, and both folders stay empty."""
+    data, logs = tmp_path / "data", tmp_path / "logs"
+    data.mkdir()
+    logs.mkdir()
+    env = embedded_default(DATA_DIR=str(data), LOG_DIR=str(logs))
+    imported = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; "
+            "print(settings.DATABASES['default']['NAME'], settings.STATIC_ROOT)",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.split() == [str(data / "ibdata.sqlite3"), str(data / "static")]
+    assert not list(data.iterdir()) and not list(logs.iterdir())
+    for command in ("help", "check"):
+        result = support.manage(env, command)
+        assert result.returncode == 0, result.stderr
+        assert not list(data.iterdir()), f"manage.py {command} wrote {list(data.iterdir())}"
+        assert not list(logs.iterdir()), f"manage.py {command} wrote {list(logs.iterdir())}"
+
+
+def test_what_a_process_needs_is_made_when_it_needs_it(tmp_path):
+    """The SQLite file's folder at the first connection, the log folder at the first record."""
+    data, logs = tmp_path / "no" / "data", tmp_path / "no" / "logs"
+    env = embedded_default(DATA_DIR=str(data), LOG_DIR=str(logs))
+    migrated = support.manage(env, "migrate", "--verbosity", "0")
+    assert migrated.returncode == 0, migrated.stderr
+    assert (data / "ibdata.sqlite3").is_file()
+    assert not logs.exists()
+    logged = support.manage(
+        env,
+        "shell",
+        "--no-imports",
+        "-c",
+        "import logging; logging.getLogger('ibdata').warning('the first record')",
+    )
+    assert logged.returncode == 0, logged.stderr
+    assert "the first record" in (logs / "ibdata.log").read_text()
 
 
 def test_init_secrets_makes_each_secret_once_owner_only_and_the_settings_read_it(tmp_path):
@@ -97,7 +155,7 @@ def test_without_init_secrets_the_settings_load_with_no_key(tmp_path):
     )
     assert signing.returncode == 2
     assert signing.stderr.strip() == NO_KEY.format(tmp_path / ".secret_key")
-    assert not (tmp_path / ".secret_key").exists() and not (tmp_path / ".flower_auth").exists()
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_secret_key_is_required_beyond_loopback(tmp_path):
