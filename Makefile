@@ -63,8 +63,8 @@ up: $(STAMP) init ## start web (gunicorn), both workers, beat and Flower on loca
 	@bash scripts/services.sh
 	@$(PY) scripts/stack.py up
 
-down: ## stop everything `make up` started
-	@$(PY) scripts/stack.py down
+down: ## stop everything `make up` started (nothing up: says so, exits 0)
+	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down; else echo "ibdata is not up: nothing to stop."; fi
 
 services: ## start PostgreSQL and Redis on loopback if they are installed and stopped
 	@bash scripts/services.sh

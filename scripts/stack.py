@@ -5,11 +5,12 @@ secrets `manage.py init_secrets` makes: `make up` runs it), then migrates, colle
 starts honcho in a session of its own (its pid and the log offset in LOG_DIR/stack.pid, every
 process's output in LOG_DIR/stack.log), waits until the web and Flower answer and both workers
 are ready, and says how to create the first admin user. `down` stops honcho (which stops every
-process), then kills whatever is left.
+process), then kills whatever is left; with nothing up it says so and exits 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -103,6 +104,12 @@ def stack_mark() -> tuple[int, int] | None:
     return pid, offset
 
 
+def signal_send(pid: int, sig: signal.Signals, *, group: bool = False) -> None:
+    """Send `sig` to the process (or its group), which may have ended meanwhile."""
+    with contextlib.suppress(ProcessLookupError):
+        (os.killpg if group else os.kill)(pid, sig)
+
+
 def up() -> None:
     environment()
     mark = stack_mark()
@@ -157,25 +164,28 @@ def up() -> None:
 
 
 def down(quiet: bool = False) -> None:
-    if not PID_FILE.exists():
+    """Stop what `up` started; with nothing to stop, say so (unless quiet) and return."""
+    mark = stack_mark()
+    if mark is None:
         if not quiet:
-            print(f"ibdata is not up (no {PID_FILE}).")
+            print("ibdata is not up: nothing to stop.")
         return
-    pid, offset = (int(v) for v in PID_FILE.read_text().split())
+    pid, offset = mark
     if alive(pid):
-        os.kill(pid, signal.SIGTERM)  # honcho sends SIGTERM to every process, SIGKILL after 5 s
+        # honcho sends SIGTERM to every process, SIGKILL after 5 s
+        signal_send(pid, signal.SIGTERM)
         deadline = time.monotonic() + DOWN_TIMEOUT_S
         while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         if alive(pid):
-            os.kill(pid, signal.SIGKILL)
+            signal_send(pid, signal.SIGKILL)
     # honcho starts each process in a session of its own: kill any group it left behind
     session = LOG.read_bytes()[offset:].decode(errors="replace") if LOG.exists() else ""
     for name, pgid in STARTED_RE.findall(session):
         if alive(int(pgid), group=True):
             print(f"   {name} (process group {pgid}) was still running: killed")
-            os.killpg(int(pgid), signal.SIGKILL)
-    PID_FILE.unlink()
+            signal_send(int(pgid), signal.SIGKILL, group=True)
+    PID_FILE.unlink(missing_ok=True)
     if not quiet:
         print("✅ ibdata stopped: web, workers, beat and Flower.")
 

@@ -1,5 +1,5 @@
 """`make up` / `make down`: the Procfile's processes for real, on free ports, and nothing left
-after; what they refuse to start without."""
+after; what they refuse to start without, and a `make down` with nothing up."""
 
 from __future__ import annotations
 
@@ -121,6 +121,26 @@ def test_make_up_starts_every_process_and_make_down_leaves_none(sim, tmp_path):
         for pgid in honcho + (started() if (logs / "stack.log").exists() else []):
             if group_alive(pgid):
                 os.killpg(pgid, signal.SIGKILL)
+
+
+def make(target: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "-s", target], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_make_down_with_nothing_up_exits_0_without_a_traceback(tmp_path):
+    logs = tmp_path / "logs"
+    env = production_env(LOG_DIR=str(logs))
+    down = make("down", env)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert down.stdout == "ibdata is not up: nothing to stop.\n" and down.stderr == ""
+    logs.mkdir()
+    (logs / "stack.pid").write_text("")  # a mark cut short: nothing can be stopped by it
+    down = make("down", env)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "Traceback" not in down.stdout + down.stderr
+    assert "nothing to stop" in down.stdout
 
 
 def test_the_web_process_refuses_to_start_without_a_secret_key(tmp_path):
