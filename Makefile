@@ -7,7 +7,7 @@ UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format lock sim services up down clean uv browser
+.PHONY: help install init demo test lint format lock sim services up down clean uv browser
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -24,7 +24,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## create .venv and install exactly the locked environment
 
-demo: $(STAMP) ## run the main job on the embedded defaults (simulator, SQLite and catalog in data/demo)
+init: $(STAMP) ## make this installation's secret key and Flower password once (DATA_DIR, owner-only)
+	@$(PY) manage.py init_secrets
+
+demo: $(STAMP) init ## run the main job on the embedded defaults (simulator, SQLite and catalog in data/demo)
 	@$(PY) manage.py demo
 
 browser: ## Debian's chromium for the browser tests, installed when missing (apt-get)
@@ -34,7 +37,7 @@ browser: ## Debian's chromium for the browser tests, installed when missing (apt
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } || \
 	  echo "chromium could not be installed: the browser tests will be skipped"
 
-test: $(STAMP) browser ## the full suite against PostgreSQL and Redis (scripts/services.sh starts them)
+test: $(STAMP) init browser ## the full suite against PostgreSQL and Redis (scripts/services.sh starts them)
 	@bash scripts/services.sh
 	@DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/ibdata} \
 	 REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
@@ -56,12 +59,12 @@ lock: uv ## regenerate requirements.lock from pyproject.toml
 sim: $(STAMP) ## run the gateway simulator on 127.0.0.1:7497 (python -m ibsim --help)
 	$(PY) -m ibsim --port 7497
 
-up: $(STAMP) ## start web (gunicorn), both workers, beat and Flower on local PostgreSQL and Redis (Procfile)
+up: $(STAMP) init ## start web (gunicorn), both workers, beat and Flower on local PostgreSQL and Redis (Procfile)
 	@bash scripts/services.sh
 	@$(PY) scripts/stack.py up
 
-down: ## stop everything `make up` started
-	@$(PY) scripts/stack.py down
+down: ## stop everything `make up` started (nothing up: says so, exits 0)
+	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down; else echo "ibdata is not up: nothing to stop."; fi
 
 services: ## start PostgreSQL and Redis on loopback if they are installed and stopped
 	@bash scripts/services.sh

@@ -1,44 +1,27 @@
-"""Django settings for ibdata, read from the environment (and `.env` when present)."""
+"""Django settings for ibdata, read from the environment (and `.env`, never exported).
 
-import os
-import secrets
-from pathlib import Path
+Reading them writes nothing: the secret key is the one `manage.py init_secrets` kept, folders are
+made by whatever needs them (the SQLite backend, the log file, collectstatic). The deployment's
+own knobs (web port, Flower) are in ibdata_project/deploy.py; the tests' in settings_test.py.
+"""
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from fetcher.queues import TASK_ROUTES, TaskName
 from fetcher.timings import BROKER_VISIBILITY_TIMEOUT_S, RECOVER_EVERY_S
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-
-env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+from ibdata_project.environment import BASE_DIR, DATA_DIR, LOG_DIR, env  # noqa: F401 (BASE_DIR)
+from ibdata_project.installation import SECRET_KEY_FILE, kept_read
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
-DATA_DIR = Path(env("DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
-LOG_DIR = Path(env("LOG_DIR", default=str(BASE_DIR / "logs"))).resolve()
-
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
-def _kept(path: Path, make) -> str:
-    """A value made once per installation and kept in `path`, readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(make())
-    return path.read_text().strip()
-
-
 def _secret_key() -> str:
-    """DJANGO_SECRET_KEY; unset, a key generated once per installation and kept under DATA_DIR
-    (owner-only), which is only allowed while the admin is served on loopback alone."""
+    """DJANGO_SECRET_KEY; unset, the key `manage.py init_secrets` kept under DATA_DIR (owner-only),
+    which is only allowed while the admin is served on loopback alone. Neither: empty, and the
+    web server refuses to start (ibdata_project/wsgi.py) while commands that sign nothing run."""
     key = env("DJANGO_SECRET_KEY", default="")
     if key:
         return key
@@ -48,7 +31,7 @@ def _secret_key() -> str:
             f"DJANGO_SECRET_KEY must be set when the admin is served beyond loopback "
             f"(DJANGO_ALLOWED_HOSTS names {', '.join(public)})"
         )
-    return _kept(DATA_DIR / ".secret_key", lambda: secrets.token_urlsafe(50))
+    return kept_read(SECRET_KEY_FILE) or ""
 
 
 SECRET_KEY = _secret_key()
@@ -101,10 +84,10 @@ DATABASES = {
         env("DATABASE_URL", default="") or f"sqlite:///{DATA_DIR / 'ibdata.sqlite3'}"
     )
 }
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # The embedded default needs its folder before the first connection; WAL lets the
-    # command follow a run's progress while the run writes.
-    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's, making the file's folder at the first connection; WAL lets the command follow a
+    # run's progress while the run writes.
+    DATABASES["default"]["ENGINE"] = "ibdata_project.embedded_sqlite3"
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE", "timeout": 30}
     )
@@ -115,8 +98,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"  # filled by collectstatic (make up does it)
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing one
+STATIC_ROOT = DATA_DIR / "static"  # made and filled by collectstatic (make up and compose run it)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -152,18 +134,6 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# `make up` serves the admin with gunicorn on 127.0.0.1:WEB_PORT (the Procfile's web process).
-WEB_PORT = env.int("WEB_PORT", default=8000)
-
-# Flower (`celery -A ibdata_project flower` reads these through flowerconfig.py): on loopback,
-# behind basic auth. FLOWER_BASIC_AUTH is "user:password" (comma-separated for several);
-# unset, a password is made once and kept in DATA_DIR/.flower_auth (owner-only).
-FLOWER_ADDRESS = env("FLOWER_ADDRESS", default="127.0.0.1")
-FLOWER_PORT = env.int("FLOWER_PORT", default=5555)
-FLOWER_BASIC_AUTH = env.list("FLOWER_BASIC_AUTH", default=[]) or [
-    _kept(DATA_DIR / ".flower_auth", lambda: f"flower:{secrets.token_urlsafe(18)}")
-]
-
 # --- Interactive Brokers -------------------------------------------------------------
 # IBKR_HOST=sim starts the built-in gateway simulator in-process instead of connecting out.
 IBKR_HOST = env("IBKR_HOST", default="127.0.0.1")
@@ -179,11 +149,10 @@ IBKR_PACING_MARGIN_S = env.float("IBKR_PACING_MARGIN_S", default=0.1)
 IBKR_MARKET_DATA_TYPE = env("IBKR_MARKET_DATA_TYPE", default="DELAYED_FROZEN")
 TRADING_MODE = env("TRADING_MODE", default="paper")
 TWS_ACCOUNT = env("TWS_ACCOUNT", default="")
-# TWS_USERNAME / TWS_PASSWORD are not read here: only an IB Gateway container needs them, and
-# it takes them from its own environment (docker-compose.yml).
+# TWS_USERNAME / TWS_PASSWORD are neither read nor exported from .env (environment.py leaves them
+# out): only an IB Gateway container needs them, and docker-compose.yml hands them to it alone.
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
-LOG_DIR.mkdir(parents=True, exist_ok=True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -197,7 +166,7 @@ LOGGING = {
             "level": "WARNING",
         },
         "file": {
-            "class": "logging.handlers.RotatingFileHandler",
+            "class": "ibdata_project.logfiles.RotatingLogFile",  # its folder made on first use
             "filename": str(LOG_DIR / "ibdata.log"),
             "maxBytes": 10 * 1024 * 1024,
             "backupCount": 5,

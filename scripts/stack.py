@@ -1,13 +1,16 @@
 """`make up` / `make down`: the Procfile's processes (honcho) against local PostgreSQL and Redis.
 
-`up` migrates, collects static files, starts honcho in a session of its own (its pid and the
-log offset in LOG_DIR/stack.pid, every process's output in LOG_DIR/stack.log), waits until the
-web and Flower answer and both workers are ready, and says how to create the first admin user.
-`down` stops honcho (which stops every process), then kills whatever is left.
+`up` first says, in one line, what the web server or Flower would refuse to start without (the
+secrets `manage.py init_secrets` makes: `make up` runs it), then migrates, collects static files,
+starts honcho in a session of its own (its pid and the log offset in LOG_DIR/stack.pid, every
+process's output in LOG_DIR/stack.log), waits until the web and Flower answer and both workers
+are ready, and says how to create the first admin user. `down` stops honcho (which stops every
+process), then kills whatever is left; with nothing up it says so and exits 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -18,9 +21,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import environ
+from django.core.exceptions import ImproperlyConfigured
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ibdata_project import deploy  # noqa: E402
+from ibdata_project.environment import LOG_DIR, env  # noqa: E402
+from ibdata_project.installation import FLOWER_AUTH_FILE, secret_key_check  # noqa: E402
+
 # Without DATABASE_URL / REDIS_URL (environment or .env), the local services scripts/services.sh
 # starts: `make up` is the deployed shape, never the embedded SQLite / in-process default.
 LOCAL_SERVICES = {
@@ -32,22 +41,21 @@ UP_TIMEOUT_S = 180.0
 DOWN_TIMEOUT_S = 30.0
 READY_WORKERS = 2  # the ibkr worker and the default/backtests worker
 STARTED_RE = re.compile(r"\| (\w+) started \(pid=(\d+)\)")
+PID_FILE, LOG = LOG_DIR / "stack.pid", LOG_DIR / "stack.log"
 
 
-def settings():
-    """Django's settings for this environment: .env under the environment, then the defaults."""
-    environ.Env.read_env(ROOT / ".env", overwrite=False)
+def environment() -> None:
+    """What honcho's processes inherit: the local services where neither the environment nor .env
+    names one, and what the Procfile reads (ibdata_project/deploy.py's web knobs). Nothing else
+    of .env: each process reads it itself, and never exports it."""
     for name, value in LOCAL_SERVICES.items():
-        if name not in os.environ:
+        if name not in env:
             os.environ[name] = value
             DEFAULTED.add(name)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ibdata_project.settings")
-    sys.path.insert(0, str(ROOT))
-    from django.conf import settings as django_settings
-
-    os.environ["WEB_PORT"] = str(django_settings.WEB_PORT)  # the Procfile reads it
+    os.environ["WEB_PORT"] = str(deploy.WEB_PORT)
+    os.environ["WEB_CONCURRENCY"] = str(deploy.WEB_CONCURRENCY)  # gunicorn reads it
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    return django_settings
 
 
 def alive(pid: int, *, group: bool = False) -> bool:
@@ -86,15 +94,39 @@ def manage(*args: str) -> None:
         fail(f"manage.py {' '.join(args)} failed: {lines[-1]}")
 
 
+def stack_mark() -> tuple[int, int] | None:
+    """(honcho's pid, where its session starts in stack.log) from LOG_DIR/stack.pid; None when
+    there is no mark (never up, or already stopped) or an unreadable one."""
+    try:
+        pid, offset = (int(value) for value in PID_FILE.read_text().split())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid, offset
+
+
+def signal_send(pid: int, sig: signal.Signals, *, group: bool = False) -> None:
+    """Send `sig` to the process (or its group), which may have ended meanwhile."""
+    with contextlib.suppress(ProcessLookupError):
+        (os.killpg if group else os.kill)(pid, sig)
+
+
 def up() -> None:
-    s = settings()
-    pid_file, log = s.LOG_DIR / "stack.pid", s.LOG_DIR / "stack.log"
-    if pid_file.exists() and alive(int(pid_file.read_text().split()[0])):
-        fail(f"already up (honcho pid {pid_file.read_text().split()[0]}): `make down` first")
+    environment()
+    mark = stack_mark()
+    if mark and alive(mark[0]):
+        fail(f"already up (honcho pid {mark[0]}): `make down` first")
+    try:  # what the web server and Flower would refuse to start without, said before starting
+        flower_user = deploy.flower_basic_auth()[0].partition(":")[0]
+        secret_key_check()
+    except ImproperlyConfigured as exc:
+        fail(str(exc))
+    from django.conf import settings
+
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
     manage("migrate", "--noinput")
     manage("collectstatic", "--noinput", "--verbosity", "0")
-    offset = log.stat().st_size if log.exists() else 0
-    with open(log, "ab") as output:
+    offset = LOG.stat().st_size if LOG.exists() else 0
+    with open(LOG, "ab") as output:
         honcho = subprocess.Popen(
             [sys.executable, "-m", "honcho", "start", "-f", "Procfile", "--env", "/dev/null"],
             cwd=ROOT,
@@ -103,12 +135,12 @@ def up() -> None:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    pid_file.write_text(f"{honcho.pid} {offset}\n")
-    web = f"http://127.0.0.1:{s.WEB_PORT}/admin/"
-    flower = f"http://127.0.0.1:{s.FLOWER_PORT}/"
+    PID_FILE.write_text(f"{honcho.pid} {offset}\n")
+    web = f"http://127.0.0.1:{deploy.WEB_PORT}/admin/"
+    flower = f"http://127.0.0.1:{deploy.FLOWER_PORT}/"
     deadline = time.monotonic() + UP_TIMEOUT_S
     while True:
-        session = log.read_bytes()[offset:].decode(errors="replace")
+        session = LOG.read_bytes()[offset:].decode(errors="replace")
         ready = session.count(" ready.")
         if ready >= READY_WORKERS and answers(web) and answers(flower):
             break
@@ -117,18 +149,14 @@ def up() -> None:
             tail = "\n".join(session.strip().splitlines()[-15:])
             fail(f"the stack did not come up ({ready} of {READY_WORKERS} workers ready):\n{tail}")
         time.sleep(0.5)
-    flower_user = s.FLOWER_BASIC_AUTH[0].split(":")[0]
-    password = (
-        "FLOWER_BASIC_AUTH"
-        if os.environ.get("FLOWER_BASIC_AUTH")
-        else f"in {s.DATA_DIR / '.flower_auth'}"
-    )
+    password = "FLOWER_BASIC_AUTH" if deploy.FLOWER_BASIC_AUTH else f"in {FLOWER_AUTH_FILE}"
     database = f"DATABASE_URL={os.environ['DATABASE_URL']} " if "DATABASE_URL" in DEFAULTED else ""
     print(
-        f"✅ ibdata is up (honcho pid {honcho.pid}); logs in {s.LOG_DIR} (stack.log, ibdata.log)\n"
+        f"✅ ibdata is up (honcho pid {honcho.pid}); logs in {LOG_DIR} (stack.log, ibdata.log)\n"
         f"   admin   {web}\n"
         f"   Flower  {flower}  (user {flower_user}, password {password})\n"
-        f"   workers ibkr (gateway {s.IBKR_HOST}:{s.IBKR_PORT}), default + backtests; beat\n"
+        f"   workers ibkr (gateway {settings.IBKR_HOST}:{settings.IBKR_PORT}), default + backtests; "
+        "beat\n"
         f"First time? Create the admin user:\n"
         f"   {database}.venv/bin/python manage.py createsuperuser\n"
         f"Stop everything: make down"
@@ -136,27 +164,28 @@ def up() -> None:
 
 
 def down(quiet: bool = False) -> None:
-    s = settings()
-    pid_file, log = s.LOG_DIR / "stack.pid", s.LOG_DIR / "stack.log"
-    if not pid_file.exists():
+    """Stop what `up` started; with nothing to stop, say so (unless quiet) and return."""
+    mark = stack_mark()
+    if mark is None:
         if not quiet:
-            print(f"ibdata is not up (no {pid_file}).")
+            print("ibdata is not up: nothing to stop.")
         return
-    pid, offset = (int(v) for v in pid_file.read_text().split())
+    pid, offset = mark
     if alive(pid):
-        os.kill(pid, signal.SIGTERM)  # honcho sends SIGTERM to every process, SIGKILL after 5 s
+        # honcho sends SIGTERM to every process, SIGKILL after 5 s
+        signal_send(pid, signal.SIGTERM)
         deadline = time.monotonic() + DOWN_TIMEOUT_S
         while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         if alive(pid):
-            os.kill(pid, signal.SIGKILL)
+            signal_send(pid, signal.SIGKILL)
     # honcho starts each process in a session of its own: kill any group it left behind
-    session = log.read_bytes()[offset:].decode(errors="replace") if log.exists() else ""
+    session = LOG.read_bytes()[offset:].decode(errors="replace") if LOG.exists() else ""
     for name, pgid in STARTED_RE.findall(session):
         if alive(int(pgid), group=True):
             print(f"   {name} (process group {pgid}) was still running: killed")
-            os.killpg(int(pgid), signal.SIGKILL)
-    pid_file.unlink()
+            signal_send(int(pgid), signal.SIGKILL, group=True)
+    PID_FILE.unlink(missing_ok=True)
     if not quiet:
         print("✅ ibdata stopped: web, workers, beat and Flower.")
 

@@ -61,6 +61,14 @@ def deployed_env(tmp_path: Path, sim=None, **overrides: str) -> dict[str, str]:
     return env | overrides
 
 
+def production_env(**overrides: str) -> dict[str, str]:
+    """The environment of a process on the production settings (ibdata_project.settings, not the
+    suite's), without a secret of the developer's (DJANGO_SECRET_KEY, FLOWER_BASIC_AUTH)."""
+    unset = {"DJANGO_SECRET_KEY", "FLOWER_BASIC_AUTH"}
+    env = {name: value for name, value in os.environ.items() if name not in unset}
+    return env | {"DJANGO_SETTINGS_MODULE": "ibdata_project.settings"} | overrides
+
+
 def manage(env: dict, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     """`python manage.py ARGS` from the project root in `env`, its output captured."""
     return subprocess.run(

@@ -15,12 +15,25 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-APP_SERVICES = ("web", "worker-ibkr", "worker-default", "beat", "flower", "ibsim")
+APP_SERVICES = ("init", "web", "worker-ibkr", "worker-default", "beat", "flower", "ibsim")
+# The modules that read the environment: Django's settings, where they come from, the deployment.
+ENV_READERS = ("settings.py", "environment.py", "deploy.py")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def env_example() -> dict[str, str]:
     return dict(re.findall(r"^([A-Z_]+)=(.*)$", (ROOT / ".env.example").read_text(), re.M))
+
+
+def names_read() -> set[str]:
+    """Every variable the project reads from the environment (`env("NAME"...)`)."""
+    return {
+        name
+        for module in ENV_READERS
+        for name in re.findall(
+            r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', (ROOT / "ibdata_project" / module).read_text()
+        )
+    }
 
 
 def interpolated(value, env: dict[str, str]) -> str:
@@ -44,13 +57,15 @@ def test_compose_has_every_service_of_the_deployment():
 def test_every_service_but_beat_has_a_healthcheck_and_ports_stay_on_loopback():
     services = compose()["services"]
     for name, service in services.items():
-        if name != "beat":  # beat answers nothing a healthcheck could ask
+        # beat answers nothing a healthcheck could ask; init is a one-shot the others wait for
+        if name not in ("beat", "init"):
             assert service.get("healthcheck", {}).get("test"), name
         for port in service.get("ports", []):
             assert port.split(":")[0] in LOOPBACK, f"{name} publishes {port} beyond loopback"
     web = services["web"]
     assert "gunicorn ibdata_project.wsgi" in web["command"] and "runserver" not in web["command"]
     assert "collectstatic" in web["command"] and "migrate" in web["command"]
+    assert "--preload" in web["command"]  # a missing secret key: one line, from the master
     assert services["flower"]["command"] == "celery -A ibdata_project flower"
     assert services["flower"]["environment"]["FLOWER_ADDRESS"] == "0.0.0.0"  # in its container
     assert services["flower"]["ports"] == ["127.0.0.1:5555:5555"]
@@ -109,11 +124,7 @@ def test_env_example_does_not_point_the_containers_at_their_own_loopback():
 
 
 def test_the_containers_get_every_setting_the_project_reads():
-    names = set(
-        re.findall(
-            r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', (ROOT / "ibdata_project/settings.py").read_text()
-        )
-    )
+    names = names_read()
     # the compose Redis is broker and result store; gunicorn listens on 8000 in its container;
     # Flower's address and port are set on its service
     fixed = {
@@ -128,6 +139,21 @@ def test_the_containers_get_every_setting_the_project_reads():
         assert names - fixed <= set(environment), (
             f"{name}: {sorted(names - fixed - set(environment))}"
         )
+
+
+def test_compose_makes_the_secrets_first_and_the_web_and_flower_wait_for_it():
+    """The one-shot `init` runs `manage.py init_secrets` on the services' ./data; the web server
+    and Flower (which refuse to start without what it makes) start after it succeeded."""
+    services = compose()["services"]
+    init = services["init"]
+    assert init["command"] == "python manage.py init_secrets"
+    assert "./data:/data" in init["volumes"] and init["environment"]["DATA_DIR"] == "/data"
+    assert init["depends_on"] == {} and init["restart"] == "no" and "profiles" not in init
+    for name in ("web", "flower"):
+        assert services[name]["depends_on"]["init"] == {
+            "condition": "service_completed_successfully"
+        }, name
+        assert services[name]["volumes"] == init["volumes"], name
 
 
 def test_the_ibkr_worker_is_one_process_on_the_ibkr_queue():
@@ -170,11 +196,7 @@ def test_dockerfile_installs_the_hashed_lock():
 
 
 def test_env_example_lists_every_setting_read_from_the_environment():
-    names = set(
-        re.findall(
-            r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', (ROOT / "ibdata_project/settings.py").read_text()
-        )
-    )
+    names = names_read()
     example = (ROOT / ".env.example").read_text()
     listed = set(re.findall(r"^#?\s*([A-Z_]+)=", example, re.MULTILINE))
     assert names, "settings read no variables?"

@@ -1,4 +1,5 @@
-"""`make up` / `make down`: the Procfile's processes for real, on free ports, and nothing left after."""
+"""`make up` / `make down`: the Procfile's processes for real, on free ports, and nothing left
+after; what they refuse to start without, and a `make down` with nothing up."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.support import (
     deployed_env,
     free_port,
     http_get,
+    production_env,
 )
 
 AUTH = "ops:stack-test-password"
@@ -35,6 +37,7 @@ def test_the_procfile_runs_each_process_of_the_deployment_and_honcho_accepts_it(
     assert set(processes) == {"web", "ibkr", "default", "beat", "flower"}
     assert processes["web"].startswith("gunicorn ibdata_project.wsgi ")
     assert "--bind 127.0.0.1:${WEB_PORT:-8000}" in processes["web"]
+    assert " --preload " in processes["web"]  # a missing secret key: one line, from the master
     ibkr = processes["ibkr"]
     assert re.search(r"-Q ibkr(\s|$)", ibkr) and "--pool solo --concurrency 1" in ibkr
     assert re.search(r"-Q default,backtests(\s|$)", processes["default"])
@@ -70,6 +73,7 @@ def test_make_up_starts_every_process_and_make_down_leaves_none(sim, tmp_path):
     env = deployed_env(
         tmp_path,
         sim,
+        DJANGO_SETTINGS_MODULE="ibdata_project.settings",  # production's, not the suite's
         WEB_PORT=str(web_port),
         FLOWER_PORT=str(flower_port),
         FLOWER_BASIC_AUTH=AUTH,
@@ -92,6 +96,8 @@ def test_make_up_starts_every_process_and_make_down_leaves_none(sim, tmp_path):
     try:
         up = make("up")
         assert up.returncode == 0, up.stdout + up.stderr
+        key_file = tmp_path / "data" / ".secret_key"  # made by `make up` (init_secrets)
+        assert f"made {key_file}" in up.stdout and len(key_file.read_text()) >= 50
         assert f"{web}/admin/" in up.stdout and f"{flower}/" in up.stdout
         assert "manage.py createsuperuser" in up.stdout and "make down" in up.stdout
         assert http_get(f"{web}/admin/login/")[0] == 200  # gunicorn
@@ -115,3 +121,58 @@ def test_make_up_starts_every_process_and_make_down_leaves_none(sim, tmp_path):
         for pgid in honcho + (started() if (logs / "stack.log").exists() else []):
             if group_alive(pgid):
                 os.killpg(pgid, signal.SIGKILL)
+
+
+def make(target: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "-s", target], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_make_down_with_nothing_up_exits_0_without_a_traceback(tmp_path):
+    logs = tmp_path / "logs"
+    env = production_env(LOG_DIR=str(logs))
+    down = make("down", env)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert down.stdout == "ibdata is not up: nothing to stop.\n" and down.stderr == ""
+    logs.mkdir()
+    (logs / "stack.pid").write_text("")  # a mark cut short: nothing can be stopped by it
+    down = make("down", env)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "Traceback" not in down.stdout + down.stderr
+    assert "nothing to stop" in down.stdout
+
+
+def test_the_web_process_refuses_to_start_without_a_secret_key(tmp_path):
+    """The Procfile's web command, with DATA_DIR where `manage.py init_secrets` never ran."""
+    command = procfile()["web"].replace("${WEB_PORT:-8000}", str(free_port()))
+    env = production_env(DATA_DIR=str(tmp_path / "data"), LOG_DIR=str(tmp_path / "logs"))
+    env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
+    web = subprocess.run(
+        ["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert web.returncode != 0
+    assert web.stderr.strip().splitlines() == [
+        "❌ no secret key: run `python manage.py init_secrets` (it keeps one in "
+        f"{tmp_path / 'data' / '.secret_key'}), or set DJANGO_SECRET_KEY"
+    ]
+
+
+def test_stack_up_says_what_is_missing_before_starting_anything(tmp_path):
+    """`scripts/stack.py up` without `make up`'s init_secrets: one line, nothing started."""
+    logs = tmp_path / "logs"
+    env = production_env(DATA_DIR=str(tmp_path / "data"), LOG_DIR=str(logs))
+    up = subprocess.run(
+        [sys.executable, "scripts/stack.py", "up"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert up.returncode == 1
+    assert up.stderr.strip().splitlines() == [
+        "❌ Flower has no password: run `python manage.py init_secrets` (it keeps one in "
+        f"{tmp_path / 'data' / '.flower_auth'}), or set FLOWER_BASIC_AUTH"
+    ]
+    assert not logs.exists()

@@ -1,0 +1,38 @@
+"""Where ibdata's settings come from: the process's environment over the project's `.env`, which
+is read but never exported, so nothing in it (a TWS login) reaches the processes ibdata starts."""
+
+from __future__ import annotations
+
+import os
+from collections import ChainMap
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DOTENV = BASE_DIR / ".env"
+# The TWS login: only the IB Gateway container uses it (docker-compose.yml hands it over there).
+NEVER_READ = frozenset({"TWS_USERNAME", "TWS_PASSWORD"})
+
+
+def dotenv_read(path: Path) -> dict[str, str]:
+    """The variables of a `.env` file, parsed as django-environ parses them, less the TWS login;
+    put in no environment."""
+    if not path.is_file():
+        return {}
+
+    class Parsed(environ.Env):
+        ENVIRON: dict[str, str] = {}  # read_env's target instead of os.environ
+
+    Parsed.read_env(path, overwrite=True)
+    return {name: value for name, value in Parsed.ENVIRON.items() if name not in NEVER_READ}
+
+
+# The one django-environ reader. Looked up live: a variable a process sets before a module reads
+# it (scripts/stack.py's local services) counts; the environment wins over `.env`.
+env = environ.Env()
+env.ENVIRON = ChainMap(os.environ, dotenv_read(DOTENV))
+
+# The Parquet catalog, the SQLite file of the embedded default and the generated secrets; logs.
+DATA_DIR = Path(env("DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
+LOG_DIR = Path(env("LOG_DIR", default=str(BASE_DIR / "logs"))).resolve()
