@@ -82,48 +82,51 @@ class Command(BaseCommand):
         out.rule("ibdata demo: the built-in IB Gateway simulator, SQLite, in-process tasks")
         out.print(f"Database: {redacted_database_url()} (the demo's own store)")
         call_command("migrate", verbosity=0, interactive=False)
-        out.print()
-        out.print("$ python manage.py connect_ibkr")
-        call_command("connect_ibkr")
-        out.print()
-        out.print("$ python manage.py fetch " + " ".join(DEMO_FETCH))
-        try:
-            call_command("fetch", *DEMO_FETCH)
-        except SystemExit as exc:
-            if exc.code:
-                raise
         picture = demo_dir() / "backtest.png"
-        backtest = [*DEMO_BACKTEST, "--plot", str(picture)]
-        out.print()
-        out.print(
-            "$ python manage.py backtest "
-            + " ".join([*DEMO_BACKTEST, "--plot", display_path(picture)])
+        _step("connect_ibkr", [])
+        _step("fetch", DEMO_FETCH)
+        _step(
+            "backtest",
+            [*DEMO_BACKTEST, "--plot", str(picture)],
+            shown={str(picture): display_path(picture)},
         )
-        try:
-            call_command("backtest", *backtest)
-        except SystemExit as exc:
-            if exc.code:
-                raise
-        catalog = display_path(default_root())
-        store = display_path(demo_dir())
-        out.print()
-        out.rule("Where to look next")
-        out.print(
-            f"- Parquet catalog: ls {catalog}  (read it with pyarrow, DuckDB or polars: docs/catalog.md)"
-        )
-        out.print(
-            f"- The backtest's equity and drawdown: {display_path(picture)}; its runs in the admin "
-            "(Backtest runs); a sweep: python manage.py backtest --symbols AAPL --start "
-            "2023-01-01 --end 2024-12-31 --fast 5:50:5 --slow 20:200:10 --heatmap sweep.png"
-        )
-        out.print("- Run it again: the second fetch makes no request (everything is stored)")
-        out.print(
-            f"- More, in the demo's store: DATA_DIR={store} DATABASE_URL=sqlite:///{store}/"
-            "ibdata.sqlite3 IBKR_HOST=sim python manage.py fetch --instruments AAPL "
-            "--timeframe 1-MINUTE"
-        )
-        out.print("- Admin: python manage.py createsuperuser && python manage.py runserver")
-        out.print(
-            "- A real gateway: set IBKR_HOST / IBKR_PORT in .env (see .env.example); its bars "
-            "go to data/ (or DATA_DIR / DATABASE_URL), never mixed with the simulator's"
-        )
+        _next_steps(picture)
+
+
+def _step(name: str, args: list[str], shown: dict[str, str] | None = None) -> None:
+    """Show a command as a user types it, then run it; stop the demo if it fails."""
+    out = console()
+    out.print()
+    out.print(" ".join(["$ python manage.py", name, *((shown or {}).get(a, a) for a in args)]))
+    try:
+        call_command(name, *args)
+    except SystemExit as exc:
+        if exc.code:
+            raise
+
+
+def _next_steps(picture: Path) -> None:
+    out = console()
+    catalog = display_path(default_root())
+    store = display_path(demo_dir())
+    out.print()
+    out.rule("Where to look next")
+    out.print(
+        f"- Parquet catalog: ls {catalog}  (read it with pyarrow, DuckDB or polars: docs/catalog.md)"
+    )
+    out.print(
+        f"- The backtest's equity and drawdown: {display_path(picture)}; its runs in the admin "
+        "(Backtest runs); a sweep: python manage.py backtest --symbols AAPL --start "
+        "2023-01-01 --end 2024-12-31 --fast 5:50:5 --slow 20:200:10 --heatmap sweep.png"
+    )
+    out.print("- Run it again: the second fetch makes no request (everything is stored)")
+    out.print(
+        f"- More, in the demo's store: DATA_DIR={store} DATABASE_URL=sqlite:///{store}/"
+        "ibdata.sqlite3 IBKR_HOST=sim python manage.py fetch --instruments AAPL "
+        "--timeframe 1-MINUTE"
+    )
+    out.print("- Admin: python manage.py createsuperuser && python manage.py runserver")
+    out.print(
+        "- A real gateway: set IBKR_HOST / IBKR_PORT in .env (see .env.example); its bars "
+        "go to data/ (or DATA_DIR / DATABASE_URL), never mixed with the simulator's"
+    )
