@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 
 from . import messages as msg
@@ -58,7 +58,6 @@ class SimStats:
 
     counts: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)  # code -> times sent
-    requests: deque = field(default_factory=lambda: deque(maxlen=100_000))  # historical served
 
     @property
     def pacing_violations(self) -> int:
@@ -122,11 +121,6 @@ class GatewaySimulator:
                 await asyncio.wait_for(self._server.wait_closed(), 2)
             self._server = None
 
-    async def serve_forever(self) -> None:
-        await self.start()
-        assert self._server is not None
-        await self._server.serve_forever()
-
     def start_in_thread(self) -> GatewaySimulator:
         """Start on a daemon thread with its own event loop; return once it listens."""
         ready = threading.Event()
@@ -158,12 +152,6 @@ class GatewaySimulator:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
             self._thread = None
-
-    def __enter__(self) -> GatewaySimulator:
-        return self.start_in_thread()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_thread()
 
     def call(self, fn, *args) -> None:
         """Run `fn(*args)` on the simulator's loop (thread-safe)."""

@@ -302,17 +302,6 @@ class Session:
             span = bar_rows_span(w.start, w.end, zone, req.format_date)
             self.send(msg.historical_data(req.req_id, span[0], span[1], rows))
             sim.stats.counts["bars_served"] += len(rows)
-            sim.stats.requests.append(
-                (
-                    w.spec.symbol,
-                    req.what_to_show,
-                    w.bar_size.setting,
-                    req.duration,
-                    w.start,
-                    w.end,
-                    len(rows),
-                )
-            )
             await self.writer.drain()
         finally:
             self.open_historical.pop(req.req_id, None)
