@@ -297,8 +297,8 @@ class Session:
             zone = w.spec.time_zone_id
             rows = bar_rows(bars, zone, req.format_date, decimals_for(w.spec.min_tick))
             span = bar_rows_span(w.start, w.end, zone, req.format_date)
+            gateway.count(Event.BARS_SERVED, len(rows))  # before the client can read them
             self.send(msg.historical_data(req.req_id, span[0], span[1], rows))
-            gateway.count(Event.BARS_SERVED, len(rows))
             await self.writer.drain()
         finally:
             self.open_historical.pop(req.req_id, None)
