@@ -1,4 +1,5 @@
-"""`python -m ibsim`: the simulator as a process of its own, as users and benchmarks run it."""
+"""The simulator's command line (ibsim.cli): its options, and `python -m ibsim` as a process of
+its own, as users and benchmarks run it."""
 
 from __future__ import annotations
 
