@@ -170,6 +170,15 @@ def test_a_circle_under_type_checking_or_in_a_function_is_found(
     assert [group for group in circles if set(circle) <= set(group)], circles
 
 
+def test_every_module_of_ibsim_has_its_test_file():
+    """Tests mirror modules: ibsim/x.py is tested in tests/ibsim/test_x.py (`__main__` in
+    test_cli.py, through `python -m ibsim`)."""
+    modules = {path.stem for path in (ROOT / "ibsim").glob("*.py")} - {"__init__", "__main__"}
+    tested = {path.stem.removeprefix("test_") for path in (ROOT / "tests/ibsim").glob("test_*.py")}
+    assert sorted(modules - tested) == []
+    assert sorted(tested - modules) == []
+
+
 def fresh_interpreter(code: str, **env: str) -> list[str]:
     """Run `code` in a new Python with Django set up; it prints module names, one a line."""
     script = (

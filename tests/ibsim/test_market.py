@@ -455,3 +455,14 @@ def test_empty_and_out_of_calendar_requests_return_no_bars(market):
     )
     empty = bars(market, AAPL, "1 day", epoch_at("2024-01-03 00:00"), epoch_at("2024-01-02 00:00"))
     assert len(empty) == 0 and empty.dates is not None
+
+
+@pytest.mark.parametrize(
+    ("size", "word"), [("5 secs", "5 secs"), ("1 hour", "60 mins"), ("1 week", "1w"), (None, "1d")]
+)
+def test_no_data_for_a_tick_type_names_the_bar_size_as_ibkr_does(market, size, word):
+    with pytest.raises(MarketError) as info:
+        market.check(EURUSD, "TRADES", BAR_SIZES[size] if size else None)
+    assert info.value.message.endswith(f"EUR/CASH@FXSUBPIP Last {word}")
+    assert str(info.value) == f"162: {info.value.message}"
+    market.check(EURUSD, "MIDPOINT", BAR_SIZES[size] if size else None)  # served

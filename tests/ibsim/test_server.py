@@ -3,13 +3,27 @@ and the start-up the real ib_insync client goes through, over a real socket."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 
 import pytest
 from ib_insync import IB, Stock
 from ib_insync.wrapper import RequestError
 
-from tests.support import ErrorLog
+from ibsim.server import GatewaySimulator, SimConfig
+from tests.support import ErrorLog, recent_sessions
+from tests.support import historical_bars as hist
+
+RECENT = recent_sessions(1)[0].strftime("%Y%m%d")
+
+
+def _wait_disconnected(ib: IB, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while ib.isConnected() and time.monotonic() < deadline:
+        with contextlib.suppress(ConnectionError):  # ib_insync's sleep raises it on a close
+            ib.sleep(0.05)
+
 
 # --- connecting -----------------------------------------------------------------------
 
@@ -50,6 +64,36 @@ def test_every_served_version_decodes_in_ib_insync(sim, version, caplog):
         ib.disconnect()
 
 
+# --- life cycle ----------------------------------------------------------------------------
+
+
+def test_port_0_takes_a_free_port_and_a_taken_port_fails_the_start(sim):
+    assert sim.config.port == 0 and sim.port > 0
+    with pytest.raises(OSError):
+        GatewaySimulator(SimConfig(port=sim.port)).start_in_thread()
+
+
+def test_stopping_closes_every_connection(sim_factory, ib_factory):
+    sim = sim_factory()
+    clients = [ib_factory(sim), ib_factory(sim)]
+    sim.stop_thread()
+    for ib in clients:
+        _wait_disconnected(ib)
+        assert not ib.isConnected()
+    assert sim.stats.counts["connections"] == 2
+
+
+def test_each_simulator_is_a_gateway_of_its_own(sim_factory, ib_factory):
+    """IBKR counts pacing per gateway: an identical request on another gateway is not one."""
+    first, second = sim_factory(), sim_factory()
+    aapl = Stock("AAPL", "SMART", "USD")
+    end = f"{RECENT} 16:00:00 US/Eastern"
+    assert hist(ib_factory(first), aapl, end, "1800 S", "5 secs")
+    assert hist(ib_factory(second), aapl, end, "1800 S", "5 secs")
+    assert first.stats.pacing_violations == second.stats.pacing_violations == 0
+    assert first.stats.counts["historical_requests"] == 1
+
+
 # --- faults the tests trigger ---------------------------------------------------------------
 
 
@@ -60,3 +104,13 @@ def test_connectivity_lost_and_restored(sim, ib):
     sim.call(sim.connectivity_restored)
     ib.sleep(0.2)
     assert errors.codes() == [1100, 1102]
+
+
+def test_drop_all_closes_every_connection_and_the_gateway_stays(sim, ib_factory):
+    clients = [ib_factory(sim, client_id=61), ib_factory(sim, client_id=62)]
+    sim.call(sim.drop_all)
+    for ib in clients:
+        _wait_disconnected(ib)
+        assert not ib.isConnected()
+    time.sleep(0.2)  # the client ids are free again
+    assert ib_factory(sim, client_id=61).reqCurrentTime()

@@ -30,6 +30,19 @@ def test_current_time_and_market_data_type(ib):
     assert abs((now - dt.datetime.now(dt.UTC)).total_seconds()) < 5
 
 
+def test_accounts_are_the_configured_ones(sim_factory, ib_factory):
+    sim = sim_factory(accounts=("DU1111111", "DU2222222"))
+    ib = ib_factory(sim)
+    assert ib.managedAccounts() == ["DU1111111", "DU2222222"]
+    summary = ib.accountSummary()
+    assert {(v.account, v.tag) for v in summary} == {
+        (account, tag)
+        for account in ("DU1111111", "DU2222222")
+        for tag in ("AccountType", "NetLiquidation")
+    }
+    assert {v.value for v in summary if v.tag == "NetLiquidation"} == {"1000000.00"}
+
+
 # --- contracts and head timestamps --------------------------------------------------------
 
 
@@ -40,6 +53,19 @@ def test_head_timestamp(ib):
     bars = hist(ib, aapl, "19801231 23:00:00 US/Eastern", "1 M", "1 day")
     first = bars[0].date
     assert first >= head.date()
+
+
+def test_head_timestamp_as_epoch_and_its_errors(sim, ib):
+    aapl = Stock("AAPL", "SMART", "USD")
+    head = ib.reqHeadTimeStamp(aapl, "TRADES", useRTH=True, formatDate=2)
+    assert head == dt.datetime(1980, 12, 12, 14, 30, tzinfo=dt.UTC)
+    with pytest.raises(RequestError) as info:  # forex has no TRADES
+        ib.reqHeadTimeStamp(Forex("EURUSD"), "TRADES", useRTH=True, formatDate=1)
+    assert info.value.code == 162
+    with pytest.raises(RequestError) as info:
+        ib.reqHeadTimeStamp(Stock("XYZQ", "SMART", "USD"), "TRADES", useRTH=True, formatDate=1)
+    assert info.value.code == 200
+    assert sim.stats.counts["head_timestamps"] == 3
 
 
 # --- bars -----------------------------------------------------------------------------
@@ -134,6 +160,15 @@ def test_empty_window_is_no_data_error(ib):
     assert info.value.code == 162 and "HMDS query returned no data" in info.value.message
 
 
+def test_prices_carry_the_contracts_decimals_and_are_counted(sim, ib):
+    eurusd = Forex("EURUSD")
+    bars = hist(ib, eurusd, "20240105 17:00:00 US/Eastern", "1 D", "1 hour", what="MIDPOINT")
+    ticks = [round(b.close / 0.00005, 6) for b in bars]
+    assert ticks == [round(t) for t in ticks]  # EUR.USD moves in ticks of 0.00005
+    assert sim.stats.counts["bars_served"] == len(bars) == 24
+    assert sim.stats.counts["historical_requests"] == 1
+
+
 # --- dispatch ---------------------------------------------------------------------------
 
 
@@ -144,6 +179,21 @@ def test_unknown_message_gets_an_error_not_a_hang(ib):
     ib.sleep(0.3)
     codes = [(r, c) for r, c, _ in errors.items]
     assert (55, 321) in codes and (-1, 321) in codes
+
+
+def test_malformed_messages_are_answered_and_the_connection_stays(sim, ib):
+    errors = ErrorLog(ib)
+    ib.client.send("x", 1)  # not a message id
+    ib.client.send(20, 9001)  # a historical request cut short
+    ib.reqMktData(Stock("AAPL", "SMART", "USD"))  # not served: its own request id is answered
+    ib.sleep(0.3)
+    assert (-1, 10000) in [(r, c) for r, c, _ in errors.items]
+    [(_, _, text)] = [item for item in errors.items if item[0] == 9001]
+    assert text.startswith("Error validating request.-'bX' : cause - malformed:")
+    market_data = [r for r, c, _ in errors.items if c == 321 and r not in (-1, 9001)]
+    assert len(market_data) == 1 and market_data[0] > 0
+    assert sim.stats.counts["unsupported"] == 1
+    assert ib.reqCurrentTime()
 
 
 # --- raw socket: version negotiation --------------------------------------------------------
@@ -184,3 +234,30 @@ def test_old_client_is_refused(sim):
         assert fields[:4] == ["4", "2", "-1", "503"]
         assert "157..176" in fields[4]
         assert sock.recv(1) == b""  # closed
+
+
+def test_a_malformed_version_range_is_refused(sim):
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=3) as sock:
+        sock.sendall(b"API\0" + _frame("hello"))
+        assert _read_frame(sock)[3:5] == ["503", "Malformed API version range"]
+        assert sock.recv(1) == b""
+    assert sim.stats.counts["refused_versions"] == 1
+
+
+def test_nothing_goes_out_between_the_handshake_and_start_api(sim):
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=3) as sock:
+        sock.sendall(b"API\0" + _frame("v157..176"))
+        assert _read_frame(sock)[0] == "176"
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            sock.recv(1)
+        sock.settimeout(3)
+        sock.sendall(_frame("49\x001"))  # reqCurrentTime before startApi: not answered
+        sock.sendall(_frame("71\x002\x0043\x00"))
+        assert _read_frame(sock) == ["9", "1", "1"]
+
+
+def test_a_peer_that_does_not_speak_the_protocol_is_closed_without_an_answer(sim):
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=3) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        assert sock.recv(1) == b""

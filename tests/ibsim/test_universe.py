@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
-from ibsim.universe import INSTRUMENTS, find
-from tests.support import listing
+import dataclasses
+
+import pytest
+
+from ibsim.calendars import CALENDAR_START
+from ibsim.universe import BY_CON_ID, INSTRUMENTS, find
+from tests.support import epoch_at, listing
 
 AAPL = listing("AAPL")
 ES = listing("ES", "FUT")
@@ -46,3 +51,24 @@ def test_find_follows_ibkr_matching():
     assert find("SPX", "IND", "CBOE", "USD") == [SPX]
     assert find("NOPE", "STK", "SMART", "USD") == []
     assert find("", "STK", "SMART", "USD", con_id=1) == []
+
+
+def test_symbols_are_matched_as_ibkr_writes_them_and_contfut_is_the_front_future():
+    brk = listing("BRK B")
+    assert find("BRK.B", "STK", "SMART", "USD") == find("brk-b", "", "", "") == [brk]
+    assert find("ES", "CONTFUT", "GLOBEX", "USD") == [ES]
+    assert find("SPY", "STK", "ARCA", "USD") == [listing("SPY")]
+    assert find("SPY", "STK", "TSE", "USD") == []  # not a US stock venue
+
+
+@pytest.mark.parametrize(("tick", "decimals"), [(0.01, 2), (0.25, 2), (0.00005, 5), (1.0, 0)])
+def test_price_decimals_represent_every_tick(tick, decimals):
+    assert dataclasses.replace(AAPL, min_tick=tick).price_decimals == decimals
+
+
+def test_every_instrument_trades_on_a_calendar_that_starts_before_its_head():
+    assert all(BY_CON_ID[s.con_id] is s for s in INSTRUMENTS)
+    for instrument in INSTRUMENTS:
+        assert instrument.calendar in CALENDAR_START, instrument.symbol
+        assert epoch_at(f"{CALENDAR_START[instrument.calendar]} 00:00") < instrument.head_timestamp
+    assert AAPL.head_timestamp == epoch_at("1980-12-12 09:30")
