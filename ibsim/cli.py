@@ -11,7 +11,8 @@ import os
 import signal
 import sys
 
-from .server import Faults, GatewaySimulator, SimConfig
+from .gateway import Faults, SimConfig
+from .server import GatewaySimulator
 
 STATS_EVERY_S = 1.0
 

@@ -102,16 +102,6 @@ class Market:
         i = m.first + int(np.argmax(has_hours[m.first :]))
         return max(int(starts[i]), m.head)
 
-    def session_bounds(
-        self, spec: Listing, start: int, end: int, use_rth: bool
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(starts, ends) in epoch seconds of the sessions overlapping [start, end), from the head."""
-        m = model(spec, self.seed)
-        starts, ends = m.sessions.bounds(use_rth)
-        starts = np.maximum(starts, m.head)
-        keep = (starts < end) & (ends > start) & (ends > starts)
-        return starts[keep], ends[keep]
-
     def sessions_back(self, spec: Listing, end: int, n: int, use_rth: bool) -> int:
         """Start of the n-th last session starting before `end` (`end` when there is none)."""
         m = model(spec, self.seed)

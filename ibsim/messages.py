@@ -18,7 +18,6 @@ V_ADVANCED_REJECT = 166  # ERR_MSG gains advancedOrderRejectJson
 class In(IntEnum):
     """Message ids the client sends."""
 
-    REQ_MKT_DATA = 1
     PLACE_ORDER = 3
     CANCEL_ORDER = 4
     REQ_OPEN_ORDERS = 5
@@ -97,9 +96,6 @@ class ContractFields:
     currency: str
     local_symbol: str
     trading_class: str
-
-    def describe(self) -> str:
-        return self.local_symbol or self.symbol or f"conId {self.con_id}"
 
 
 def parse_contract(fields: list[str], at: int) -> ContractFields:

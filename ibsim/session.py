@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
 
 from . import messages as msg
 from . import rules, texts
 from .barformat import bar_rows, bar_rows_span, decimals_for
 from .contracts import contract_details, listings_for
+from .gateway import Event, Fault, Gateway
 from .historical import Reject, Window, request_window
 from .market import MarketError
 from .messages import In
@@ -17,20 +17,18 @@ from .pacing import MessageRate
 from .timewindow import connection_time, format_utc
 from .wire import API_PREFIX, ProtocolError, parse_version_range, read_frame
 
-if TYPE_CHECKING:
-    from .server import GatewaySimulator
-
 
 class Session:
-    """One client connection."""
+    """One client connection. It asks and tells its Gateway, whose state every connection
+    shares; the gateway reaches it back only as a `gateway.Connection`."""
 
-    def __init__(self, sim: GatewaySimulator, reader, writer):
-        self.sim = sim
+    def __init__(self, gateway: Gateway, reader, writer):
+        self.gateway = gateway
         self.reader = reader
         self.writer = writer
         self.version = 0
         self.client_id: int | None = None
-        cfg = sim.config
+        cfg = gateway.config
         # the message rate is per client; pacing and open requests count for the whole gateway
         self.rate = MessageRate(cfg.message_rate) if cfg.message_rate > 0 else None
         self.open_historical: dict[int, asyncio.Task] = {}
@@ -60,11 +58,14 @@ class Session:
             self.writer.write(data)
 
     def send_error(self, req_id: int, code: int, text: str) -> None:
-        self.sim.stats.errors[code] += 1
+        self.gateway.error_sent(code)
         self.send(msg.error(self.version or msg.MIN_VERSION, req_id, code, text))
 
     def abort(self) -> None:
         self.writer.transport.abort()
+
+    def historical_in_flight(self) -> int:
+        return len(self.open_historical)
 
     def drop_historical(self) -> int:
         """Forget the historical requests in flight, unanswered; returns how many."""
@@ -77,7 +78,7 @@ class Session:
     def close(self) -> None:
         self.drop_historical()
         if self.client_id is not None:
-            self.sim._client_ids.discard(self.client_id)
+            self.gateway.release_client_id(self.client_id)
             self.client_id = None
         if not self.writer.is_closing():
             self.writer.close()
@@ -89,9 +90,9 @@ class Session:
         if prefix != API_PREFIX:
             raise ProtocolError("client did not open with API\\0")
         offer = parse_version_range(" ".join(await read_frame(self.reader)))
-        cfg = self.sim.config
+        cfg = self.gateway.config
         if offer is None or offer[1] < cfg.min_version or offer[0] > cfg.max_version:
-            self.sim.stats.counts["refused_versions"] += 1
+            self.gateway.count(Event.REFUSED_VERSIONS)
             text = (
                 f"Unsupported API version range {offer[0]}..{offer[1]}: this gateway serves "
                 f"{cfg.min_version}..{cfg.max_version}"
@@ -102,7 +103,7 @@ class Session:
             await self.writer.drain()
             return
         self.version = min(offer[1], cfg.max_version)
-        self.send(msg.handshake(self.version, connection_time(time.time(), cfg.time_zone)))
+        self.send(msg.handshake(self.version, connection_time(self.gateway.now(), cfg.time_zone)))
         await self.writer.drain()
 
         # Nothing else goes out until startApi: some clients drop bytes read with the handshake.
@@ -111,12 +112,11 @@ class Session:
             if fields and fields[0] == str(int(In.START_API)):
                 break
         client_id = int(fields[2]) if len(fields) > 2 and fields[2] else 0
-        if client_id in self.sim._client_ids:
+        if not self.gateway.claim_client_id(client_id):
             self.send_error(-1, *texts.CLIENT_ID_IN_USE)
             await self.writer.drain()
             return
         self.client_id = client_id
-        self.sim._client_ids.add(client_id)
         self.send(msg.next_valid_id(1))
         self.send(msg.managed_accounts(list(cfg.accounts)))
         for code, text in texts.farm_ok(cfg.identify):
@@ -129,7 +129,7 @@ class Session:
             fields = await read_frame(self.reader)
             if not fields:
                 continue
-            self.sim.stats.counts["messages"] += 1
+            self.gateway.count(Event.MESSAGES)
             received = self.rate.admit() if self.rate is not None else None
             if received is not None:
                 self.send_error(_request_id(fields), *texts.message_rate(received))
@@ -157,7 +157,7 @@ class Session:
         subscribe, account = fields[2] == "1", fields[3] if len(fields) > 3 else ""
         if not subscribe:
             return
-        account = account or self.sim.config.accounts[0]
+        account = account or self.gateway.config.accounts[0]
         for key, value, cur in (
             ("AccountType", "INDIVIDUAL", ""),
             ("NetLiquidation", "1000000.00", "USD"),
@@ -165,7 +165,9 @@ class Session:
             ("BuyingPower", "4000000.00", "USD"),
         ):
             self.send(msg.account_value(key, value, cur, account))
-        self.send(msg.account_update_time(time.strftime("%H:%M")))
+        self.send(
+            msg.account_update_time(time.strftime("%H:%M", time.localtime(self.gateway.now())))
+        )
         self.send(msg.account_download_end(account))
 
     def on_account_updates_multi(self, fields: list[str]) -> None:
@@ -173,7 +175,7 @@ class Session:
 
     def on_account_summary(self, fields: list[str]) -> None:
         req_id = int(fields[2])
-        for account in self.sim.config.accounts:
+        for account in self.gateway.config.accounts:
             self.send(msg.account_summary(req_id, account, "AccountType", "INDIVIDUAL", ""))
             self.send(msg.account_summary(req_id, account, "NetLiquidation", "1000000.00", "USD"))
         self.send(msg.account_summary_end(req_id))
@@ -182,10 +184,10 @@ class Session:
         self.send(msg.execution_data_end(int(fields[2])))
 
     def on_current_time(self, fields: list[str]) -> None:
-        self.send(msg.current_time(int(time.time())))
+        self.send(msg.current_time(int(self.gateway.now())))
 
     def on_unsupported(self, msg_id: int, fields: list[str]) -> None:
-        self.sim.stats.counts["unsupported"] += 1
+        self.gateway.count(Event.UNSUPPORTED)
         if msg_id in (In.PLACE_ORDER, In.CANCEL_ORDER):
             cause = "The simulated gateway is read-only: orders are not accepted"
         else:
@@ -195,30 +197,30 @@ class Session:
     # --- contract details and head timestamps -----------------------------------------
 
     def _find(self, c: msg.ContractFields):
-        return listings_for(self.sim.market, c)
+        return listings_for(self.gateway.market, c)
 
     def on_contract_data(self, fields: list[str]) -> None:
         req_id, contract = msg.parse_contract_details_request(fields)
-        self.sim.stats.counts["contract_details"] += 1
+        self.gateway.count(Event.CONTRACT_DETAILS)
         specs = self._find(contract)
         if not specs:
             self.send_error(req_id, *texts.NO_SECURITY)
             return
         for spec in specs:
-            trading, liquid = self.sim.market.trading_hours(spec, int(time.time()))
+            trading, liquid = self.gateway.market.trading_hours(spec, int(self.gateway.now()))
             details = contract_details(spec, contract.exchange or spec.exchange, trading, liquid)
             self.send(msg.contract_data(self.version, req_id, details))
         self.send(msg.contract_data_end(req_id))
 
     def on_head_timestamp(self, fields: list[str]) -> None:
         req = msg.parse_head_timestamp_request(fields)
-        self.sim.stats.counts["head_timestamps"] += 1
+        self.gateway.count(Event.HEAD_TIMESTAMPS)
         specs = self._find(req.contract)
         if len(specs) != 1:
             self.send_error(req.req_id, *texts.NO_SECURITY)
             return
         try:
-            head = self.sim.market.head_timestamp(specs[0], req.what_to_show, req.use_rth)
+            head = self.gateway.market.head_timestamp(specs[0], req.what_to_show, req.use_rth)
         except MarketError as exc:
             self.send_error(req.req_id, exc.code, exc.message)
             return
@@ -232,58 +234,53 @@ class Session:
         task = self.open_historical.pop(req_id, None)
         if task is not None:
             task.cancel()
-            self.sim.stats.counts["cancelled"] += 1
+            self.gateway.count(Event.CANCELLED)
             self.send_error(req_id, *texts.cancelled(req_id))
 
     def on_historical_data(self, fields: list[str]) -> None:
         req = msg.parse_historical_request(fields)
-        sim = self.sim
-        sim.stats.counts["historical_requests"] += 1
-        fault = sim._count_historical()
-        if fault == "drop":
-            sim.stats.counts["dropped_connections"] += 1
+        gateway = self.gateway
+        fault = gateway.historical_arrived()
+        if fault is Fault.DROP:
+            gateway.count(Event.DROPPED_CONNECTIONS)
             self.abort()
             return
-        if fault == "outage":
-            asyncio.get_running_loop().create_task(sim._outage(sim.faults.outage_s))
-        if sim.open_historical() >= rules.MAX_OPEN_HISTORICAL:
+        if gateway.historical_in_flight() >= rules.MAX_OPEN_HISTORICAL:
             self.send_error(req.req_id, *texts.TOO_MANY_OPEN)
             return
         try:
             window, implied_zone = request_window(
                 req,
                 listings=self._find(req.contract),
-                market=sim.market,
-                pacing=sim.pacing,
-                now=time.time(),
-                time_zone=sim.config.time_zone,
+                market=gateway.market,
+                pacing=gateway.pacing,
+                now=gateway.now(),
+                time_zone=gateway.config.time_zone,
             )
         except Reject as rej:
             if rej.pacing:
-                sim.stats.counts["pacing_violations"] += 1
-                sim.stats.counts[f"pacing: {rej.pacing}"] += 1
+                gateway.pacing_violated(rej.pacing)
             self.send_error(req.req_id, rej.code, rej.text)
             return
         if implied_zone:
             self.send_error(req.req_id, *texts.NO_TZ_WARNING)
-        task = asyncio.get_running_loop().create_task(self._answer(req, window, fault == "stall"))
+        task = asyncio.get_running_loop().create_task(
+            self._answer(req, window, fault is Fault.STALL)
+        )
         self.open_historical[req.req_id] = task
 
     async def _answer(self, req: msg.HistoricalRequest, w: Window, stall: bool) -> None:
-        sim = self.sim
+        gateway = self.gateway
         try:
             if stall:
-                sim.stats.counts["stalled"] += 1
+                gateway.count(Event.STALLED)
                 await asyncio.Event().wait()  # until the client cancels or goes away
-            delay = sim.config.latency_s
-            if not w.bar_size.small:
-                delay += sim.throttle.delay()
+            delay = gateway.answer_delay(w.bar_size)
             if delay > 0:
                 await asyncio.sleep(delay)
-            assert sim._farm_ok is not None
-            await sim._farm_ok.wait()
+            await gateway.connected()
             try:
-                bars = sim.market.bars(
+                bars = gateway.market.bars(
                     w.spec, w.bar_size, req.what_to_show, req.use_rth, w.start, w.end
                 )
             except MarketError as exc:
@@ -300,19 +297,8 @@ class Session:
             zone = w.spec.time_zone_id
             rows = bar_rows(bars, zone, req.format_date, decimals_for(w.spec.min_tick))
             span = bar_rows_span(w.start, w.end, zone, req.format_date)
+            gateway.count(Event.BARS_SERVED, len(rows))  # before the client can read them
             self.send(msg.historical_data(req.req_id, span[0], span[1], rows))
-            sim.stats.counts["bars_served"] += len(rows)
-            sim.stats.requests.append(
-                (
-                    w.spec.symbol,
-                    req.what_to_show,
-                    w.bar_size.setting,
-                    req.duration,
-                    w.start,
-                    w.end,
-                    len(rows),
-                )
-            )
             await self.writer.drain()
         finally:
             self.open_historical.pop(req.req_id, None)

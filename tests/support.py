@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -408,3 +409,49 @@ def rows(html: str) -> list[tuple[str, str, str]]:
 def link(html: str, name: str) -> str | None:
     found = re.search(rf'href="(\?[^"]*)" id="bars-{name}"', html)
     return found and found.group(1).replace("&amp;", "&")
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def epoch_at(text: str, zone: ZoneInfo = NEW_YORK) -> int:
+    """'2024-01-02 09:30' in `zone` -> epoch seconds."""
+    return int(dt.datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=zone).timestamp())
+
+
+def historical_bars(
+    ib, contract, end, duration, bar_size, what="TRADES", rth=True, fmt=1, timeout=30
+):
+    """ib_insync's reqHistoricalData with the simulator tests' defaults (TRADES, RTH)."""
+    return ib.reqHistoricalData(
+        contract,
+        endDateTime=end,
+        durationStr=duration,
+        barSizeSetting=bar_size,
+        whatToShow=what,
+        useRTH=rth,
+        formatDate=fmt,
+        timeout=timeout,
+    )
+
+
+class ErrorLog:
+    """Collects (reqId, code, text) from ib.errorEvent."""
+
+    def __init__(self, ib):
+        self.items: list[tuple[int, int, str]] = []
+        ib.errorEvent += self.on_error
+
+    def on_error(self, req_id, code, text, contract):
+        self.items.append((req_id, code, text))
+
+    def codes(self) -> list[int]:
+        return [code for _, code, _ in self.items]
+
+
+def listing(symbol: str, sec_type: str = ""):
+    """The simulator's instrument `symbol` in USD (ibsim.universe), on any exchange."""
+    from ibsim.universe import find
+
+    (found,) = find(symbol, sec_type, "", "USD")
+    return found

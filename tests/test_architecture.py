@@ -1,8 +1,10 @@
-"""The architecture contract: dependencies run one way (import-linter), the web side never loads
-the IBKR client or the simulator, and a worker for a real gateway never loads the simulator."""
+"""The architecture contract: dependencies run one way (import-linter), no module imports one that
+imports it back, the web side never loads the IBKR client or the simulator, and a worker for a
+real gateway never loads the simulator."""
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -65,6 +67,119 @@ def test_an_import_hidden_in_a_function_breaks_it(project_copy, module, upward_i
     assert result.returncode != 0, result.stdout
     broken = [line for line in result.stdout.splitlines() if line.endswith(" BROKEN")]
     assert [line for line in broken if contract in line], result.stdout
+
+
+def import_graph(root: Path, packages: tuple[str, ...]) -> dict[str, set[str]]:
+    """Each module of `packages` under `root`, and the modules of theirs it imports: at the top,
+    under TYPE_CHECKING or inside a function alike."""
+    paths = {}
+    for package in packages:
+        for path in (root / package).rglob("*.py"):
+            parts = path.relative_to(root).with_suffix("").parts
+            paths[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for module, path in paths.items():
+        here = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        named = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                named.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                source = node.module or ""
+                if node.level:
+                    base = here.split(".")[: len(here.split(".")) - node.level + 1]
+                    source = ".".join([*base, source] if source else base)
+                for alias in node.names:  # `from package import module` names the module
+                    inner = f"{source}.{alias.name}"
+                    named.add(inner if inner in paths else source)
+        graph[module] = set()
+        for name in named:
+            while name and name not in paths:  # a.b.c names the deepest module of ours
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                graph[module].add(name)
+    return graph
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other, directly or through others (the strongly
+    connected components of more than one module, by Tarjan's algorithm)."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        order[module] = low[module] = len(order)
+        stack.append(module)
+        for imported in sorted(graph[module]):
+            if imported not in order:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in stack:
+                low[module] = min(low[module], order[imported])
+        if low[module] == order[module]:
+            group = []
+            while not group or group[-1] != module:
+                group.append(stack.pop())
+            if len(group) > 1:
+                circles.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in order:
+            visit(module)
+    return circles
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    graph = import_graph(ROOT, PACKAGES)
+    assert {module.partition(".")[0] for module in graph} == set(PACKAGES)
+    assert "ibsim.gateway" in graph["ibsim.session"]
+    assert import_circles(graph) == []
+
+
+@pytest.mark.parametrize(
+    ("module", "hidden_import", "circle"),
+    [
+        (
+            "ibsim/session.py",
+            "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n    from .server import GatewaySimulator",
+            ["ibsim.server", "ibsim.session"],
+        ),
+        (
+            "ibsim/rules.py",
+            "def _hidden():\n    from ibsim import gateway",
+            ["ibsim.gateway", "ibsim.rules"],
+        ),
+        (
+            "fetcher/domain/time.py",
+            "def _hidden():\n    from fetcher.domain import ranges",
+            ["fetcher.domain.ranges", "fetcher.domain.time"],
+        ),
+        (
+            "ibsim/wire.py",
+            "def _hidden():\n    import ibsim.messages",
+            ["ibsim.messages", "ibsim.wire"],
+        ),
+    ],
+)
+def test_a_circle_under_type_checking_or_in_a_function_is_found(
+    project_copy, module, hidden_import, circle
+):
+    path = project_copy / module
+    path.write_text(path.read_text() + "\n" + hidden_import + "  # noqa\n")
+    circles = import_circles(import_graph(project_copy, PACKAGES))
+    assert [group for group in circles if set(circle) <= set(group)], circles
+
+
+def test_every_module_of_ibsim_has_its_test_file():
+    """Tests mirror modules: ibsim/x.py is tested in tests/ibsim/test_x.py (`__main__` in
+    test_cli.py, through `python -m ibsim`)."""
+    modules = {path.stem for path in (ROOT / "ibsim").glob("*.py")} - {"__init__", "__main__"}
+    tested = {path.stem.removeprefix("test_") for path in (ROOT / "tests/ibsim").glob("test_*.py")}
+    assert sorted(modules - tested) == []
+    assert sorted(tested - modules) == []
 
 
 def fresh_interpreter(code: str, **env: str) -> list[str]:

@@ -10,16 +10,11 @@ import pytest
 
 from ibsim.market import BarArrays, Market, MarketError
 from ibsim.rules import BAR_SIZES, WHAT_TO_SHOW
-from ibsim.universe import INSTRUMENTS, find
+from tests.support import epoch_at, listing
 
 ET = ZoneInfo("America/New_York")
 CT = ZoneInfo("America/Chicago")
 FIELDS = ("time", "open", "high", "low", "close", "volume", "wap", "count")
-
-
-def at(text: str, zone: ZoneInfo = ET) -> int:
-    """'2024-01-02 09:30' in `zone` -> epoch seconds."""
-    return int(datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=zone).timestamp())
 
 
 def clock(epochs: np.ndarray, zone: ZoneInfo = ET) -> list[str]:
@@ -31,15 +26,10 @@ def market() -> Market:
     return Market(seed=0)
 
 
-def spec(symbol: str, sec_type: str = ""):
-    (found,) = find(symbol, sec_type, "", "USD")
-    return found
-
-
-AAPL = spec("AAPL")
-ES = spec("ES", "FUT")
-SPX = spec("SPX", "IND")
-EURUSD = spec("EUR", "CASH")
+AAPL = listing("AAPL")
+ES = listing("ES", "FUT")
+SPX = listing("SPX", "IND")
+EURUSD = listing("EUR", "CASH")
 
 
 def bars(market: Market, instrument, size: str, start: int, end: int, what="TRADES", rth=True):
@@ -81,112 +71,80 @@ def assert_bar(b: BarArrays, i: int, expected: dict[str, float]) -> None:
             assert getattr(b, f)[i] == value, f
 
 
-# --- universe -------------------------------------------------------------------------------
-
-
-def test_universe_has_unique_con_ids_and_the_required_instruments():
-    assert len(INSTRUMENTS) >= 30
-    assert len({s.con_id for s in INSTRUMENTS}) == len(INSTRUMENTS)
-    assert AAPL.con_id == 265598 and spec("MSFT").con_id == 272093 and spec("SPY").con_id == 756733
-    assert spec("BRK B").primary_exchange == "NYSE"
-    assert (ES.exchange, ES.local_symbol, ES.multiplier, ES.last_trade_date) == (
-        "CME",
-        "ESZ4",
-        "50",
-        "20241220",
-    )
-    assert (SPX.sec_type, SPX.exchange, SPX.daily_volume) == ("IND", "CBOE", 0)
-    assert (EURUSD.local_symbol, EURUSD.exchange, EURUSD.min_tick) == ("EUR.USD", "IDEALPRO", 5e-5)
-
-
-def test_find_follows_ibkr_matching():
-    assert find("", "", "", "", con_id=265598) == [AAPL]
-    assert find("anything", "FUT", "CME", "EUR", con_id=265598) == [AAPL]
-    assert find("aapl", "STK", "SMART", "USD") == [AAPL]
-    assert find("AAPL", "STK", "NASDAQ", "USD", primary_exchange="NASDAQ") == [AAPL]
-    assert find("AAPL", "STK", "SMART", "USD", primary_exchange="NYSE") == []
-    assert find("AAPL", "STK", "SMART", "EUR") == []
-    assert find("AAPL", "FUT", "", "") == []
-    assert find("EUR", "CASH", "IDEALPRO", "USD") == [EURUSD]
-    assert find("", "CASH", "", "", local_symbol="EUR.USD") == [EURUSD]
-    assert find("ES", "FUT", "CME", "USD", local_symbol="ESZ4") == [ES]
-    assert find("ES", "FUT", "CME", "USD", local_symbol="ESH5") == []
-    assert find("SPX", "IND", "CBOE", "USD") == [SPX]
-    assert find("NOPE", "STK", "SMART", "USD") == []
-    assert find("", "STK", "SMART", "USD", con_id=1) == []
-
-
 # --- sessions -----------------------------------------------------------------------------------
 
 
 def test_daily_bars_follow_the_nyse_calendar(market):
-    b = bars(market, AAPL, "1 day", at("2024-01-01 00:00"), at("2024-02-01 00:00"))
+    b = bars(market, AAPL, "1 day", epoch_at("2024-01-01 00:00"), epoch_at("2024-02-01 00:00"))
     expected = [d for d in range(20240102, 20240132) if d not in (20240106, 20240107, 20240113,
                 20240114, 20240115, 20240120, 20240121, 20240127, 20240128)]  # fmt: skip
     assert len(b) == 21
     assert b.dates.tolist() == expected
-    assert b.time[0] == at("2024-01-02 09:30")
+    assert b.time[0] == epoch_at("2024-01-02 09:30")
 
 
 def test_minute_bars_cover_rth_early_closes_and_extended_hours(market):
-    day = bars(market, AAPL, "1 min", at("2024-01-02 00:00"), at("2024-01-03 00:00"))
+    day = bars(market, AAPL, "1 min", epoch_at("2024-01-02 00:00"), epoch_at("2024-01-03 00:00"))
     assert len(day) == 390
     assert clock(day.time[[0, -1]]) == ["09:30", "15:59"]
     assert np.all(np.diff(day.time) == 60)
     assert day.dates is None
 
-    early = bars(market, AAPL, "1 min", at("2023-11-24 00:00"), at("2023-11-25 00:00"))
+    early = bars(market, AAPL, "1 min", epoch_at("2023-11-24 00:00"), epoch_at("2023-11-25 00:00"))
     assert len(early) == 210
     assert clock(early.time[[0, -1]]) == ["09:30", "12:59"]
 
     extended = bars(
-        market, AAPL, "1 min", at("2024-01-02 00:00"), at("2024-01-03 00:00"), rth=False
+        market, AAPL, "1 min", epoch_at("2024-01-02 00:00"), epoch_at("2024-01-03 00:00"), rth=False
     )
     assert len(extended) == 960
     assert clock(extended.time[[0, -1]]) == ["04:00", "19:59"]
 
-    holiday = bars(market, AAPL, "1 min", at("2024-01-15 00:00"), at("2024-01-16 00:00"), rth=False)
+    holiday = bars(
+        market, AAPL, "1 min", epoch_at("2024-01-15 00:00"), epoch_at("2024-01-16 00:00"), rth=False
+    )
     assert len(holiday) == 0
 
 
 def test_hourly_rth_bars_are_on_the_clock_grid_from_the_open(market):
-    b = bars(market, AAPL, "1 hour", at("2024-01-02 00:00"), at("2024-01-03 00:00"))
+    b = bars(market, AAPL, "1 hour", epoch_at("2024-01-02 00:00"), epoch_at("2024-01-03 00:00"))
     assert clock(b.time) == ["09:30", "10:00", "11:00", "12:00", "13:00", "14:00", "15:00"]
-    half = bars(market, AAPL, "30 mins", at("2024-01-02 00:00"), at("2024-01-03 00:00"))
+    half = bars(market, AAPL, "30 mins", epoch_at("2024-01-02 00:00"), epoch_at("2024-01-03 00:00"))
     assert clock(half.time[:3]) == ["09:30", "10:00", "10:30"] and len(half) == 13
-    ext = bars(market, AAPL, "4 hours", at("2024-01-02 00:00"), at("2024-01-03 00:00"), rth=False)
+    ext = bars(
+        market,
+        AAPL,
+        "4 hours",
+        epoch_at("2024-01-02 00:00"),
+        epoch_at("2024-01-03 00:00"),
+        rth=False,
+    )
     assert clock(ext.time) == ["04:00", "08:00", "12:00", "16:00"]
 
 
 def test_future_and_forex_have_sessions_on_a_weekday(market):
-    starts, ends = market.session_bounds(ES, at("2024-01-03 10:00"), at("2024-01-03 11:00"), False)
-    assert starts.tolist() == [at("2024-01-02 17:00", CT)]
-    assert ends.tolist() == [at("2024-01-03 16:00", CT)]
-    starts, ends = market.session_bounds(ES, at("2024-01-03 10:00"), at("2024-01-03 11:00"), True)
-    assert (starts.tolist(), ends.tolist()) == (
-        [at("2024-01-03 08:30", CT)],
-        [at("2024-01-03 15:00", CT)],
-    )
-
-    starts, ends = market.session_bounds(
-        EURUSD, at("2024-01-03 10:00"), at("2024-01-03 11:00"), True
-    )
-    assert (starts.tolist(), ends.tolist()) == ([at("2024-01-02 17:00")], [at("2024-01-03 17:00")])
-
-    window = (at("2024-01-01 00:00"), at("2024-01-07 12:00"))  # ES opens Monday's on Sunday
+    window = (
+        epoch_at("2024-01-01 00:00"),
+        epoch_at("2024-01-07 12:00"),
+    )  # ES opens Monday's on Sunday
     es_days = bars(market, ES, "1 day", *window, rth=False)
     fx_days = bars(market, EURUSD, "1 day", *window, what="MIDPOINT", rth=False)
     assert es_days.dates.tolist() == [20240102, 20240103, 20240104, 20240105]
     assert fx_days.dates.tolist() == [20240102, 20240103, 20240104, 20240105]
     assert np.all(es_days.volume > 0) and np.all(fx_days.volume == 0)
     es_minutes = bars(
-        market, ES, "1 min", at("2024-01-02 17:00", CT), at("2024-01-03 17:00", CT), rth=False
+        market,
+        ES,
+        "1 min",
+        epoch_at("2024-01-02 17:00", CT),
+        epoch_at("2024-01-03 17:00", CT),
+        rth=False,
     )
     assert len(es_minutes) == 23 * 60
 
 
 def test_index_has_rth_only_and_no_volume(market):
-    window = (at("2024-01-02 00:00"), at("2024-01-03 00:00"))
+    window = (epoch_at("2024-01-02 00:00"), epoch_at("2024-01-03 00:00"))
     rth = bars(market, SPX, "1 min", *window)
     ext = bars(market, SPX, "1 min", *window, rth=False)
     assert len(rth) == len(ext) == 390
@@ -194,18 +152,20 @@ def test_index_has_rth_only_and_no_volume(market):
 
 
 def test_sessions_back_counts_sessions(market):
-    end = at("2024-01-17 12:00")  # Wednesday after MLK day
-    assert market.sessions_back(AAPL, end, 1, True) == at("2024-01-17 09:30")
-    assert market.sessions_back(AAPL, end, 3, True) == at("2024-01-12 09:30")
-    assert market.sessions_back(AAPL, end, 3, False) == at("2024-01-12 04:00")
-    assert market.sessions_back(AAPL, at("1970-01-01 00:00"), 3, True) == at("1970-01-01 00:00")
+    end = epoch_at("2024-01-17 12:00")  # Wednesday after MLK day
+    assert market.sessions_back(AAPL, end, 1, True) == epoch_at("2024-01-17 09:30")
+    assert market.sessions_back(AAPL, end, 3, True) == epoch_at("2024-01-12 09:30")
+    assert market.sessions_back(AAPL, end, 3, False) == epoch_at("2024-01-12 04:00")
+    assert market.sessions_back(AAPL, epoch_at("1970-01-01 00:00"), 3, True) == epoch_at(
+        "1970-01-01 00:00"
+    )
 
 
 def test_trading_hours_strings(market):
-    trading, liquid = market.trading_hours(AAPL, at("2024-01-01 12:00"), days=3)
+    trading, liquid = market.trading_hours(AAPL, epoch_at("2024-01-01 12:00"), days=3)
     assert trading == "20240101:CLOSED;20240102:0400-20240102:2000;20240103:0400-20240103:2000"
     assert liquid == "20240101:CLOSED;20240102:0930-20240102:1600;20240103:0930-20240103:1600"
-    trading, liquid = market.trading_hours(ES, at("2024-01-03 12:00"), days=1)
+    trading, liquid = market.trading_hours(ES, epoch_at("2024-01-03 12:00"), days=1)
     assert (trading, liquid) == ("20240102:1700-20240103:1600", "20240103:0830-20240103:1500")
 
 
@@ -260,7 +220,7 @@ def test_trading_hours_strings(market):
     ],
 )
 def test_a_range_equals_its_chunks(market, size, start, end, cuts, rth):
-    edges = [at(start), *(at(c) for c in cuts), at(end)]
+    edges = [epoch_at(start), *(epoch_at(c) for c in cuts), epoch_at(end)]
     whole = bars(market, AAPL, size, edges[0], edges[-1], rth=rth)
     parts = [
         bars(market, AAPL, size, a, b, rth=rth) for a, b in zip(edges, edges[1:], strict=False)
@@ -270,7 +230,7 @@ def test_a_range_equals_its_chunks(market, size, start, end, cuts, rth):
 
 
 def test_bars_do_not_depend_on_the_market_instance_but_on_the_seed():
-    window = (at("2024-01-02 00:00"), at("2024-01-03 00:00"))
+    window = (epoch_at("2024-01-02 00:00"), epoch_at("2024-01-03 00:00"))
     first = bars(Market(seed=0), AAPL, "1 min", *window)
     assert_same(first, bars(Market(seed=0), AAPL, "1 min", *window))
     assert not np.array_equal(first.close, bars(Market(seed=1), AAPL, "1 min", *window).close)
@@ -281,7 +241,7 @@ def test_bars_do_not_depend_on_the_market_instance_but_on_the_seed():
 
 @pytest.mark.parametrize("what", ["TRADES", "BID", "ADJUSTED_LAST", "BID_ASK"])
 def test_daily_bars_aggregate_the_days_minutes(market, what):
-    window = (at("2023-11-20 00:00"), at("2023-11-28 00:00"))  # with an early close
+    window = (epoch_at("2023-11-20 00:00"), epoch_at("2023-11-28 00:00"))  # with an early close
     for rth in (True, False):
         days = bars(market, AAPL, "1 day", *window, what=what, rth=rth)
         minutes = bars(market, AAPL, "1 min", *window, what=what, rth=rth)
@@ -299,22 +259,22 @@ def test_daily_bars_aggregate_the_days_minutes(market, what):
 
 
 def test_weekly_and_monthly_bars_aggregate_daily_bars(market):
-    window = (at("2023-12-01 00:00"), at("2024-02-01 00:00"))
+    window = (epoch_at("2023-12-01 00:00"), epoch_at("2024-02-01 00:00"))
     days = bars(market, AAPL, "1 day", *window)
-    weeks = bars(market, AAPL, "1 week", at("2024-01-08 00:00"), at("2024-01-22 00:00"))
+    weeks = bars(market, AAPL, "1 week", epoch_at("2024-01-08 00:00"), epoch_at("2024-01-22 00:00"))
     assert weeks.dates.tolist() == [20240108, 20240116]  # MLK Monday: the week opens Tuesday
     for i, (lo, hi) in enumerate([(20240108, 20240113), (20240116, 20240120)]):
         rows = np.flatnonzero((days.dates >= lo) & (days.dates <= hi))
         assert_bar(weeks, i, aggregate(days, rows[0], rows[-1] + 1))
     months = bars(market, AAPL, "1 month", *window)
     assert months.dates.tolist() == [20231201, 20240102]
-    assert months.time[1] == at("2024-01-02 09:30")
+    assert months.time[1] == epoch_at("2024-01-02 09:30")
     rows = np.flatnonzero(days.dates >= 20240101)
     assert_bar(months, 1, aggregate(days, rows[0], rows[-1] + 1))
 
 
 def test_hourly_bars_aggregate_minutes(market):
-    window = (at("2024-01-02 00:00"), at("2024-01-03 00:00"))
+    window = (epoch_at("2024-01-02 00:00"), epoch_at("2024-01-03 00:00"))
     hours = bars(market, AAPL, "1 hour", *window, rth=False)
     minutes = bars(market, AAPL, "1 min", *window, rth=False)
     assert len(hours) == 16
@@ -327,7 +287,7 @@ def test_hourly_bars_aggregate_minutes(market):
 @pytest.mark.parametrize(("instrument", "what"), [(AAPL, "TRADES"), (AAPL, "ASK"), (EURUSD, "MIDPOINT"),
                                                   (ES, "TRADES"), (AAPL, "HISTORICAL_VOLATILITY")])  # fmt: skip
 def test_minute_bars_aggregate_their_seconds(market, instrument, what):
-    start = at("2024-01-03 10:00")
+    start = epoch_at("2024-01-03 10:00")
     minutes = bars(market, instrument, "1 min", start, start + 1800, what=what)
     seconds = bars(market, instrument, "1 secs", start, start + 1800, what=what)
     fives = bars(market, instrument, "5 secs", start, start + 1800, what=what)
@@ -357,7 +317,7 @@ def _allowed(market, instrument):
 
 
 @pytest.mark.parametrize(
-    "instrument", [AAPL, ES, SPX, EURUSD, spec("BRK B")], ids=lambda s: s.symbol
+    "instrument", [AAPL, ES, SPX, EURUSD, listing("BRK B")], ids=lambda s: s.symbol
 )
 def test_ohlc_invariants_hold_for_every_what_to_show(market, instrument):
     rng = np.random.default_rng(7)
@@ -377,7 +337,7 @@ def test_ohlc_invariants_hold_for_every_what_to_show(market, instrument):
         for size in sizes:
             bar_size = BAR_SIZES[size]
             for _ in range(2):
-                start = at("2008-01-01 00:00") + int(rng.integers(0, 16 * 365)) * 86400
+                start = epoch_at("2008-01-01 00:00") + int(rng.integers(0, 16 * 365)) * 86400
                 length = (
                     3600 if bar_size.small else (86400 * 3 if bar_size.intraday else 86400 * 90)
                 )
@@ -401,7 +361,7 @@ def test_ohlc_invariants_hold_for_every_what_to_show(market, instrument):
 
 
 def test_bid_ask_midpoint_and_adjusted_relations(market):
-    window = (at("2023-06-01 00:00"), at("2023-06-02 00:00"))
+    window = (epoch_at("2023-06-01 00:00"), epoch_at("2023-06-02 00:00"))
     trades, mid, bid, ask, both, adjusted = (
         bars(market, AAPL, "1 min", *window, what=w)
         for w in ("TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK", "ADJUSTED_LAST")
@@ -415,20 +375,27 @@ def test_bid_ask_midpoint_and_adjusted_relations(market):
         market,
         AAPL,
         "1 month",
-        at("2000-01-01 00:00"),
-        at("2024-01-01 00:00"),
+        epoch_at("2000-01-01 00:00"),
+        epoch_at("2024-01-01 00:00"),
         what="ADJUSTED_LAST",
     )
-    plain = bars(market, AAPL, "1 month", at("2000-01-01 00:00"), at("2024-01-01 00:00"))
+    plain = bars(
+        market, AAPL, "1 month", epoch_at("2000-01-01 00:00"), epoch_at("2024-01-01 00:00")
+    )
     ratio = years.close / plain.close
     assert ratio[0] < ratio[-1] <= 1.0
 
 
 def test_prices_are_near_the_anchor_in_january_2024(market):
-    for instrument in (AAPL, spec("MSFT"), spec("SPY"), ES, SPX, EURUSD):
+    for instrument in (AAPL, listing("MSFT"), listing("SPY"), ES, SPX, EURUSD):
         what = "MIDPOINT" if instrument is EURUSD else "TRADES"
         b = bars(
-            market, instrument, "1 day", at("2024-01-02 00:00"), at("2024-01-03 00:00"), what=what
+            market,
+            instrument,
+            "1 day",
+            epoch_at("2024-01-02 00:00"),
+            epoch_at("2024-01-03 00:00"),
+            what=what,
         )
         assert b.close[0] == pytest.approx(instrument.anchor_price, rel=0.1)
         ticks = b.close / instrument.min_tick
@@ -442,22 +409,27 @@ def test_no_bar_before_the_head_timestamp(market):
     head = market.head_timestamp(AAPL, "TRADES", False)
     assert head == int(datetime(1980, 12, 12, 14, 30, tzinfo=ZoneInfo("UTC")).timestamp())
     assert market.head_timestamp(AAPL, "TRADES", True) == head
-    early = at("1980-11-01 00:00")
+    early = epoch_at("1980-11-01 00:00")
     for size in ("1 min", "1 hour", "1 day", "1 week", "1 month"):
         for rth in (True, False):
-            b = bars(market, AAPL, size, early, at("1981-01-15 00:00"), rth=rth)
+            b = bars(market, AAPL, size, early, epoch_at("1981-01-15 00:00"), rth=rth)
             assert len(b) and b.time[0] == head and np.all(b.time >= head), (size, rth)
     assert len(bars(market, AAPL, "1 day", early, head)) == 0
-    meta = spec("META")
-    assert len(bars(market, meta, "1 day", at("2012-01-01 00:00"), at("2012-05-18 00:00"))) == 0
+    meta = listing("META")
     assert (
-        bars(market, meta, "1 day", at("2012-01-01 00:00"), at("2012-06-01 00:00")).dates[0]
+        len(bars(market, meta, "1 day", epoch_at("2012-01-01 00:00"), epoch_at("2012-05-18 00:00")))
+        == 0
+    )
+    assert (
+        bars(
+            market, meta, "1 day", epoch_at("2012-01-01 00:00"), epoch_at("2012-06-01 00:00")
+        ).dates[0]
         == 20120518
     )
 
 
 def test_unsupported_requests_raise_ibkr_errors(market):
-    window = (at("2024-01-02 00:00"), at("2024-01-03 00:00"))
+    window = (epoch_at("2024-01-02 00:00"), epoch_at("2024-01-03 00:00"))
     with pytest.raises(MarketError) as info:
         bars(market, EURUSD, "1 day", *window, what="TRADES")
     assert info.value.code == 162
@@ -473,7 +445,24 @@ def test_unsupported_requests_raise_ibkr_errors(market):
 
 
 def test_empty_and_out_of_calendar_requests_return_no_bars(market):
-    assert len(bars(market, AAPL, "1 min", at("2024-01-06 00:00"), at("2024-01-07 00:00"))) == 0
-    assert len(bars(market, AAPL, "1 day", at("2035-01-01 00:00"), at("2036-01-01 00:00"))) == 0
-    empty = bars(market, AAPL, "1 day", at("2024-01-03 00:00"), at("2024-01-02 00:00"))
+    assert (
+        len(bars(market, AAPL, "1 min", epoch_at("2024-01-06 00:00"), epoch_at("2024-01-07 00:00")))
+        == 0
+    )
+    assert (
+        len(bars(market, AAPL, "1 day", epoch_at("2035-01-01 00:00"), epoch_at("2036-01-01 00:00")))
+        == 0
+    )
+    empty = bars(market, AAPL, "1 day", epoch_at("2024-01-03 00:00"), epoch_at("2024-01-02 00:00"))
     assert len(empty) == 0 and empty.dates is not None
+
+
+@pytest.mark.parametrize(
+    ("size", "word"), [("5 secs", "5 secs"), ("1 hour", "60 mins"), ("1 week", "1w"), (None, "1d")]
+)
+def test_no_data_for_a_tick_type_names_the_bar_size_as_ibkr_does(market, size, word):
+    with pytest.raises(MarketError) as info:
+        market.check(EURUSD, "TRADES", BAR_SIZES[size] if size else None)
+    assert info.value.message.endswith(f"EUR/CASH@FXSUBPIP Last {word}")
+    assert str(info.value) == f"162: {info.value.message}"
+    market.check(EURUSD, "MIDPOINT", BAR_SIZES[size] if size else None)  # served

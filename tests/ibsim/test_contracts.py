@@ -1,0 +1,77 @@
+"""Contract lookups and the CONTRACT_DATA the gateway answers with (ibsim.contracts)."""
+
+from __future__ import annotations
+
+import pytest
+from ib_insync import Stock
+from ib_insync.wrapper import RequestError
+
+from ibsim.contracts import contract_details, listings_for
+from ibsim.market import Market
+from ibsim.messages import ContractFields
+from ibsim.universe import find
+
+ET = "US/Eastern"
+
+
+def fields(symbol="", sec_type="", exchange="", currency="USD", con_id=0, **more) -> ContractFields:
+    values = dict.fromkeys(ContractFields.__dataclass_fields__, "")
+    values.update(
+        symbol=symbol, sec_type=sec_type, exchange=exchange, currency=currency, con_id=con_id
+    )
+    return ContractFields(**values | more)
+
+
+def test_listings_for_a_contract_request():
+    market = Market()
+    (aapl,) = find("AAPL", "STK", "SMART", "USD")
+    assert listings_for(market, fields("AAPL", "STK", "SMART")) == [aapl]
+    assert listings_for(market, fields(con_id=265598, currency="")) == [aapl]
+    assert listings_for(market, fields("AAPL", "STK", "SMART", primary_exchange="NYSE")) == []
+    es = listings_for(market, fields(sec_type="FUT", exchange="GLOBEX", local_symbol="ESZ4"))
+    assert [s.local_symbol for s in es] == ["ESZ4"]
+
+
+def test_contract_details_of_a_stock_and_a_future():
+    (aapl,) = find("AAPL", "STK", "SMART", "USD")
+    stock = contract_details(aapl, "SMART", "trading", "liquid")
+    assert (stock.symbol, stock.exchange, stock.primary_exchange, stock.con_id) == (
+        "AAPL",
+        "SMART",
+        "NASDAQ",
+        265598,
+    )
+    assert stock.valid_exchanges.startswith("SMART,") and stock.valid_exchanges.endswith(",NASDAQ")
+    assert (stock.stock_type, stock.multiplier, stock.contract_month) == ("COMMON", "", "")
+    assert (stock.trading_hours, stock.liquid_hours) == ("trading", "liquid")
+    (es,) = find("ES", "FUT", "CME", "USD")
+    future = contract_details(es, "CME", "", "")
+    assert (future.valid_exchanges, future.multiplier, future.last_trade_date) == (
+        "CME",
+        "50",
+        "20241220",
+    )
+    assert (future.contract_month, future.stock_type, future.time_zone_id) == (
+        "202412",
+        "",
+        "US/Central",
+    )
+
+
+def test_qualify_aapl(ib):
+    [aapl] = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
+    assert aapl.conId == 265598
+    assert aapl.primaryExchange == "NASDAQ"
+    [details] = ib.reqContractDetails(Stock("AAPL", "SMART", "USD"))
+    assert details.longName.upper().startswith("APPLE")
+    assert details.timeZoneId == ET
+    assert details.minTick == 0.01
+    assert "CLOSED" in details.tradingHours or ":" in details.tradingHours
+    assert details.liquidHours
+
+
+def test_unknown_symbol_is_error_200(ib):
+    with pytest.raises(RequestError) as info:
+        ib.reqContractDetails(Stock("XYZQ", "SMART", "USD"))
+    assert info.value.code == 200
+    assert "No security definition" in info.value.message
