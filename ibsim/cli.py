@@ -58,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="fault: drop the connection when historical request N+1 arrives",
     )
+    add_life_arguments(parser)
     parser.add_argument(
         "--no-identify",
         action="store_true",
@@ -68,6 +69,95 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stats-file",
         default="",
         help="write the simulator's counters as JSON to this file every second",
+    )
+
+
+# The gateway's life and transient faults: (name, what it imitates, its source, and the option
+# of its duration when it has one: (name, default seconds, what)).
+LIFE_FAULTS = (
+    (
+        "restart",
+        "daily restart: every connection dropped, the port refusing connections for a while, "
+        "then accepting again",
+        "IBKR auto-restart guide; IBC issues 290, 316",
+        ("restart-down-s", 2.0, "how long the port refuses connections in a restart"),
+    ),
+    (
+        "log-off",
+        "log-off: every connection dropped, the port refusing connections until a login "
+        "(SIGUSR1), as a gateway waiting for its weekly 2FA login",
+        "IBKR auto-restart guide; IBC issues 205, 290; ib-gateway-docker issue 119",
+        None,
+    ),
+    (
+        "farm-outage",
+        "historical data farm broken: 2105 to every client, historical requests stall (also "
+        "those in flight: never answered), then 2106",
+        "twsapi list message 51396",
+        ("farm-outage-s", 2.0, "how long the farm stays broken"),
+    ),
+    (
+        "competing-session",
+        "competing live session: market data requests answered 10197 'No market data during "
+        "competing live session'",
+        "ibkr.info article 1719",
+        ("competing-session-s", 2.0, "how long the competing session lasts"),
+    ),
+    (
+        "spurious-200",
+        "the nightly reset's false 200 'No security definition has been found for the "
+        "request' for contracts that exist",
+        "IBC issue 251; ib_insync issue 330",
+        ("spurious-200-s", 2.0, "how long known contracts are answered 200"),
+    ),
+)
+
+
+def add_life_arguments(parser: argparse.ArgumentParser) -> None:
+    """The gateway's life and transient faults (docs/tws-protocol.md, "Gateway life and
+    transient faults"): each imitates what a real IB Gateway does and names its source."""
+    life = parser.add_argument_group(
+        "gateway life and transient faults",
+        "each goes off once, when historical request N+1 arrives (counted from the start); "
+        "durations in real seconds",
+    )
+    for name, what, source, duration in LIFE_FAULTS:
+        life.add_argument(
+            f"--{name}-after-requests", type=int, metavar="N", help=f"{what} [{source}]"
+        )
+        if duration is not None:
+            flag, default, text = duration
+            life.add_argument(
+                f"--{flag}",
+                type=float,
+                default=default,
+                metavar="S",
+                help=f"{text} (default {default:g})",
+            )
+    life.add_argument(
+        "--logged-off",
+        action="store_true",
+        help="start logged off: the port refuses connections until SIGUSR1 logs in",
+    )
+    life.add_argument(
+        "--no-data-rate",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="share of historical answers with bars that say 'HMDS query returned no data' "
+        "instead (0 to 1) [ibdata issue 17; ib_insync issue 330: 'if the data is returned empty "
+        "then try again some other time'; not published by IBKR]",
+    )
+    life.add_argument(
+        "--no-data-seed", type=int, default=0, metavar="K", help="seed of --no-data-rate's draws"
+    )
+    life.add_argument(
+        "--no-permission",
+        default="",
+        metavar="SYMBOL[,...]",
+        help="symbols the account has no market data subscription for: head timestamps "
+        "answer 354, historical data 162 'No market data permissions for ...' "
+        "[ib_insync issues 19, 234, 461]",
     )
 
 
@@ -82,6 +172,12 @@ def config_from(options: dict) -> SimConfig:
         raise UsageError("--account must not be empty")
     if options["latency"] < 0:
         raise UsageError("--latency must not be negative")
+    if not 0 <= options["no_data_rate"] <= 1:
+        raise UsageError("--no-data-rate must be between 0 and 1")
+    for name, _, _, duration in LIFE_FAULTS:
+        for flag in (f"{name}-after-requests", duration and duration[0]):
+            if flag and (options[flag.replace("-", "_")] or 0) < 0:
+                raise UsageError(f"--{flag} must not be negative")
     return SimConfig(
         host=options["host"],
         port=options["port"],
@@ -91,8 +187,25 @@ def config_from(options: dict) -> SimConfig:
         throttle_free=options["throttle_free"],
         throttle_step_s=options["throttle_step"],
         message_rate=options["message_rate"],
-        faults=Faults(drop_after_requests=options["drop_after"]),
+        faults=Faults(
+            drop_after_requests=options["drop_after"],
+            restart_after_requests=options["restart_after_requests"],
+            restart_down_s=options["restart_down_s"],
+            log_off_after_requests=options["log_off_after_requests"],
+            farm_outage_after_requests=options["farm_outage_after_requests"],
+            farm_outage_s=options["farm_outage_s"],
+            competing_after_requests=options["competing_session_after_requests"],
+            competing_s=options["competing_session_s"],
+            spurious_200_after_requests=options["spurious_200_after_requests"],
+            spurious_200_s=options["spurious_200_s"],
+            no_data_rate=options["no_data_rate"],
+            no_data_seed=options["no_data_seed"],
+        ),
         identify=not options["no_identify"],
+        logged_off=options["logged_off"],
+        no_permission=frozenset(
+            s.strip().upper() for s in options["no_permission"].split(",") if s.strip()
+        ),
     )
 
 
@@ -110,17 +223,19 @@ def serve(config: SimConfig, *, stats_file: str = "", out=sys.stdout) -> None:
 
 async def _serve(sim: GatewaySimulator, stats_file: str, out) -> None:
     await sim.start()
-    cfg = sim.config
-    out.write(
-        f"ibdata gateway simulator listening on {cfg.host}:{sim.port} "
-        f"(API versions {cfg.min_version}..{cfg.max_version}, "
-        f"account {','.join(cfg.accounts)}, time scale {cfg.time_scale:g}x)\n"
-    )
-    out.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, sim.log_in)  # the 2FA login of a logged-off gateway
+    cfg = sim.config
+    state = "logged off (SIGUSR1 logs in) on" if cfg.logged_off else "listening on"
+    out.write(
+        f"ibdata gateway simulator {state} {cfg.host}:{sim.port} "
+        f"(API versions {cfg.min_version}..{cfg.max_version}, "
+        f"account {','.join(cfg.accounts)}, time scale {cfg.time_scale:g}x)\n"
+    )
+    out.flush()
     while not stop.is_set():
         if stats_file:
             with open(stats_file + ".tmp", "w") as fh:

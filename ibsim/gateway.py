@@ -4,6 +4,7 @@ client ids, connectivity, armed faults, counters, pacing and the present."""
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import Protocol
 
 from . import messages as msg
 from . import rules, texts
-from .market import Market
+from .market import Listing, Market
 from .pacing import HistoricalPacing, ScaledClock, SoftThrottle
 
 
@@ -27,6 +28,31 @@ class Faults:
     # ... or 1101 (restored, data lost): requests in flight are never answered, as after a
     # real outage of that kind; the client has to send them again
     outage_data_lost: bool = False
+
+    # The gateway's life and transient trouble (docs/tws-protocol.md, "Gateway life and
+    # transient faults"). Each `..._after_requests: N` goes off once, when historical request
+    # N+1 arrives, counted from the gateway's start; durations are in real seconds.
+    # A daily restart: every connection dropped, the port refusing connections for a while.
+    restart_after_requests: int | None = None
+    restart_down_s: float = 2.0
+    # A log-off (the weekly one that wants a 2FA login): every connection dropped, the port
+    # refusing connections until `Gateway.log_in()` (SIGUSR1 to `python -m ibsim`).
+    log_off_after_requests: int | None = None
+    # The historical data farm broken: 2105 to every client, historical requests stall (never
+    # answered, also those in flight) until it is back, 2106, this many seconds later.
+    farm_outage_after_requests: int | None = None
+    farm_outage_s: float = 2.0
+    # A competing live session: market data requests answered 10197 for this many seconds.
+    competing_after_requests: int | None = None
+    competing_s: float = 2.0
+    # The nightly reset's false 200: contracts it knows answered "No security definition" for
+    # this many seconds (contract details, head timestamps, historical data).
+    spurious_200_after_requests: int | None = None
+    spurious_200_s: float = 2.0
+    # "No data" answers for windows that do have bars: this share of them, drawn per request
+    # from a generator seeded with `no_data_seed`.
+    no_data_rate: float = 0.0
+    no_data_seed: int = 0
 
 
 @dataclass
@@ -46,6 +72,11 @@ class SimConfig:
     # Name the simulator in its data-farm notices, so clients record its bars as synthetic.
     # False stands in for a real TWS (which cannot run here) in tests of that record.
     identify: bool = True
+    # Start logged off: the API port refuses connections until `Gateway.log_in()`.
+    logged_off: bool = False
+    # Symbols the account has no market data subscription for: head timestamps answer 354,
+    # historical requests 162 "No market data permissions for ..."; contract details are served.
+    no_permission: frozenset[str] = frozenset()
     faults: Faults = field(default_factory=Faults)
 
 
@@ -65,6 +96,13 @@ class Event(StrEnum):
     LOST_IN_OUTAGE = "lost_in_outage"  # requests in flight dropped by a 1101 outage
     PACING_VIOLATIONS = "pacing_violations"  # also counted per rule, as "pacing: <rule>"
     BARS_SERVED = "bars_served"
+    RESTARTS = "restarts"  # daily restarts: connections dropped, the port closed a while
+    LOG_OFFS = "log_offs"  # log-offs: connections dropped, the port closed until log-in
+    FARM_OUTAGES = "farm_outages"  # 2105 .. 2106
+    # historical requests that arrived while the farm was broken (they stall)
+    ARRIVED_IN_FARM_OUTAGE = "arrived_in_farm_outage"
+    LOST_IN_FARM_OUTAGE = "lost_in_farm_outage"  # in flight when it broke: never answered
+    NO_DATA_GLITCHES = "no_data_glitches"  # "no data" answered for a window with bars
 
 
 @dataclass
@@ -90,6 +128,22 @@ class Fault(StrEnum):
 
     DROP = "drop"  # close the connection at once
     STALL = "stall"  # never answer the request (until it is cancelled)
+
+
+class Lookup(StrEnum):
+    """The requests that ask the gateway about a contract's data."""
+
+    CONTRACT_DETAILS = "contract_details"
+    HEAD_TIMESTAMP = "head_timestamp"
+    HISTORICAL = "historical"
+
+
+class Listener(Protocol):
+    """What the gateway asks of its listening socket (ibsim.server.GatewaySimulator is one)."""
+
+    def close_port(self) -> None: ...
+
+    async def open_port(self) -> None: ...
 
 
 class Connection(Protocol):
@@ -124,7 +178,16 @@ class Gateway:
         self._connected = asyncio.Event()  # connectivity between "IB" and the gateway
         self._connected.set()
         self._historical_arrived = 0  # since the last fault that counts requests went off
-        self._restores: set[asyncio.Task] = set()
+        self._restores: set[asyncio.Task] = set()  # connectivity, the farm, the port restored
+        self._listener: Listener | None = None
+        self._logged_in = not config.logged_off
+        self._port_down = False  # refusing connections: restarting or logged off
+        self._farm_ok = True
+        self._farm_epoch = 0  # counts the farm's outages: an answer sees whether one began
+        # time.monotonic() until which market data requests answer 10197, and lookups 200
+        self._competing_until = 0.0
+        self._spurious_200_until = 0.0
+        self._no_data = random.Random(config.faults.no_data_seed)
 
     def now(self) -> float:
         """The gateway's present, in epoch seconds."""
@@ -166,6 +229,60 @@ class Gateway:
         for connection in list(self._connections):
             connection.abort()
 
+    # --- the gateway's life: restarts, log-off, log-in -------------------------------------
+
+    def listen_with(self, listener: Listener) -> None:
+        """The socket whose port a restart or a log-off closes; closed at once when logged off."""
+        self._listener = listener
+        if not self._logged_in:
+            self._port_down = True
+            listener.close_port()
+
+    @property
+    def logged_in(self) -> bool:
+        return self._logged_in
+
+    def restart(self, down_s: float) -> None:
+        """A daily restart: the port closed, every connection dropped (their client ids free),
+        and the port open again `down_s` seconds later (unless logged off meanwhile)."""
+        self.count(Event.RESTARTS)
+        self._go_down()
+        self._spawn(self._reopen_after(down_s))
+
+    def log_off(self) -> None:
+        """Logged off (waiting for a login with 2FA): the port refuses until `log_in()`."""
+        self.count(Event.LOG_OFFS)
+        self._logged_in = False
+        self._go_down()
+
+    def log_in(self) -> None:
+        """Logged in again: the port accepts connections (at once, unless restarting)."""
+        self._logged_in = True
+        if self._port_down:
+            self._spawn(self._reopen_after(0))
+
+    def _go_down(self) -> None:
+        self._port_down = True
+        if self._listener is not None:
+            self._listener.close_port()  # before the drop: nobody reconnects in between
+        self.drop_all()
+
+    async def _reopen_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if self._logged_in and self._port_down and self._listener is not None:
+            await self._listener.open_port()
+            self._port_down = False
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._restores.add(task)
+        task.add_done_callback(self._restores.discard)
+
+    def stop(self) -> None:
+        """Cancel what is scheduled (restores, reopenings): the simulator is stopping."""
+        for task in list(self._restores):
+            task.cancel()
+
     # --- connectivity -----------------------------------------------------------------------
 
     def connectivity_lost(self) -> None:
@@ -189,6 +306,69 @@ class Gateway:
         """Return once the gateway is connected (at once, unless in an outage)."""
         await self._connected.wait()
 
+    # --- the historical data farm -------------------------------------------------------------
+
+    @property
+    def farm_ok(self) -> bool:
+        return self._farm_ok
+
+    @property
+    def farm_epoch(self) -> int:
+        return self._farm_epoch
+
+    def farm_broken(self) -> None:
+        """2105 to every client; historical requests stall until the farm is back (and those
+        in flight now are never answered)."""
+        self.count(Event.FARM_OUTAGES)
+        self._farm_ok = False
+        self._farm_epoch += 1
+        self._tell_all(texts.hmds_farm(self.config.identify, ok=False))
+
+    def farm_restored(self) -> None:
+        """2106 to every client: requests arriving from now on are answered."""
+        self._farm_ok = True
+        self._tell_all(texts.hmds_farm(self.config.identify, ok=True))
+
+    def farm_serves(self, epoch: int) -> bool:
+        """Whether a historical request that arrived at farm epoch `epoch` gets its answer: not
+        when the farm broke since (or is broken)."""
+        return self._farm_ok and epoch == self._farm_epoch
+
+    def _tell_all(self, error: tuple[int, str]) -> None:
+        for connection in list(self._connections):
+            connection.send_error(-1, *error)
+
+    async def _farm_back_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.farm_restored()
+
+    # --- answers other than bars: competing session, false 200, permissions, no data -----------
+
+    def refusal(self, lookup: Lookup, listing: Listing | None) -> tuple[int, str] | None:
+        """The error a request about `listing`'s data is answered with instead, if any: 10197 in
+        a competing live session, 200 in a false-200 window, 354 / 162 without permission."""
+        now = time.monotonic()
+        if lookup is not Lookup.CONTRACT_DETAILS and now < self._competing_until:
+            return texts.COMPETING_SESSION
+        if now < self._spurious_200_until:
+            return texts.NO_SECURITY
+        if listing is not None and listing.symbol in self.config.no_permission:
+            if lookup is Lookup.HEAD_TIMESTAMP:
+                return texts.NOT_SUBSCRIBED
+            if lookup is Lookup.HISTORICAL:
+                return texts.no_permissions(
+                    listing.primary_exchange or listing.exchange, listing.sec_type
+                )
+        return None
+
+    def no_data_glitch(self) -> bool:
+        """Whether this answer with bars says "no data" instead (`Faults.no_data_rate`)."""
+        rate = self.config.faults.no_data_rate
+        if rate <= 0 or self._no_data.random() >= rate:
+            return False
+        self.count(Event.NO_DATA_GLITCHES)
+        return True
+
     # --- historical requests ------------------------------------------------------------------
 
     def historical_arrived(self) -> Fault | None:
@@ -196,6 +376,8 @@ class Gateway:
         outage the gateway starts itself; a drop or a stall is the connection's to carry out."""
         self.count(Event.HISTORICAL_REQUESTS)
         self._historical_arrived += 1
+        if self._life_faults():
+            return Fault.DROP  # the gateway went down: this connection with every other one
         f = self.config.faults
         if f.drop_after_requests is not None and self._historical_arrived > f.drop_after_requests:
             f.drop_after_requests = None
@@ -208,14 +390,44 @@ class Gateway:
             f.outage_after_requests = None
             self._historical_arrived = 0
             self.connectivity_lost()
-            restore = asyncio.get_running_loop().create_task(self._restore_after(f.outage_s))
-            self._restores.add(restore)
-            restore.add_done_callback(self._restores.discard)
+            self._spawn(self._restore_after(f.outage_s))
             return None
+        if not self._farm_ok:
+            self.count(Event.ARRIVED_IN_FARM_OUTAGE)
+            return Fault.STALL
         if f.stall_requests > 0:
             f.stall_requests -= 1
             return Fault.STALL
         return None
+
+    def _life_faults(self) -> bool:
+        """Set off the gateway-life faults due at this request (counted from the start); True
+        when the gateway went down with it."""
+        f, n = self.config.faults, self.stats.counts[Event.HISTORICAL_REQUESTS.value]
+
+        def due(after: int | None) -> bool:
+            return after is not None and n > after
+
+        now = time.monotonic()
+        if due(f.farm_outage_after_requests):
+            f.farm_outage_after_requests = None
+            self.farm_broken()
+            self._spawn(self._farm_back_after(f.farm_outage_s))
+        if due(f.competing_after_requests):
+            f.competing_after_requests = None
+            self._competing_until = now + f.competing_s
+        if due(f.spurious_200_after_requests):
+            f.spurious_200_after_requests = None
+            self._spurious_200_until = now + f.spurious_200_s
+        if due(f.restart_after_requests):
+            f.restart_after_requests = None
+            self.restart(f.restart_down_s)
+            return True
+        if due(f.log_off_after_requests):
+            f.log_off_after_requests = None
+            self.log_off()
+            return True
+        return False
 
     def historical_in_flight(self) -> int:
         """Historical requests being answered, on every connection."""

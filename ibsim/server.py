@@ -34,6 +34,7 @@ class GatewaySimulator:
         self._server: asyncio.base_events.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._stopped = False
         self.port = self.config.port
 
     # --- life cycle -------------------------------------------------------------------
@@ -41,18 +42,35 @@ class GatewaySimulator:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.market.warm_up()  # a real gateway answers its first request without a pause
-        self._server = await asyncio.start_server(
-            self._on_connect, self.config.host, self.config.port, limit=2**20
-        )
+        await self.open_port()
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("gateway simulator listening on %s:%s", self.config.host, self.port)
+        self.gateway.listen_with(self)  # a gateway that starts logged off closes it again
 
     async def stop(self) -> None:
+        self._stopped = True
+        self.gateway.stop()
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        self.gateway.drop_all()
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2)
+
+    # --- the port, as the gateway's life opens and closes it (gateway.Listener) -------------
+
+    async def open_port(self) -> None:
+        """Listen (again) on the simulator's port: the same one after a restart or a log-in."""
+        if self._server is None and not self._stopped:
+            self._server = await asyncio.start_server(
+                self._on_connect, self.config.host, self.port, limit=2**20
+            )
+
+    def close_port(self) -> None:
+        """Stop listening: connection attempts are refused until the port opens again."""
         if self._server is not None:
             self._server.close()
-            self.gateway.drop_all()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
             self._server = None
 
     def start_in_thread(self) -> GatewaySimulator:
@@ -105,6 +123,18 @@ class GatewaySimulator:
     def drop_all(self) -> None:
         """Close every client connection."""
         self.gateway.drop_all()
+
+    def log_in(self) -> None:
+        """Log the gateway in (after a log-off, or when it started logged off): the port opens."""
+        self.gateway.log_in()
+
+    def farm_broken(self) -> None:
+        """2105 to every client; historical requests stall until `farm_restored`."""
+        self.gateway.farm_broken()
+
+    def farm_restored(self) -> None:
+        """2106 to every client."""
+        self.gateway.farm_restored()
 
     # --- connections ------------------------------------------------------------------
 

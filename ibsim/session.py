@@ -9,7 +9,7 @@ from . import messages as msg
 from . import rules, texts
 from .barformat import bar_rows, bar_rows_span, decimals_for
 from .contracts import contract_details, listings_for
-from .gateway import Event, Fault, Gateway
+from .gateway import Event, Fault, Gateway, Lookup
 from .historical import Reject, Window, request_window
 from .market import MarketError
 from .messages import In
@@ -119,7 +119,7 @@ class Session:
         self.client_id = client_id
         self.send(msg.next_valid_id(1))
         self.send(msg.managed_accounts(list(cfg.accounts)))
-        for code, text in texts.farm_ok(cfg.identify):
+        for code, text in texts.farm_ok(cfg.identify, hmds_ok=self.gateway.farm_ok):
             self.send_error(-1, code, text)
         await self.writer.drain()
         await self.serve()
@@ -203,8 +203,9 @@ class Session:
         req_id, contract = msg.parse_contract_details_request(fields)
         self.gateway.count(Event.CONTRACT_DETAILS)
         specs = self._find(contract)
-        if not specs:
-            self.send_error(req_id, *texts.NO_SECURITY)
+        refused = self.gateway.refusal(Lookup.CONTRACT_DETAILS, None)
+        if not specs or refused:
+            self.send_error(req_id, *(refused or texts.NO_SECURITY))
             return
         for spec in specs:
             trading, liquid = self.gateway.market.trading_hours(spec, int(self.gateway.now()))
@@ -218,6 +219,10 @@ class Session:
         specs = self._find(req.contract)
         if len(specs) != 1:
             self.send_error(req.req_id, *texts.NO_SECURITY)
+            return
+        refused = self.gateway.refusal(Lookup.HEAD_TIMESTAMP, specs[0])
+        if refused:
+            self.send_error(req.req_id, *refused)
             return
         try:
             head = self.gateway.market.head_timestamp(specs[0], req.what_to_show, req.use_rth)
@@ -248,10 +253,15 @@ class Session:
         if gateway.historical_in_flight() >= rules.MAX_OPEN_HISTORICAL:
             self.send_error(req.req_id, *texts.TOO_MANY_OPEN)
             return
+        listings = self._find(req.contract)
+        refused = gateway.refusal(Lookup.HISTORICAL, listings[0] if len(listings) == 1 else None)
+        if refused:
+            self.send_error(req.req_id, *refused)
+            return
         try:
             window, implied_zone = request_window(
                 req,
-                listings=self._find(req.contract),
+                listings=listings,
                 market=gateway.market,
                 pacing=gateway.pacing,
                 now=gateway.now(),
@@ -265,11 +275,13 @@ class Session:
         if implied_zone:
             self.send_error(req.req_id, *texts.NO_TZ_WARNING)
         task = asyncio.get_running_loop().create_task(
-            self._answer(req, window, fault is Fault.STALL)
+            self._answer(req, window, fault is Fault.STALL, gateway.farm_epoch)
         )
         self.open_historical[req.req_id] = task
 
-    async def _answer(self, req: msg.HistoricalRequest, w: Window, stall: bool) -> None:
+    async def _answer(
+        self, req: msg.HistoricalRequest, w: Window, stall: bool, farm_epoch: int
+    ) -> None:
         gateway = self.gateway
         try:
             if stall:
@@ -279,6 +291,9 @@ class Session:
             if delay > 0:
                 await asyncio.sleep(delay)
             await gateway.connected()
+            if not gateway.farm_serves(farm_epoch):  # the farm broke since it arrived: lost
+                gateway.count(Event.LOST_IN_FARM_OUTAGE)
+                await asyncio.Event().wait()
             try:
                 bars = gateway.market.bars(
                     w.spec, w.bar_size, req.what_to_show, req.use_rth, w.start, w.end
@@ -286,7 +301,7 @@ class Session:
             except MarketError as exc:
                 self.send_error(req.req_id, exc.code, exc.message)
                 return
-            if len(bars) == 0:
+            if len(bars) == 0 or gateway.no_data_glitch():
                 self.send_error(
                     req.req_id,
                     *texts.no_data(

@@ -6,14 +6,23 @@ HMDS = "Historical Market Data Service error message:"
 FARM_SUFFIX = ".ibsim"
 
 
-def farm_ok(identify: bool) -> tuple[tuple[int, str], ...]:
-    """The data-farm notices sent at connect; without `identify`, worded as a real TWS words them."""
+def farm_ok(identify: bool, hmds_ok: bool = True) -> tuple[tuple[int, str], ...]:
+    """The data-farm notices sent at connect; without `identify`, worded as a real TWS words them.
+    In a farm outage the historical farm is reported broken (2105) instead of OK."""
     suffix = FARM_SUFFIX if identify else ""
     return (
         (2104, f"Market data farm connection is OK:usfarm{suffix}"),
-        (2106, f"HMDS data farm connection is OK:ushmds{suffix}"),
+        hmds_farm(identify, ok=hmds_ok),
         (2158, f"Sec-def data farm connection is OK:secdefnj{suffix}"),
     )
+
+
+def hmds_farm(identify: bool, *, ok: bool) -> tuple[int, str]:
+    """2106 (the historical data farm is OK) or 2105 (broken), as TWS words them."""
+    suffix = FARM_SUFFIX if identify else ""
+    if ok:
+        return 2106, f"HMDS data farm connection is OK:ushmds{suffix}"
+    return 2105, f"HMDS data farm connection is broken:ushmds{suffix}"
 
 
 NO_SECURITY = (200, "No security definition has been found for the request")
@@ -63,6 +72,12 @@ CONNECTIVITY_RESTORED_DATA_LOST = (
     1101,
     "Connectivity between IB and Trader Workstation has been restored - data lost.*",
 )
+# Another login of the same user took the market data (ibkr.info article 1719): session-wide.
+COMPETING_SESSION = (10197, "No market data during competing live session")
+# No market data subscription: head timestamps answer 354, historical data 162 (ib_insync
+# issues 19, 234, 461). IBKR names the venue as its data farm knows it.
+NOT_SUBSCRIBED = (354, "Requested market data is not subscribed.")
+PERMISSION_VENUES = {"NASDAQ": "ISLAND", "ARCA": "AMEX"}
 UNSUPPORTED_VERSION = 503  # text names the versions this gateway serves
 NOT_SUPPORTED = 10000  # any message id the simulator does not serve
 
@@ -84,6 +99,11 @@ def no_data(symbol: str, exchange: str, what_to_show: str) -> tuple[int, str]:
         NO_DATA,
         HMDS + f"HMDS query returned no data: {symbol}@{exchange} {what_to_show.title()}",
     )
+
+
+def no_permissions(primary_exchange: str, sec_type: str) -> tuple[int, str]:
+    venue = PERMISSION_VENUES.get(primary_exchange, primary_exchange)
+    return 162, HMDS + f"No market data permissions for {venue} {sec_type}"
 
 
 def cancelled(req_id: int) -> tuple[int, str]:

@@ -7,6 +7,7 @@ import argparse
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,14 +20,19 @@ from ibsim.gateway import Faults, SimConfig
 from tests.support import ROOT
 
 
-def test_python_m_ibsim_serves_ib_insync_and_stops_on_sigterm(ib_factory):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ibsim", "--port", "0", "--account", "DU7654321"],
+def ibsim_process(*argv: str) -> subprocess.Popen:
+    """`python -m ibsim ARGV` in a process of its own, its output read through pipes."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "ibsim", *argv],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_python_m_ibsim_serves_ib_insync_and_stops_on_sigterm(ib_factory):
+    proc = ibsim_process("--port", "0", "--account", "DU7654321")
     try:
         line = proc.stdout.readline()
         port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", line).group(1))
@@ -88,6 +94,74 @@ def test_options_become_the_configuration():
     assert config_from(options()) == SimConfig(faults=Faults())
 
 
+def test_the_gateway_life_options_become_faults():
+    config = config_from(
+        options("--restart-after-requests", "100", "--restart-down-s", "3",
+                "--log-off-after-requests", "200", "--farm-outage-after-requests", "300",
+                "--farm-outage-s", "4", "--competing-session-after-requests", "400",
+                "--competing-session-s", "5", "--spurious-200-after-requests", "500",
+                "--spurious-200-s", "6", "--no-data-rate", "0.02", "--no-data-seed", "9",
+                "--no-permission", "aapl, MSFT", "--logged-off")
+    )  # fmt: skip
+    assert config.faults == Faults(
+        restart_after_requests=100,
+        restart_down_s=3.0,
+        log_off_after_requests=200,
+        farm_outage_after_requests=300,
+        farm_outage_s=4.0,
+        competing_after_requests=400,
+        competing_s=5.0,
+        spurious_200_after_requests=500,
+        spurious_200_s=6.0,
+        no_data_rate=0.02,
+        no_data_seed=9,
+    )
+    assert config.no_permission == {"AAPL", "MSFT"} and config.logged_off
+
+
+def test_help_names_the_source_of_each_fault():
+    result = subprocess.run(
+        [sys.executable, "-m", "ibsim", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    text = " ".join(result.stdout.split())
+    for option, source in [
+        ("--restart-after-requests", "IBC issues 290, 316"),
+        ("--log-off-after-requests", "IBC issues 205, 290"),
+        ("--farm-outage-after-requests", "twsapi list message 51396"),
+        ("--competing-session-after-requests", "ibkr.info article 1719"),
+        ("--spurious-200-after-requests", "ib_insync issue 330"),
+        ("--no-data-rate", "ibdata issue 17"),
+        ("--no-permission", "ib_insync issues 19, 234, 461"),
+    ]:
+        assert source in text.split(option, 2)[2].split(" --", 1)[0], option
+
+
+def test_a_logged_off_simulator_logs_in_on_sigusr1(ib_factory):
+    proc = ibsim_process("--port", "0", "--logged-off")
+    try:
+        line = proc.stdout.readline()
+        assert "logged off (SIGUSR1 logs in) on 127.0.0.1:" in line
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.1)
+        assert ib_factory(SimpleNamespace(port=port)).reqCurrentTime()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -95,6 +169,9 @@ def test_options_become_the_configuration():
         (("--port", "70000"), "--port must be between 0 and 65535"),
         (("--account", " , "), "--account must not be empty"),
         (("--latency", "-0.1"), "--latency must not be negative"),
+        (("--no-data-rate", "1.5"), "--no-data-rate must be between 0 and 1"),
+        (("--restart-after-requests", "-1"), "--restart-after-requests must not be negative"),
+        (("--farm-outage-s", "-2"), "--farm-outage-s must not be negative"),
     ],
 )
 def test_a_bad_option_is_a_usage_error(argv, message):
@@ -105,13 +182,7 @@ def test_a_bad_option_is_a_usage_error(argv, message):
 
 def test_the_stats_file_holds_the_counters(tmp_path, ib_factory):
     stats = tmp_path / "stats.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ibsim", "--port", "0", "--stats-file", str(stats)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = ibsim_process("--port", "0", "--stats-file", str(stats))
     try:
         port = int(re.search(r":(\d+) ", proc.stdout.readline()).group(1))
         ib = ib_factory(SimpleNamespace(port=port))

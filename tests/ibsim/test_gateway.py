@@ -4,6 +4,7 @@ open requests, pacing and counters; directly, and across real ib_insync connecti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 
@@ -257,3 +258,131 @@ def test_an_outage_with_data_lost_drops_the_requests_in_flight(sim_factory, ib_f
     assert errors.codes() == [1100, 1101]
     assert sim.stats.counts["lost_in_outage"] == 1 and sim.stats.errors[1101] == 1
     assert hist(ib, Stock("AAPL", "SMART", "USD"), "20240105 16:00:00 US/Eastern", "1 D", "1 min")
+
+
+# --- transient trouble: farm outage, competing session, false 200, permissions, no data ----
+
+
+AAPL = Stock("AAPL", "SMART", "USD")
+JAN5 = "20240105 16:00:00 US/Eastern"
+
+
+def _until(ib: IB, done, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        ib.sleep(0.05)
+
+
+def test_a_farm_outage_stalls_requests_between_2105_and_2106(sim_factory, ib_factory):
+    """The historical farm breaks when request 2 arrives: 2105 to every client; request 1 (in
+    flight) and request 2 are never answered; a client connecting meanwhile is told the farm is
+    broken; 2106 once it is back, and requests are answered again."""
+    sim = sim_factory(latency_s=0.3, faults=Faults(farm_outage_after_requests=1, farm_outage_s=1))
+    ib = ib_factory(sim)
+    errors = ErrorLog(ib)
+    first = ib.reqHistoricalDataAsync(AAPL, JAN5, "1 D", "1 min", "TRADES", True, timeout=0)
+    in_flight = asyncio.ensure_future(first)
+    _until(ib, lambda: sim.stats.counts["historical_requests"] == 1)
+    arriving = asyncio.ensure_future(
+        ib.reqHistoricalDataAsync(AAPL, "20240104 16:00:00 US/Eastern", "1 D", "1 min", "TRADES",
+                                  True, timeout=0)
+    )  # fmt: skip
+    _until(ib, lambda: 2105 in errors.codes())
+    late = IB()  # connects during the outage: told the farm is broken
+    late_errors = ErrorLog(late)
+    late.connect("127.0.0.1", sim.port, clientId=399, readonly=True, timeout=5)
+    _until(ib, lambda: 2106 in errors.codes())
+    assert errors.codes() == [2105, 2106]
+    late.sleep(0.1)
+    assert [c for c in late_errors.codes() if c in (2105, 2106)] == [2105, 2106]
+    late.disconnect()
+    ib.sleep(0.5)  # more than the latency: nothing comes for the two requests
+    assert not in_flight.done() and not arriving.done()
+    assert sim.stats.counts["arrived_in_farm_outage"] == 1
+    assert sim.stats.counts["lost_in_farm_outage"] == 1
+    assert len(hist(ib, AAPL, "20240103 16:00:00 US/Eastern", "1 D", "1 min")) == 390
+    in_flight.cancel()
+    arriving.cancel()
+
+
+def test_a_competing_session_answers_10197_for_a_while(sim_factory, ib_factory):
+    sim = sim_factory(faults=Faults(competing_after_requests=0, competing_s=0.5))
+    ib = ib_factory(sim)
+    with pytest.raises(RequestError) as info:
+        hist(ib, AAPL, JAN5, "1 D", "1 min")
+    assert (info.value.code, info.value.message) == (
+        10197,
+        "No market data during competing live session",
+    )
+    with pytest.raises(RequestError) as info:
+        ib.reqHeadTimeStamp(AAPL, "TRADES", useRTH=True, formatDate=2)
+    assert info.value.code == 10197
+    assert ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))  # contract details are served
+    bars = []
+    deadline = time.monotonic() + 10
+    while not bars and time.monotonic() < deadline:
+        ib.sleep(0.1)
+        with contextlib.suppress(RequestError):
+            bars = hist(ib, AAPL, JAN5, "1 D", "1 min")
+    assert len(bars) == 390  # the session is over
+
+
+def test_the_nightly_resets_false_200_for_contracts_that_exist(sim_factory, ib_factory):
+    sim = sim_factory(faults=Faults(spurious_200_after_requests=0, spurious_200_s=0.5))
+    ib = ib_factory(sim)
+    codes = []
+    for ask in (
+        lambda: hist(ib, AAPL, JAN5, "1 D", "1 min"),
+        lambda: ib.reqHeadTimeStamp(AAPL, "TRADES", useRTH=True, formatDate=2),
+        lambda: ib.reqContractDetails(Stock("AAPL", "SMART", "USD")),
+    ):
+        with pytest.raises(RequestError) as info:
+            ask()
+        codes.append((info.value.code, info.value.message))
+    assert codes == [(200, "No security definition has been found for the request")] * 3
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        ib.sleep(0.1)
+        with contextlib.suppress(RequestError):
+            assert ib.reqContractDetails(Stock("AAPL", "SMART", "USD"))
+            break
+    assert len(hist(ib, AAPL, JAN5, "1 D", "1 min")) == 390
+    assert sim.stats.errors[200] >= 3
+
+
+def test_an_instrument_without_market_data_permission(sim_factory, ib_factory):
+    sim = sim_factory(no_permission=frozenset({"AAPL"}))
+    ib = ib_factory(sim)
+    [aapl] = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))  # contract details: served
+    with pytest.raises(RequestError) as head:
+        ib.reqHeadTimeStamp(aapl, "TRADES", useRTH=True, formatDate=2)
+    with pytest.raises(RequestError) as bars:
+        hist(ib, aapl, JAN5, "1 D", "1 min")
+    assert (head.value.code, head.value.message) == (
+        354,
+        "Requested market data is not subscribed.",
+    )
+    assert (bars.value.code, bars.value.message) == (
+        162,
+        "Historical Market Data Service error message:No market data permissions for ISLAND STK",
+    )
+    assert len(hist(ib, Stock("MSFT", "SMART", "USD"), JAN5, "1 D", "1 min")) == 390
+
+
+def test_no_data_answers_for_windows_with_bars_drawn_from_a_seed():
+    def draws(seed: int) -> list[bool]:
+        g = gateway(faults=Faults(no_data_rate=0.25, no_data_seed=seed))
+        return [g.no_data_glitch() for _ in range(400)]
+
+    assert draws(7) == draws(7) != draws(8)
+    assert 60 < sum(draws(7)) < 140
+    assert not any(gateway().no_data_glitch() for _ in range(100))
+
+
+def test_a_no_data_glitch_over_the_socket(sim_factory, ib_factory):
+    sim = sim_factory(faults=Faults(no_data_rate=1.0))
+    ib = ib_factory(sim)
+    with pytest.raises(RequestError) as info:
+        hist(ib, AAPL, JAN5, "1 D", "1 min")
+    assert info.value.code == 162 and "HMDS query returned no data" in info.value.message
+    assert sim.stats.counts["no_data_glitches"] == 1

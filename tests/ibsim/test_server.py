@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import time
 
 import pytest
 from ib_insync import IB, Stock
 from ib_insync.wrapper import RequestError
 
-from ibsim.server import GatewaySimulator, SimConfig
+from ibsim.server import Faults, GatewaySimulator, SimConfig
 from tests.support import ErrorLog, recent_sessions
 from tests.support import historical_bars as hist
 
@@ -114,3 +115,72 @@ def test_drop_all_closes_every_connection_and_the_gateway_stays(sim, ib_factory)
         assert not ib.isConnected()
     time.sleep(0.2)  # the client ids are free again
     assert ib_factory(sim, client_id=61).reqCurrentTime()
+
+
+# --- the gateway's life: a daily restart, a log-off, a log-in ------------------------------
+
+
+def _refused(port: int) -> bool:
+    """Whether a connection to the port is refused (nothing listens there)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def _until(done, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return done()
+
+
+def test_a_daily_restart_drops_every_connection_and_refuses_the_port_a_while(
+    sim_factory, ib_factory
+):
+    sim = sim_factory(faults=Faults(restart_after_requests=1, restart_down_s=1.0))
+    first, second = ib_factory(sim, client_id=71), ib_factory(sim, client_id=72)
+    aapl = Stock("AAPL", "SMART", "USD")
+    assert hist(first, aapl, "20240105 16:00:00 US/Eastern", "1 D", "1 min")
+    with pytest.raises(ConnectionError):  # request 2 sets the restart off
+        hist(first, aapl, "20240104 16:00:00 US/Eastern", "1 D", "1 min")
+    for ib in (first, second):
+        _wait_disconnected(ib)
+        assert not ib.isConnected()
+    assert _refused(sim.port)
+    assert _until(lambda: not _refused(sim.port))  # up again, on the same port
+    again = ib_factory(sim, client_id=71)  # the client ids are free again
+    assert hist(again, aapl, "20240104 16:00:00 US/Eastern", "1 D", "1 min")
+    assert sim.stats.counts["restarts"] == 1
+
+
+def test_a_logged_off_gateway_refuses_connections_until_logged_in(sim_factory, ib_factory):
+    sim = sim_factory(logged_off=True)
+    assert _refused(sim.port)
+    time.sleep(0.5)
+    assert _refused(sim.port)  # no time heals it: someone has to log in
+    sim.call(sim.log_in)
+    assert _until(lambda: not _refused(sim.port))
+    ib = ib_factory(sim)
+    aapl = Stock("AAPL", "SMART", "USD")
+    assert hist(ib, aapl, "20240105 16:00:00 US/Eastern", "1 D", "1 min")
+    sim.config.faults.log_off_after_requests = 1  # the weekly log-off, at the next request
+    with pytest.raises(ConnectionError):
+        hist(ib, aapl, "20240104 16:00:00 US/Eastern", "1 D", "1 min")
+    _wait_disconnected(ib)
+    assert _refused(sim.port)
+    time.sleep(0.5)
+    assert _refused(sim.port) and sim.stats.counts["log_offs"] == 1
+    sim.call(sim.log_in)
+    assert _until(lambda: not _refused(sim.port))
+    assert hist(ib_factory(sim), aapl, "20240104 16:00:00 US/Eastern", "1 D", "1 min")
+
+
+def test_a_stopped_simulator_does_not_open_its_port_again(sim_factory):
+    sim = sim_factory()
+    sim.call(sim.gateway.restart, 0.3)
+    assert _until(lambda: _refused(sim.port))
+    sim.stop_thread()
+    time.sleep(0.5)
+    assert _refused(sim.port)

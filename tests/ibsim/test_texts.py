@@ -40,3 +40,24 @@ def test_the_codes_clients_act_on():
     assert texts.TOO_MANY_OPEN[0] == 322 and texts.BAD_END_DATE[0] == 10314
     assert [texts.CONNECTIVITY_LOST[0], texts.CONNECTIVITY_RESTORED_DATA_LOST[0]] == [1100, 1101]
     assert texts.CONNECTIVITY_RESTORED[0] == 1102 and texts.NO_TZ_WARNING[0] == 2174
+
+
+def test_the_texts_of_a_gateway_in_trouble():
+    """Worded as IBKR words them (docs/tws-protocol.md, "Gateway life and transient faults")."""
+    assert texts.hmds_farm(identify=False, ok=False) == (
+        2105,
+        "HMDS data farm connection is broken:ushmds",
+    )
+    assert texts.hmds_farm(identify=True, ok=True) == (
+        2106,
+        "HMDS data farm connection is OK:ushmds.ibsim",
+    )
+    assert [c for c, _ in texts.farm_ok(identify=True, hmds_ok=False)] == [2104, 2105, 2158]
+    assert texts.COMPETING_SESSION == (10197, "No market data during competing live session")
+    assert texts.NOT_SUBSCRIBED == (354, "Requested market data is not subscribed.")
+    assert texts.no_permissions("NASDAQ", "STK") == (
+        162,
+        "Historical Market Data Service error message:No market data permissions for ISLAND STK",
+    )
+    assert texts.no_permissions("NYSE", "STK")[1].endswith("for NYSE STK")
+    assert texts.no_permissions("CME", "FUT")[1].endswith("for CME FUT")
