@@ -344,6 +344,14 @@ class Gateway:
 
     # --- answers other than bars: competing session, false 200, permissions, no data -----------
 
+    def competing_session(self, seconds: float) -> None:
+        """Another login takes the market data: 10197 for `seconds`."""
+        self._competing_until = time.monotonic() + seconds
+
+    def spurious_200(self, seconds: float) -> None:
+        """The nightly reset's false 200 for contracts that exist, for `seconds`."""
+        self._spurious_200_until = time.monotonic() + seconds
+
     def refusal(self, lookup: Lookup, listing: Listing | None) -> tuple[int, str] | None:
         """The error a request about `listing`'s data is answered with instead, if any: 10197 in
         a competing live session, 200 in a false-200 window, 354 / 162 without permission."""
@@ -408,17 +416,16 @@ class Gateway:
         def due(after: int | None) -> bool:
             return after is not None and n > after
 
-        now = time.monotonic()
         if due(f.farm_outage_after_requests):
             f.farm_outage_after_requests = None
             self.farm_broken()
             self._spawn(self._farm_back_after(f.farm_outage_s))
         if due(f.competing_after_requests):
             f.competing_after_requests = None
-            self._competing_until = now + f.competing_s
+            self.competing_session(f.competing_s)
         if due(f.spurious_200_after_requests):
             f.spurious_200_after_requests = None
-            self._spurious_200_until = now + f.spurious_200_s
+            self.spurious_200(f.spurious_200_s)
         if due(f.restart_after_requests):
             f.restart_after_requests = None
             self.restart(f.restart_down_s)

@@ -128,6 +128,10 @@ class GatewaySimulator:
         """Log the gateway in (after a log-off, or when it started logged off): the port opens."""
         self.gateway.log_in()
 
+    def spurious_200(self, seconds: float) -> None:
+        """Contracts that exist answered 200 for `seconds` (the nightly reset's false 200)."""
+        self.gateway.spurious_200(seconds)
+
     def farm_broken(self) -> None:
         """2105 to every client; historical requests stall until `farm_restored`."""
         self.gateway.farm_broken()
