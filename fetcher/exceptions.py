@@ -45,8 +45,36 @@ class UnknownContract(PermanentGatewayError):
     """No security definition (200)."""
 
 
+class NoPermission(PermanentGatewayError):
+    """The account has no market data subscription for the contract (354, 162 "No market data
+    permissions"): the instrument fails at once, never retried; the message says how to fix it."""
+
+
+class GatewayTrouble(RetryableGatewayError):
+    """A passing trouble of the whole gateway session, not of one request: every request is
+    held, one probes after a back-off, and all go again once one is answered."""
+
+
+class CompetingSession(GatewayTrouble):
+    """Another login of the same user took the market data (10197)."""
+
+
+class FalseUnknownContract(GatewayTrouble):
+    """200 for a contract the gateway defined before: its nightly reset, not a missing contract."""
+
+
+class HeldTooLong(GatewayError):
+    """Requests were held for the gateway (a farm, its link to IBKR, a trouble) longer than a
+    run waits: the request fails for this run, to be fetched again later."""
+
+
 class GatewayUnavailable(RetryableGatewayError):
     """Could not connect, or the connection was lost (502, 504, 507, 1100, socket EOF)."""
+
+
+class ConnectionRefused(GatewayUnavailable):
+    """Nothing accepts connections on the gateway's port: not running, restarting, or logged off
+    (a gateway waiting for its login with 2FA keeps its API port closed)."""
 
 
 class ClientIdInUse(PermanentGatewayError):

@@ -23,3 +23,17 @@ CONNECTION_CHECK_S = 0.2
 
 # A run waits this long for PostgreSQL to come back before it fails.
 DATABASE_OUTAGE_MAX_S = 300.0
+
+# The gateway's passing troubles (fetcher/ibkr/holds.py). Requests wait while its link to IBKR
+# (1100) or its historical farm (2105) is down, at most this long before they fail for the run;
+# a competing session (10197) or the nightly reset's false 200 holds them a back-off that doubles
+# from the first to the last value here, then one request probes.
+HOLD_MAX_S = 1800.0
+TROUBLE_PROBE_FIRST_S = 1.0
+TROUBLE_PROBE_MAX_S = 60.0
+# A 200 for a contract being qualified counts as the reset's false 200 this long after the
+# gateway's link to IBKR came back (1101/1102) or the connection did (a restart).
+RESET_GRACE_S = 300.0
+# The ibkr worker warns that the gateway may be logged off (its weekly login with 2FA) once its
+# port has refused connections this long.
+LOGGED_OFF_WARN_S = 120.0

@@ -29,12 +29,17 @@ from fetcher.domain.ranges import complete_until
 from fetcher.domain.time import zone_info
 from fetcher.domain.timeframes import BY_CODE, WhatToShow
 from fetcher.exceptions import (
+    FalseUnknownContract,
     FetchCancelled,
     GatewayError,
+    GatewayTrouble,
     GatewayUnavailable,
+    HeldTooLong,
     IbdataError,
     NoData,
+    NoPermission,
     PacingViolation,
+    UnknownContract,
 )
 from fetcher.ibkr.connect import gateway_from_settings
 from fetcher.ibkr.gateway import Gateway
@@ -167,13 +172,18 @@ class RunExecutor:
             )
             self._emit(event="failed", instrument=item.spec)
             return
-        await asyncio.gather(
-            *(
-                self._fetch_chunk(plan, chunk)
-                for chunk in plan.chunks
-                if chunk.status not in (ChunkStatus.DONE, ChunkStatus.EMPTY)
-            )
-        )
+        refused = None
+        try:
+            async with asyncio.TaskGroup() as chunk_tasks:
+                for chunk in plan.chunks:
+                    if chunk.status not in (ChunkStatus.DONE, ChunkStatus.EMPTY):
+                        chunk_tasks.create_task(self._fetch_chunk(plan, chunk))
+        except* NoPermission as group:  # the whole instrument fails at once: nothing to retry
+            refused = group.exceptions[0]
+        if refused is not None:
+            await db(items.item_fail)(item_id=item.pk, message=refused.message, code=refused.code)
+            self._emit(event="failed", instrument=item.spec)
+            return
         # the series counted, and one catalog merge per partition for the whole item, read back
         # from the database, on a thread of its own so other items' bars keep being stored
         await sync_to_async(_item_store_finish, thread_sensitive=False)(
@@ -205,7 +215,7 @@ class RunExecutor:
     async def _prepare(self, item: FetchRunItem) -> PreparedItem:
         run, tf = self.run, self.tf
         spec = items.item_spec(item)
-        qualified = await self._with_reconnect(lambda: self.gateway.qualify(spec))
+        qualified = await self._with_reconnect(lambda: self._qualify(spec))
         instrument = await db(instruments.instrument_save)(qualified=qualified)
         covered = await db(selectors.coverage_windows)(
             instrument_id=instrument.pk, timeframe=tf.code, what_to_show=self.what, rth=run.use_rth
@@ -232,6 +242,18 @@ class RunExecutor:
         self._emit(event="planned", chunks=len(chunks), instrument=qualified.symbol)
         return PreparedItem(item.pk, instrument.pk, qualified, chunks)
 
+    async def _qualify(self, spec):
+        """The gateway's definition of `spec`. Its 200 is taken for the nightly reset's false 200
+        (a trouble, asked again) while the gateway is in or just out of a reset."""
+        try:
+            return await self.gateway.qualify(spec)
+        except UnknownContract as exc:
+            if not self.gateway.recently_reset():
+                raise
+            raise FalseUnknownContract(
+                exc.code, f"{exc.message}, for {spec.label} in the gateway's reset (a false 200)"
+            ) from None
+
     async def _ensure_connected(self) -> None:
         """One reconnection at a time, however many requests noticed the drop."""
         if self.gateway.is_connected():
@@ -243,14 +265,49 @@ class RunExecutor:
     async def _with_reconnect(self, call):
         """Run a gateway call (counted by the pacer like every message we send); after a lost
         connection reconnect with backoff and try again."""
+
+        async def connected_call():
+            await self._ensure_connected()
+            return await call()
+
         async for attempt in _retrying(retry_if_exception_type(GatewayUnavailable)):
             with attempt:
-                await self._ensure_connected()
-                await self.pacer.acquire(MESSAGE)
+                return await self._through_holds(connected_call, MESSAGE)
+
+    async def _through_holds(self, call, key: RequestKey, on_trouble=None):
+        """`call()` once the gateway may be asked (its holds), counted by the pacer. A trouble
+        of the whole session (a competing session, a false 200) is waited out and asked again,
+        not counted as a failed attempt: `on_trouble(error)` records it; after HOLD_MAX_S of
+        troubles the call fails with HeldTooLong."""
+        holds = self.gateway.holds
+        troubled_since = None
+        while True:
+            async with holds.passage() as ticket:
+                await self.pacer.acquire(key)
                 try:
-                    return await call()
+                    if not ticket.still_free():
+                        continue
+                    result = await call()
+                except NoData:
+                    ticket.answered()
+                    raise
+                except GatewayTrouble as exc:
+                    ticket.troubled(exc)
+                    trouble = exc
+                else:
+                    ticket.answered()
+                    return result
                 finally:
                     await self.pacer.release()
+            now = time.monotonic()
+            if troubled_since is None:
+                troubled_since = now
+            if now - troubled_since >= holds.max_hold_s:
+                raise HeldTooLong(
+                    trouble.code, f"asked for {now - troubled_since:.0f} s: {trouble.message}"
+                )
+            if on_trouble is not None:
+                await on_trouble(trouble)
 
     async def _fetch_chunk(self, plan: PreparedItem, chunk: FetchChunk) -> None:
         tf, run = self.tf, self.run
@@ -274,6 +331,8 @@ class RunExecutor:
             async for attempt in _retrying(retry_if_exception(_retryable)):
                 with attempt:
                     batch = await self._request(chunk, q, request, key, attempt.retry_state)
+        except NoPermission:
+            raise  # its item fails at once (_run_item)
         except GatewayError:
             self._emit(event="chunk_failed", instrument=plan.qualified.symbol)
             return
@@ -309,13 +368,22 @@ class RunExecutor:
                     done.set_result(None)
 
     async def _request(self, chunk, q, request: BarRequest, key: RequestKey, state) -> BarBatch:
-        """One attempt at a chunk's request; a failure is recorded on the chunk and raised."""
+        """One attempt at a chunk's request; a failure is recorded on the chunk and raised (a
+        trouble of the whole session is recorded and waited out, not counted as an attempt)."""
         if self.cancelled:
             raise FetchCancelled(f"run {self.run_id} cancelled")
-        await self.pacer.acquire(key)
-        try:
+
+        async def ask() -> BarBatch:
             await self._ensure_connected()
             return await self.gateway.bars(q, request)
+
+        async def troubled(exc: GatewayError) -> None:
+            await db(chunks.chunk_fail)(
+                chunk_id=chunk.pk, code=exc.code, message=exc.message, final=False
+            )
+
+        try:
+            return await self._through_holds(ask, key, on_trouble=troubled)
         except NoData:
             return BarBatch.empty()
         except GatewayError as exc:
@@ -326,8 +394,6 @@ class RunExecutor:
             if isinstance(exc, PacingViolation):
                 self.pacer.penalize(PACING_PENALTY_S)  # the gateway counts differently: hold back
             raise
-        finally:
-            await self.pacer.release()
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

@@ -14,10 +14,11 @@ import os
 import random
 import signal
 import threading
+import time
 from concurrent.futures import Future
 
 from fetcher.domain.sessions import session_tables_preload
-from fetcher.exceptions import ClientIdInUse, GatewayUnavailable
+from fetcher.exceptions import ClientIdInUse, ConnectionRefused, GatewayUnavailable
 from fetcher.ibkr.connect import gateway_from_settings
 from fetcher.ibkr.gateway import Gateway
 from fetcher.models import FetchRun
@@ -26,6 +27,7 @@ from fetcher.queues import Queue
 from fetcher.services.recovery import fetch_runs_recover
 from fetcher.timings import (
     CONNECTION_CHECK_S,
+    LOGGED_OFF_WARN_S,
     RECONNECT_MAX_S,
     RUN_CONNECT_WAIT_S,
     RUN_RECONNECT_WAIT_S,
@@ -86,6 +88,7 @@ class GatewayLoop:
         """
         self.gateway = gateway_from_settings()
         attempt = 0
+        refusals = Refusals(self.gateway.key)
         while not self._stopping:
             if self.gateway.is_connected():
                 await asyncio.sleep(CONNECTION_CHECK_S)
@@ -103,9 +106,11 @@ class GatewayLoop:
                 delay = min(RECONNECT_MAX_S, 0.5 * 2**attempt) * (0.5 + random.random())
                 attempt += 1
                 log.warning("gateway unavailable (%s); reconnecting in %.1fs", exc, delay)
+                refusals.seen(isinstance(exc, ConnectionRefused))
                 await asyncio.sleep(delay)
                 continue
             attempt = 0
+            refusals.seen(False)
             log.warning(
                 "connected to gateway %s:%s (server version %s, client id %s)",
                 info.host,
@@ -130,6 +135,40 @@ class GatewayLoop:
             self.run(close(), timeout=5)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+class Refusals:
+    """Tells, once each, that the gateway's port refuses connections (it is not running,
+    restarting, or logged off), and that it has done so for LOGGED_OFF_WARN_S: then the gateway
+    is most likely logged off, waiting for its weekly login with 2FA."""
+
+    def __init__(self, key: str, clock=time.monotonic):
+        self.key, self.clock = key, clock
+        self._since: float | None = None
+        self._told_logged_off = False
+
+    def seen(self, refused: bool) -> None:
+        """After each connection attempt: whether the port refused it."""
+        if not refused:
+            self._since, self._told_logged_off = None, False
+            return
+        now = self.clock()
+        if self._since is None:
+            self._since = now
+            log.warning(
+                "gateway %s refuses connections: not running, restarting, or logged off (an "
+                "IB Gateway waiting for its login with 2FA keeps its API port closed); "
+                "reconnecting",
+                self.key,
+            )
+        elif now - self._since >= LOGGED_OFF_WARN_S and not self._told_logged_off:
+            self._told_logged_off = True
+            log.warning(
+                "gateway %s has refused connections for %.0f s: logged off, waiting for its "
+                "weekly login with 2FA? Log it in (runs wait for it)",
+                self.key,
+                now - self._since,
+            )
 
 
 _instance: GatewayLoop | None = None

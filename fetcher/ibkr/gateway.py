@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 
 import numpy as np
 from ib_insync import IB, BarDataList, Contract, RequestError
@@ -14,19 +15,26 @@ from fetcher.domain.instruments import InstrumentSpec
 from fetcher.domain.time import DAY, EPOCH_DATE
 from fetcher.exceptions import (
     ClientIdInUse,
+    ConnectionRefused,
+    FalseUnknownContract,
     GatewayError,
     GatewayUnavailable,
     RequestTimeout,
     UnknownContract,
 )
+from fetcher.timings import RESET_GRACE_S
 
 from .errors import gateway_error
+from .holds import Hold, RequestHolds
 from .types import BarRequest, GatewayInfo, QualifiedInstrument, market_data_type_code
 
 log = logging.getLogger("ibdata.ibkr")
 
-# Connectivity between IB and the gateway restored, but the data of requests in flight lost.
-DATA_LOST = 1101
+# Connectivity between IB and the gateway lost; restored, but the data of requests in flight
+# lost; restored with data kept.
+CONNECTIVITY_LOST, DATA_LOST, DATA_KEPT = 1100, 1101, 1102
+# A historical data farm broken, and OK again ("...:ushmds"): requests wait in between.
+HMDS_BROKEN, HMDS_OK = 2105, 2106
 # Data-farm notices a gateway sends at connect time ("... connection is OK:<farm>").
 FARM_OK_CODES = frozenset({2104, 2106, 2158})
 # The ibdata simulator's farms end in this: its bars are synthetic (ibsim/texts.py).
@@ -71,6 +79,10 @@ class Gateway:
         self.info: GatewayInfo | None = None
         self._connection_errors: list[tuple[int, str]] = []
         self._connecting: asyncio.Task | None = None
+        # what holds requests: the gateway's link to IBKR or its farms down, passing troubles
+        self.holds = RequestHolds()
+        self._broken_farms: set[str] = set()
+        self._reset_at = float("-inf")  # when the link (1101/1102) or the connection came back
         self.ib.errorEvent += self._on_error
 
     # --- connection -------------------------------------------------------------------
@@ -80,20 +92,60 @@ class Gateway:
             self._connection_errors.append((code, message))
             if code == 326 and self._connecting is not None and not self._connecting.done():
                 self._connecting.cancel()  # the gateway closes the socket: don't wait for the timeout
-            if code in (1100, 2103, 2105, DATA_LOST):
+            if code in (CONNECTIVITY_LOST, DATA_LOST, DATA_KEPT, 2103, HMDS_BROKEN):
                 log.warning("gateway: %s (%s)", message, code)
             if code == DATA_LOST:
-                self._requests_lost(message)
+                self._requests_lost(DATA_LOST, f"{message.rstrip('.*')}: request sent again")
+            self._hold_or_release(code, message)
 
-    def _requests_lost(self, message: str) -> None:
-        """1101: the gateway will never answer the requests in flight; fail them (retryably),
-        so that they are sent again."""
+    def _hold_or_release(self, code: int, message: str) -> None:
+        """Requests wait while the gateway's link to IBKR (1100) or one of its historical farms
+        (2105) is down, until it says it is back (IBKR.md: "pause the queue")."""
+        if code == CONNECTIVITY_LOST:
+            self.holds.hold(Hold.CONNECTIVITY, code, message)
+        elif code in (DATA_LOST, DATA_KEPT):
+            self._reset_at = time.monotonic()
+            self.holds.release(Hold.CONNECTIVITY)
+        elif code == HMDS_BROKEN:
+            self._broken_farms.add(message.rpartition(":")[2])
+            self.holds.hold(Hold.FARM, code, message)
+        elif code == HMDS_OK and self._broken_farms:
+            self._broken_farms.discard(message.rpartition(":")[2])
+            if not self._broken_farms:
+                log.warning("gateway: %s (%s)", message, code)
+                self.holds.release(Hold.FARM)
+                # what was asked of the broken farm may never be answered: ask again
+                self._requests_lost(
+                    HMDS_BROKEN, "HMDS data farm was broken: request sent again", cancel=True
+                )
+
+    def recently_reset(self) -> bool:
+        """Whether the gateway is in (or just out of) a reset: its link to IBKR down or back
+        less than RESET_GRACE_S ago, or the connection back after a drop that recently, or a
+        false 200 for a contract it defined before open now."""
+        return (
+            self.holds.holding(Hold.CONNECTIVITY)
+            or self.holds.troubled_by(FalseUnknownContract)
+            or time.monotonic() - self._reset_at < RESET_GRACE_S
+        )
+
+    def _requests_lost(self, code: int, message: str, cancel: bool = False) -> None:
+        """The gateway will never answer the requests in flight (1101, a broken farm); fail them
+        (retryably), so that they are sent again; with `cancel`, cancel them on the gateway
+        first, where they would stay open (and count towards its 50)."""
         for req_id in list(self._in_flight):
-            error = gateway_error(DATA_LOST, f"{message.rstrip('.*')}: request sent again", req_id)
+            if cancel and self.ib.isConnected():
+                self.ib.client.cancelHistoricalData(req_id)
+            error = gateway_error(code, message, req_id)
             self.ib.wrapper._endReq(req_id, error, success=False)
 
     async def connect(self) -> GatewayInfo:
         self._connection_errors.clear()
+        # the gateway tells a new connection what is down: what the last one heard is void
+        self.holds.reset()
+        self._broken_farms.clear()
+        if self.info is not None:  # connected before: a restart, or a dropped connection
+            self._reset_at = time.monotonic()
         self._connecting = asyncio.ensure_future(
             self.ib.connectAsync(
                 self.host,
@@ -115,7 +167,7 @@ class Gateway:
                 "(1-999) or close the other API client",
             ) from None
         except ConnectionRefusedError:
-            raise GatewayUnavailable(
+            raise ConnectionRefused(
                 502,
                 f"Couldn't connect to TWS on {self.host}:{self.port}: connection refused. "
                 "Make sure TWS or IB Gateway is running, the API is enabled "
@@ -210,10 +262,13 @@ class Gateway:
         self, instrument: QualifiedInstrument, what_to_show: str, use_rth: bool
     ) -> dt.datetime:
         contract = _contract(instrument)
-        result = await self._call(
-            self.ib.reqHeadTimeStampAsync(contract, what_to_show, use_rth, formatDate=2),
-            contract,
-        )
+        try:
+            result = await self._call(
+                self.ib.reqHeadTimeStampAsync(contract, what_to_show, use_rth, formatDate=2),
+                contract,
+            )
+        except UnknownContract as exc:
+            raise _false_200(exc.message, instrument) from None
         if isinstance(result, dt.datetime):
             return result if result.tzinfo else result.replace(tzinfo=dt.UTC)
         raise GatewayError(0, f"unexpected head timestamp {result!r}")
@@ -257,6 +312,8 @@ class Gateway:
             ib.wrapper._endReq(req_id)
             raise
         except RequestError as exc:
+            if exc.code == 200:
+                raise _false_200(exc.message, instrument) from None
             raise gateway_error(exc.code, exc.message, req_id) from None
         except ConnectionError as exc:
             raise GatewayUnavailable(504, f"connection to the gateway lost: {exc}") from None
@@ -305,6 +362,13 @@ class Gateway:
             raise RequestTimeout(0, f"no answer within {self.request_timeout:g}s") from None
         except ConnectionError as exc:
             raise GatewayUnavailable(504, f"connection to the gateway lost: {exc}") from None
+
+
+def _false_200(message: str, instrument: QualifiedInstrument) -> FalseUnknownContract:
+    """200 for a contract the gateway qualified in this run: its nightly reset's false 200."""
+    return FalseUnknownContract(
+        200, f"{message}, for {instrument.symbol} which it defined before (a false 200)"
+    )
 
 
 def _contract(instrument: QualifiedInstrument) -> Contract:

@@ -18,16 +18,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 NINE = {"instruments": "AAPL", "timeframe": "1-MINUTE", "start": "2024-01-02", "end": "2024-01-12"}
 
 
-@pytest.fixture
-def point_at(settings, tmp_path, in_process_tasks):
-    def point(sim):
-        settings.IBKR_HOST, settings.IBKR_PORT = "127.0.0.1", sim.port
-        settings.DATA_DIR = tmp_path / "data"
-        return sim
-
-    return point
-
-
 def stored_times() -> list[int]:
     return [int(ts.timestamp()) for ts in Bar.objects.order_by("ts").values_list("ts", flat=True)]
 

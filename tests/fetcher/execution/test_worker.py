@@ -217,6 +217,47 @@ def test_requests_lost_in_an_outage_1101_are_sent_again(sim_factory, workers):
         assert times == truth_times(sim, symbol, "1 min", "2024-01-02", "2024-01-31")
 
 
+def test_a_logged_off_gateway_is_waited_for_and_the_run_goes_on_after_the_login(
+    sim_factory, workers
+):
+    """The weekly log-off in the middle of a run: every connection dropped, the port refusing
+    connections until someone logs in (with 2FA). The worker says so in one line, keeps trying,
+    and the run goes on after the login with every bar once."""
+    from ibsim.server import Faults
+
+    sim = sim_factory(faults=Faults(log_off_after_requests=10))
+    worker = workers(sim)
+    run = enqueue("AAPL,MSFT", "2024-01-02", "2024-01-31", "1-MINUTE")
+    worker.wait_for("refuses connections", 60)
+    [line] = [line for line in worker.text().splitlines() if "refuses connections" in line]
+    assert "logged off" in line and "WARNING" in line
+    assert FetchRun.objects.get(pk=run.pk).status == RunStatus.RUNNING
+    sim.call(sim.log_in)
+    done = wait_finished(run.pk, 120)
+    assert done.status == RunStatus.SUCCEEDED, done.error
+    assert sim.stats.counts["log_offs"] == 1
+    for symbol in ("AAPL", "MSFT"):
+        times = [int(r[0].timestamp()) for r in bars_of(symbol, "1-MINUTE")]
+        assert times == truth_times(sim, symbol, "1 min", "2024-01-02", "2024-01-31")
+
+
+def test_a_200_while_the_gateway_is_in_its_reset_does_not_fail_the_instrument(sim, workers):
+    """The worker's connection is told 1100 (the nightly reset); the gateway answers 200 for
+    contracts that exist for a while. The run waits for 1102, then qualifies through the false
+    200s (asked again after a back-off, as the gateway is just out of its reset)."""
+    worker = workers(sim)
+    sim.call(sim.connectivity_lost)
+    sim.call(sim.spurious_200, 3.0)
+    run = enqueue("AAPL", "2024-01-02", "2024-01-05", "1-MINUTE")
+    worker.wait_for("Connectivity between IB and Trader Workstation has been lost", 10)
+    sim.call(sim.connectivity_restored)
+    done = wait_finished(run.pk, 60)
+    assert done.status == RunStatus.SUCCEEDED, done.error
+    assert sim.stats.errors[200] >= 1 and "nightly reset" in worker.text()
+    times = [int(r[0].timestamp()) for r in bars_of("AAPL", "1-MINUTE")]
+    assert times == truth_times(sim, "AAPL", "1 min", "2024-01-02", "2024-01-05")
+
+
 def test_a_client_id_clash_stops_the_worker_with_a_clear_error(sim, workers, ib_factory):
     ib_factory(sim, client_id=55)
     worker = workers(sim, client_id=55, wait=False)
