@@ -261,7 +261,9 @@ class Coverage(models.Model):
     """A window of one series whose bars are all stored (or known not to exist).
 
     Planning subtracts these windows, so a repeated fetch makes no request, and windows
-    with no bars (holidays, halts) are not asked for again.
+    with no bars (holidays, halts) are not asked for again. A window answered empty although
+    the calendar says it traded is suspect (`empty_since` set): later fetches ask for it again
+    until it has been answered empty often and long enough (selectors.coverage_windows).
     """
 
     instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE)
@@ -271,6 +273,9 @@ class Coverage(models.Model):
     start = models.DateTimeField()
     end = models.DateTimeField()
     source = models.CharField(max_length=16, choices=GatewayKind.choices, default="")
+    # Suspect windows only: when first answered empty for sessions that traded, and how often.
+    empty_since = models.DateTimeField(null=True, blank=True)
+    empty_tries = models.SmallIntegerField(default=0)
 
     class Meta:
         indexes = [models.Index(fields=["instrument", "timeframe", "what_to_show", "rth", "start"])]

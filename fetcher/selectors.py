@@ -30,6 +30,7 @@ from .models import (
 )
 from .queues import TaskName
 from .storage.bars import bars_select
+from .timings import EMPTY_RETRY_S, EMPTY_RETRY_TRIES
 
 FINISHED_RUN = (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.CANCELLED)
 FINISHED_ITEM = (ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED)
@@ -199,11 +200,55 @@ def fetch_schedules() -> list[ScheduleSummary]:
 def coverage_windows(
     *, instrument_id: int, timeframe: int, what_to_show: int, rth: bool
 ) -> list[tuple[int, int]]:
-    """The windows of one series known stored (or known empty), merged, in epoch seconds."""
-    rows = Coverage.objects.filter(
-        instrument_id=instrument_id, timeframe=timeframe, what_to_show=what_to_show, rth=rth
-    ).values_list("start", "end")
+    """The windows of one series known stored (or known empty), merged, in epoch seconds: not
+    the suspect ones still asked again (coverage_suspect)."""
+    rows = (
+        Coverage.objects.filter(
+            instrument_id=instrument_id, timeframe=timeframe, what_to_show=what_to_show, rth=rth
+        )
+        .filter(_settled())
+        .values_list("start", "end")
+    )
     return intervals_merge([(epoch(a), epoch(b)) for a, b in rows])
+
+
+@dataclass(frozen=True)
+class SuspectWindow:
+    """A window answered "no data" although the calendar says it traded."""
+
+    start: dt.datetime
+    end: dt.datetime
+    first_empty: dt.datetime  # when first answered empty
+    tries: int  # times answered empty
+    settled: bool  # counts as covered now (asked often and long enough); else asked again
+
+
+def coverage_suspect(
+    *, instrument_id: int, timeframe: int, what_to_show: int, rth: bool
+) -> list[SuspectWindow]:
+    """One series' windows answered empty for sessions that traded, oldest first: those later
+    fetches still ask again, and those settled as covered (EMPTY_RETRY_TRIES answers over
+    EMPTY_RETRY_S). For `bars check` and the planner."""
+    rows = Coverage.objects.filter(
+        instrument_id=instrument_id,
+        timeframe=timeframe,
+        what_to_show=what_to_show,
+        rth=rth,
+        empty_since__isnull=False,
+    ).annotate(is_settled=models.ExpressionWrapper(_settled(), output_field=models.BooleanField()))
+    return [
+        SuspectWindow(c.start, c.end, c.empty_since, c.empty_tries, c.is_settled)
+        for c in rows.order_by("start")
+    ]
+
+
+def _settled() -> models.Q:
+    """Coverage that counts: a window stored (or empty on no session), or suspect but answered
+    empty often and long enough."""
+    long_ago = timezone.now() - dt.timedelta(seconds=EMPTY_RETRY_S)
+    return models.Q(empty_since__isnull=True) | models.Q(
+        empty_tries__gte=EMPTY_RETRY_TRIES, empty_since__lte=long_ago
+    )
 
 
 def store_source(*, exclude: str = "") -> tuple[str, str] | None:

@@ -37,3 +37,9 @@ RESET_GRACE_S = 300.0
 # The ibkr worker warns that the gateway may be logged off (its weekly login with 2FA) once its
 # port has refused connections this long.
 LOGGED_OFF_WARN_S = 120.0
+
+# A window answered "no data" although the calendar says it traded is asked again by later
+# fetches until it has been answered empty this many times, over at least this long; then it
+# counts as covered (a halted or thin day, not a passing glitch of the gateway).
+EMPTY_RETRY_TRIES = 3
+EMPTY_RETRY_S = 2 * 86_400.0

@@ -53,12 +53,15 @@ def fetch_plan(
     head: datetime | None,
     covered: list[tuple[int, int]],
     now: float,
+    retry: list[tuple[int, int]] = (),
 ) -> FetchPlan:
     """The one planning recipe, for a fetch and for the question "is this range stored":
     the range (ranges.resolve_range), the instrument's sessions, then the requests.
 
     `listing` is what the gateway said of the instrument (sec_type, exchange,
-    primary_exchange, time_zone: a qualified contract, or the stored instrument)."""
+    primary_exchange, time_zone: a qualified contract, or the stored instrument). `retry`:
+    windows once answered empty although they traded, which an update (no start date) asks
+    for again wherever they lie; the range then starts at the first of them."""
     first, last, note = resolve_range(
         start=start,
         end=end,
@@ -75,14 +78,26 @@ def fetch_plan(
         primary_exchange=listing.primary_exchange,
         time_zone=listing.time_zone,
     )
-    requests = plan_requests(
-        sessions=sessions,
-        timeframe=timeframe,
-        use_rth=use_rth,
-        start=first,
-        end=last,
-        covered=covered,
-    )
+
+    def plan(lo: int, hi: int) -> list[PlannedRequest]:
+        return plan_requests(
+            sessions=sessions,
+            timeframe=timeframe,
+            use_rth=use_rth,
+            start=lo,
+            end=hi,
+            covered=covered,
+        )
+
+    requests = plan(first, last)
+    again = sorted((lo, min(hi, first)) for lo, hi in retry if lo < first) if start is None else []
+    if again:
+        requests = sorted(
+            [*requests, *(r for lo, hi in again for r in plan(lo, hi))],
+            key=lambda r: r.window_start,
+        )
+        first = again[0][0]
+        note += f"; {len(again)} window(s) once answered empty asked again"
     return FetchPlan(first, last, note, requests)
 
 

@@ -14,7 +14,7 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
-from .time import DEFAULT_ZONE, zone_name
+from .time import DAY, DEFAULT_ZONE, zone_name
 
 CME_FAMILY = frozenset({"CME", "GLOBEX", "CBOT", "NYMEX", "COMEX"})
 FIRST_YEAR, LAST_YEAR = 1980, 2031
@@ -45,6 +45,13 @@ class SessionTable:
         """Session days d with first_day <= d <= last_day."""
         lo, hi = np.searchsorted(self.day, [first_day, last_day + 1])
         return self.day[lo:hi]
+
+    def traded(self, start: int, end: int, use_rth: bool, *, daily: bool) -> bool:
+        """Whether a session lies in [start, end): by its hours, or for daily and larger bars
+        (date space: 00:00 UTC of each date) by its date."""
+        if daily:
+            return len(self.days_between(-(-start // DAY), (end - 1) // DAY)) > 0
+        return len(self.between(start, end, use_rth)[1]) > 0
 
 
 def _epoch(index) -> np.ndarray:

@@ -26,7 +26,7 @@ from fetcher import selectors
 from fetcher.domain.bars import BarBatch
 from fetcher.domain.planning import fetch_plan
 from fetcher.domain.ranges import complete_until
-from fetcher.domain.time import zone_info
+from fetcher.domain.time import epoch, zone_info
 from fetcher.domain.timeframes import BY_CODE, WhatToShow
 from fetcher.exceptions import (
     FalseUnknownContract,
@@ -217,9 +217,14 @@ class RunExecutor:
         spec = items.item_spec(item)
         qualified = await self._with_reconnect(lambda: self._qualify(spec))
         instrument = await db(instruments.instrument_save)(qualified=qualified)
-        covered = await db(selectors.coverage_windows)(
-            instrument_id=instrument.pk, timeframe=tf.code, what_to_show=self.what, rth=run.use_rth
-        )
+        series = {
+            "instrument_id": instrument.pk,
+            "timeframe": tf.code,
+            "what_to_show": self.what,
+            "rth": run.use_rth,
+        }
+        covered = await db(selectors.coverage_windows)(**series)
+        suspect = await db(selectors.coverage_suspect)(**series)
         # the head timestamp bounds every range: no request before the first data point
         head = await self._with_reconnect(
             lambda: self.gateway.head_timestamp(qualified, self.what.name, run.use_rth)
@@ -237,6 +242,8 @@ class RunExecutor:
             head=head,
             covered=covered,
             now=time.time(),
+            # windows once answered "no data" although they traded: asked again by updates
+            retry=[(epoch(w.start), epoch(w.end)) for w in suspect if not w.settled],
         )
         chunks = await db(items.item_plan)(item_id=item.pk, instrument_id=instrument.pk, plan=plan)
         self._emit(event="planned", chunks=len(chunks), instrument=qualified.symbol)

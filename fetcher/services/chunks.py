@@ -1,13 +1,17 @@
-"""A run's chunks (one per planned request): answers stored, attempts that failed."""
+"""A run's chunks (one per planned request): answers stored (bars, coverage, suspect empty
+windows), attempts that failed."""
 
 from __future__ import annotations
 
 from django.db import transaction
 from django.db.models import Case, F, Value, When
+from django.utils import timezone
 
 from fetcher.domain.bars import BarBatch
+from fetcher.domain.sessions import session_table
 from fetcher.domain.time import epoch, from_epoch
-from fetcher.models import ChunkStatus, Coverage, FetchChunk
+from fetcher.domain.timeframes import BY_CODE
+from fetcher.models import ChunkStatus, Coverage, FetchChunk, Instrument
 from fetcher.storage.bars import SeriesBatch, bars_upsert_many
 
 from .fetch_runs import ERROR_MAX_CHARS
@@ -56,6 +60,8 @@ def chunks_store(*, results: list[tuple[int, BarBatch, int]]) -> int:
         )
         # a window is covered up to its end, or up to the last complete bar when still open
         covered_end = {c.pk: min(epoch(c.window_end), given[c.pk][1]) for c in chunks}
+        answered = [c for c in chunks if covered_end[c.pk] > epoch(c.window_start)]
+        suspects = _suspects_answered(run, answered, given, covered_end)
         Coverage.objects.bulk_create(
             Coverage(
                 instrument_id=c.instrument_id,
@@ -65,9 +71,9 @@ def chunks_store(*, results: list[tuple[int, BarBatch, int]]) -> int:
                 start=c.window_start,
                 end=from_epoch(covered_end[c.pk]),
                 source=run.source,
+                **suspects.get(c.pk, {}),
             )
-            for c in chunks
-            if covered_end[c.pk] > epoch(c.window_start)
+            for c in answered
         )
         received = {c.pk: len(given[c.pk][0]) for c in chunks}
         FetchChunk.objects.filter(pk__in=received).update(
@@ -92,6 +98,49 @@ def chunks_store(*, results: list[tuple[int, BarBatch, int]]) -> int:
                 run_id=run.pk, item_id=item_id, chunks_done=done, bars=bars, requests=done
             )
     return written
+
+
+def _suspects_answered(run, chunks, given, covered_end) -> dict[int, dict]:
+    """The suspect coverage of these answers: {chunk id: its fields} for those answered empty
+    although the instrument's calendar says a session traded in the window, first seen and
+    counted across fetches. The suspect windows these answers cover are replaced (healed by
+    bars, or answered empty once more)."""
+    series = Coverage.objects.filter(
+        instrument_id__in={c.instrument_id for c in chunks},
+        timeframe=run.timeframe,
+        what_to_show=run.what_to_show,
+        rth=run.use_rth,
+    )
+    earlier = list(series.filter(empty_since__isnull=False))
+    instruments = Instrument.objects.in_bulk({c.instrument_id for c in chunks})
+    daily = not BY_CODE[run.timeframe].intraday
+    now, suspects, replaced = timezone.now(), {}, []
+    for c in chunks:
+        lo, hi = epoch(c.window_start), covered_end[c.pk]
+        inside = [
+            e
+            for e in earlier
+            if e.instrument_id == c.instrument_id and lo <= epoch(e.start) and epoch(e.end) <= hi
+        ]
+        replaced += [e.pk for e in inside]
+        if len(given[c.pk][0]) or not _traded(instruments[c.instrument_id], lo, hi, run, daily):
+            continue
+        suspects[c.pk] = {
+            "empty_since": min([now, *(e.empty_since for e in inside)]),
+            "empty_tries": max([0, *(e.empty_tries for e in inside)]) + 1,
+        }
+    series.filter(pk__in=replaced).delete()
+    return suspects
+
+
+def _traded(instrument: Instrument, start: int, end: int, run, daily: bool) -> bool:
+    sessions = session_table(
+        sec_type=instrument.sec_type,
+        exchange=instrument.exchange,
+        primary_exchange=instrument.primary_exchange,
+        time_zone=instrument.time_zone,
+    )
+    return sessions.traded(start, end, run.use_rth, daily=daily)
 
 
 def chunk_fail(*, chunk_id: int, code: int | None, message: str, final: bool) -> None:

@@ -264,6 +264,29 @@ def test_fetch_plan_update_after_the_last_stored_bar():
     assert plan_of(timeframe="1-MINUTE", covered=[(local(2024, 6, 3), NOW)]).requests == []
 
 
+def test_an_update_asks_again_for_windows_once_answered_empty():
+    """A window answered "no data" although it traded (suspect, so not covered) lies before the
+    last stored bar: an update asks for it too, and its range starts there; a fetch of given
+    dates does not reach out for it."""
+    glitch = (local(2024, 6, 12, 9, 30), local(2024, 6, 12, 16))
+    covered = [(local(2024, 6, 3), glitch[0]), (glitch[1], local(2024, 6, 28, 12))]
+    plan = plan_of(timeframe="1-MINUTE", covered=covered, retry=[glitch])
+    assert (plan.start, plan.end) == (glitch[0], NOW)
+    assert plan.note.endswith("; 1 window(s) once answered empty asked again")
+    assert [(r.window_start, r.window_end, r.duration) for r in plan.requests] == [
+        (*glitch, "1 D"),
+        (local(2024, 6, 28, 12), NOW, "7200 S"),
+    ]
+    dated = plan_of(
+        timeframe="1-MINUTE",
+        covered=covered,
+        retry=[glitch],
+        start=dt.date(2024, 6, 20),
+        end=dt.date(2024, 6, 21),
+    )
+    assert [r.window_start for r in dated.requests] == []  # covered, and the glitch not asked
+
+
 def test_fetch_plan_reads_ranges_in_the_listing_zone_and_its_calendar():
     es = Listing("FUT", "CME", "", "US/Central")
     plan = plan_of(

@@ -185,3 +185,17 @@ def test_days_between_is_inclusive():
     days = XNYS.days_between(first, first + 4)  # Monday to Friday, Thursday the 4th a holiday
     assert (days - first).tolist() == [0, 1, 2, 4]
     assert len(XNYS.days_between(first + 5, first + 6)) == 0
+
+
+def test_traded_tells_whether_a_window_holds_a_session():
+    """What makes an empty answer suspect: a session the calendar says traded in the window
+    (2024-07-03 closes at 13:00, its extended hours at 17:00)."""
+    july = [epoch(ny(2024, 7, d)) for d in (3, 4, 5)]  # Wednesday, Independence Day, Friday
+    assert XNYS.traded(july[0], july[1], use_rth=True, daily=False)
+    assert not XNYS.traded(july[1], july[2], use_rth=True, daily=False)  # the holiday
+    assert not XNYS.traded(epoch(ny(2024, 7, 3, 13, 30)), july[1], use_rth=True, daily=False)
+    assert XNYS.traded(epoch(ny(2024, 7, 3, 13, 30)), july[1], use_rth=False, daily=False)
+    day = 86_400
+    july4 = (dt.date(2024, 7, 4) - EPOCH_DATE).days * day  # date space: 00:00 UTC of the date
+    assert not XNYS.traded(july4, july4 + day, use_rth=True, daily=True)
+    assert XNYS.traded(july4, july4 + 2 * day, use_rth=True, daily=True)

@@ -6,22 +6,34 @@ Each run ends with every bar once, or fails its instrument at once."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 
 import pytest
 
 from fetcher.domain.requests import FetchRequest
+from fetcher.domain.timeframes import WhatToShow, timeframe_parse
 from fetcher.execution.executor import fetch_run_execute
-from fetcher.models import FetchChunk, FetchRun, FetchRunItem, ItemStatus, RunStatus
+from fetcher.models import (
+    Coverage,
+    FetchChunk,
+    FetchRun,
+    FetchRunItem,
+    Instrument,
+    ItemStatus,
+    RunStatus,
+)
 from fetcher.services.fetch_runs import fetch_run_create
 from fetcher.services.submit import fetch_submit
+from fetcher.timings import EMPTY_RETRY_S, EMPTY_RETRY_TRIES
 from ibsim.server import Faults
 from tests.support import bars_of, recent_sessions, truth_times, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SYMBOLS = ("AAPL", "MSFT")
+MINUTE = timeframe_parse("1-MINUTE")
 JANUARY = ("2024-01-02", "2024-01-31")  # of 1-minute bars: 21 requests an instrument
 
 
@@ -164,3 +176,67 @@ def test_a_permission_lost_mid_run_fails_the_instrument_and_stops_its_requests(
     refused = FetchChunk.objects.filter(last_error_code=162)
     assert refused.exists() and all(c.attempts == 1 for c in refused)  # never retried
     assert sim.stats.counts["historical_requests"] < 14  # the rest never sent
+
+
+# --- "no data" for a session that traded: a suspect window, healed by a later update -----------
+
+
+def fetch_minutes(start: str | None = None, end: str | None = None) -> FetchRun:
+    """A 1-minute fetch of AAPL in this process: of the dates given, else an update."""
+    request = FetchRequest.parse(instruments="AAPL", timeframe="1-MINUTE", start=start, end=end)
+    return fetch_run_execute(run_id=fetch_run_create(request=request).pk)
+
+
+def suspect_windows() -> list:
+    from fetcher.selectors import coverage_suspect
+
+    instrument = Instrument.objects.get(symbol="AAPL")
+    return coverage_suspect(
+        instrument_id=instrument.pk, timeframe=MINUTE.code, what_to_show=WhatToShow.TRADES, rth=True
+    )
+
+
+def test_a_no_data_glitch_on_a_session_that_traded_is_healed_by_the_next_update(
+    sim_factory, point_at
+):
+    """The gateway answers "no data" for a session the calendar says traded (a glitch): the
+    window is suspect, not covered. The next update (no start date) asks for it again, though
+    it lies before the last stored bar, and stores its bars."""
+    sim = point_at(sim_factory())
+    days = [d.isoformat() for d in recent_sessions(3, days_ago=3)]
+    assert fetch_minutes(days[0], days[0]).status == RunStatus.SUCCEEDED
+    sim.config.faults.no_data_rate = 1.0  # every answer with bars says "no data" instead
+    assert fetch_minutes(days[1], days[1]).status == RunStatus.SUCCEEDED
+    sim.config.faults.no_data_rate = 0.0
+    assert fetch_minutes(days[2], days[2]).status == RunStatus.SUCCEEDED
+    [glitch] = suspect_windows()
+    assert (glitch.tries, glitch.settled) == (1, False)
+    assert glitch.start.date().isoformat() == days[1]
+    update = fetch_minutes()
+    assert update.status == RunStatus.SUCCEEDED
+    assert (
+        "1 window(s) once answered empty asked again" in FetchRunItem.objects.get(run=update).note
+    )
+    assert suspect_windows() == []
+    times = [int(r[0].timestamp()) for r in bars_of("AAPL", "1-MINUTE")]
+    truth = truth_times(sim, "AAPL", "1 min", days[0], days[-1])
+    assert times[: len(truth)] == truth
+
+
+def test_a_window_answered_empty_often_and_long_enough_counts_as_covered(sim_factory, point_at):
+    """A session the calendar says traded, answered "no data" every time (a halt the calendar
+    does not know): asked again by later fetches, then, answered empty EMPTY_RETRY_TRIES times
+    over EMPTY_RETRY_S, covered: no request for it any more."""
+    sim = point_at(sim_factory(faults=Faults(no_data_rate=1.0)))
+    day = recent_sessions(1, days_ago=3)[0].isoformat()
+    for _ in range(EMPTY_RETRY_TRIES):
+        assert fetch_minutes(day, day).status == RunStatus.SUCCEEDED
+    assert sim.stats.counts["historical_requests"] == EMPTY_RETRY_TRIES
+    [window] = suspect_windows()
+    assert (window.tries, window.settled) == (EMPTY_RETRY_TRIES, False)  # not long enough yet
+    long_ago = window.first_empty - dt.timedelta(seconds=EMPTY_RETRY_S)
+    Coverage.objects.filter(empty_since__isnull=False).update(empty_since=long_ago)
+    [window] = suspect_windows()
+    assert window.settled  # still listed (bars check shows it), counted as covered
+    assert fetch_minutes(day, day).status == RunStatus.SUCCEEDED
+    assert sim.stats.counts["historical_requests"] == EMPTY_RETRY_TRIES  # not asked again
