@@ -1,10 +1,12 @@
 """At the scale users run: a year of 1-minute bars for three instruments (750 requests, about
 290,000 bars) through `manage.py fetch` and a real ibkr worker, Redis pacer, PostgreSQL and
-the simulator in a process of its own; every bar equals the simulator's ground truth."""
+the simulator in a process of its own; every bar equals the simulator's ground truth, also
+through a daily restart, a farm outage and the nightly reset's false 200s."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import socket
 import subprocess
@@ -37,24 +39,40 @@ START, END = dt.date(2025, 1, 1), dt.date(2025, 12, 31)
 
 
 @pytest.fixture
-def sim_process(tmp_path):
+def sim_processes():
+    """Start the simulator in a process of its own, as `python -m ibsim OPTIONS` runs it; the
+    port it listens on. Every one is stopped at the end of the test."""
+    started: list[subprocess.Popen] = []
+
+    def start(*options: str) -> int:
+        port = free_port()
+        command = [sys.executable, "-m", "ibsim", "--host", "127.0.0.1", "--port", str(port)]
+        started.append(
+            subprocess.Popen(
+                [*command, *options],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(listening, 60, "simulator listening")
+        return port
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        proc.wait(15)
+
+
+@pytest.fixture
+def sim_process(sim_processes):
     """The simulator in a process of its own, as `python -m ibsim` runs it."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ibsim", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-    def listening() -> bool:
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    wait_until(listening, 60, "simulator listening")
-    yield port
-    proc.terminate()
-    proc.wait(15)
+    return sim_processes()
 
 
 def truth(symbol: str):
@@ -68,19 +86,21 @@ def truth(symbol: str):
     )
 
 
-def test_a_year_of_minutes_for_three_instruments_through_the_worker(
-    sim_process, workers, tmp_path, admin_client
-):
-    class Sim:  # what the workers fixture needs to know of the gateway
-        port = sim_process
+def fetch_a_year(port: int, workers, tmp_path) -> FetchRun:
+    """A year of 1-minute bars of SYMBOLS, as a user asks for it: `manage.py fetch` through a
+    real ibkr worker (Redis, PostgreSQL) on the simulator at `port`; the run once it has ended."""
 
+    class Sim:  # what the workers fixture needs to know of the gateway
+        pass
+
+    Sim.port = port
     workers(Sim)
     env = {
         **os.environ,
         "DATABASE_URL": worker_database_url(),
         "REDIS_URL": django_settings.REDIS_URL,
         "IBKR_HOST": "127.0.0.1",
-        "IBKR_PORT": str(sim_process),
+        "IBKR_PORT": str(port),
         "DATA_DIR": str(tmp_path / "data"),
     }
     args = ["--start", START.isoformat(), "--end", END.isoformat(), "--timeframe", "1-MINUTE"]
@@ -93,10 +113,11 @@ def test_a_year_of_minutes_for_three_instruments_through_the_worker(
         timeout=900,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return FetchRun.objects.get()
 
-    run = FetchRun.objects.get()
-    assert run.status == RunStatus.SUCCEEDED, run.error
-    assert run.requests_made == len(SYMBOLS) * 250  # one request per session, none twice
+
+def assert_every_bar_once(run: FetchRun, tmp_path) -> None:
+    """Each series equals the simulator's ground truth, bar for bar; the catalog holds them."""
     total = 0
     for symbol in SYMBOLS:
         want = truth(symbol)
@@ -116,7 +137,39 @@ def test_a_year_of_minutes_for_three_instruments_through_the_worker(
     assert run.bars_stored == total > 250_000
     catalog = catalog_dataset(tmp_path / "data" / "catalog").to_table()
     assert catalog.num_rows == total
+
+
+def test_a_year_of_minutes_for_three_instruments_through_the_worker(
+    sim_process, workers, tmp_path, admin_client
+):
+    run = fetch_a_year(sim_process, workers, tmp_path)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.requests_made == len(SYMBOLS) * 250  # one request per session, none twice
+    assert_every_bar_once(run, tmp_path)
     admin_at_scale(admin_client, run)
+
+
+def test_a_year_of_minutes_through_a_daily_restart_a_farm_outage_and_false_200s(
+    sim_processes, workers, tmp_path
+):
+    """The same year, the gateway in its own process going through a daily restart (the port
+    refusing connections for 2 s), its historical farm broken for 2 s and the nightly reset's
+    false 200s for 2 s, a few hundred requests apart: the run succeeds with every bar once."""
+    stats = tmp_path / "sim-stats.json"
+    port = sim_processes(
+        "--restart-after-requests", "150", "--restart-down-s", "2",
+        "--farm-outage-after-requests", "350", "--farm-outage-s", "2",
+        "--spurious-200-after-requests", "550", "--spurious-200-s", "2",
+        "--stats-file", str(stats),
+    )  # fmt: skip
+    run = fetch_a_year(port, workers, tmp_path)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert_every_bar_once(run, tmp_path)
+    counts = json.loads(stats.read_text())  # written every second: long after the faults
+    assert counts["restarts"] == 1 and counts["connections"] >= 2
+    assert counts["farm_outages"] == 1 and counts["errors"]["2106"] >= 2  # at connect, and back
+    assert counts["errors"]["200"] >= 1
+    assert run.requests_made > len(SYMBOLS) * 250  # what the faults cost was asked again
 
 
 def admin_at_scale(client, run: FetchRun) -> None:
