@@ -36,8 +36,7 @@ class Ticket:
         something does, it goes back to wait (its admission by the pacer wasted, which is safe:
         the pacer counted a request the gateway never saw)."""
         self.at = self.holds.clock()
-        trouble = self.holds._trouble
-        return not self.holds._held and (trouble is None or trouble.probe in (None, self.task))
+        return self.holds._still_free(self)
 
     def answered(self) -> None:
         """The gateway answered it: a trouble older than the request is over."""
@@ -123,6 +122,17 @@ class RequestHolds:
             if trouble is not None and trouble.probe is ticket.task:
                 trouble.probe = None  # the probe ended with neither: another one may go
                 self._notify()
+
+    def _still_free(self, ticket: Ticket) -> bool:
+        trouble = self._trouble
+        if self._held:
+            return False
+        if trouble is None or trouble.probe is ticket.task:
+            return True
+        if ticket.at < trouble.until or trouble.probe is not None and not trouble.probe.done():
+            return False  # a trouble began meanwhile, or another request probes it
+        trouble.probe = ticket.task  # the back-off is over and nobody probes: this one does
+        return True
 
     def _answered(self, ticket: Ticket) -> None:
         trouble = self._trouble

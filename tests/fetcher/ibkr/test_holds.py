@@ -58,22 +58,37 @@ def test_a_hold_that_lasts_fails_the_request_with_the_gateways_words():
 
 
 def test_a_trouble_holds_everyone_and_one_request_probes_after_a_back_off():
-    async def scenario():
-        h, log = holds(), []
-        await go(h, log, "first", COMPETING)  # the trouble begins
-        others = [asyncio.ensure_future(go(h, log, name)) for name in ("b", "c", "d")]
-        probe = asyncio.ensure_future(go(h, log, "probe", COMPETING))  # still in trouble
-        await asyncio.sleep(0.01)
-        before = list(log)
-        await asyncio.wait_for(probe, 1)  # after the first back-off ...
-        after_probe = list(log)  # ... it alone went (its trouble doubles the back-off)
-        await asyncio.wait_for(asyncio.gather(*others), 2)  # the next probe is answered
-        return before, after_probe, log
+    """The session is in trouble while `trouble` says so: after each back-off one waiting
+    request (whichever) probes; while it meets the trouble the others keep waiting; once one is
+    answered they all go."""
 
-    before, after_probe, log = asyncio.run(scenario())
-    assert before == ["first"]
-    assert after_probe == ["first", "probe"]
-    assert log[:2] == ["first", "probe"] and sorted(log[2:]) == ["b", "c", "d"]
+    async def scenario():
+        h, log, trouble = holds(probe_first_s=0.05), [], [COMPETING]
+
+        async def request(name: str) -> None:
+            async with h.passage() as ticket:
+                log.append(name)
+                if trouble:
+                    ticket.troubled(trouble[0])
+                else:
+                    ticket.answered()
+
+        await request("first")  # the trouble begins
+        waiting = [asyncio.ensure_future(request(name)) for name in "abcd"]
+        await asyncio.sleep(0.01)
+        seen = [len(log)]  # held for the back-off
+        while len(log) < 2:
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.03)  # the probe met the trouble: its back-off doubled to 0.1 s
+        seen.append(len(log))
+        trouble.clear()  # the next probe is answered, and everyone goes
+        await asyncio.wait_for(asyncio.gather(*waiting), 2)
+        seen.append(len(log))
+        return seen, log
+
+    seen, log = asyncio.run(scenario())
+    assert seen == [1, 2, 5]
+    assert log[0] == "first" and sorted(log[1:]) == ["a", "b", "c", "d"]
 
 
 def test_an_answer_to_a_request_sent_before_the_trouble_does_not_end_it():
