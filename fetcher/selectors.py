@@ -13,8 +13,12 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from .domain.bars import BarBatch
-from .domain.planning import intervals_merge
-from .domain.time import epoch, from_epoch
+from .domain.estimates import FetchEstimate, pacing_seconds, plan_bars
+from .domain.instruments import InstrumentSpec, spec_time_zone
+from .domain.planning import Listing, fetch_plan, intervals_merge
+from .domain.requests import FetchRequest
+from .domain.sessions import session_table
+from .domain.time import DEFAULT_ZONE, epoch, from_epoch
 from .domain.timeframes import BY_CODE, TimeframeSpec
 from .models import (
     Bar,
@@ -127,6 +131,74 @@ def fetch_runs_orphaned(*, stale_after_s: float | None = None) -> list[int]:
     if stale_after_s is not None:
         runs = runs.filter(heartbeat_at__lt=timezone.now() - dt.timedelta(seconds=stale_after_s))
     return list(runs.values_list("pk", flat=True))
+
+
+def instrument_find(*, spec: InstrumentSpec) -> Instrument | None:
+    """The stored instrument a spec names: by conId when known, else by its fields (the
+    exchange for anything but a stock, the listing exchange for a stock that names one)."""
+    if spec.con_id:
+        return Instrument.objects.filter(con_id=spec.con_id).first()
+    found = Instrument.objects.filter(
+        symbol=spec.symbol, sec_type=spec.sec_type, currency=spec.currency
+    )
+    if spec.sec_type != "STK":
+        found = found.filter(exchange=spec.exchange)
+    elif spec.primary_exchange:
+        found = found.filter(primary_exchange=spec.primary_exchange)
+    return found.order_by("pk").first()
+
+
+def fetch_estimate(*, request: FetchRequest, now: float) -> FetchEstimate:
+    """What a request will cost, planned as the executor plans it from what is stored: the
+    stored instrument's listing, coverage and first data point (a new instrument's listing
+    as its spec tells, its first data point unknown)."""
+    total = FetchEstimate(0, 0, 0.0)
+    tf, what = request.timeframe, request.what_to_show
+    for spec in request.instruments:
+        instrument = instrument_find(spec=spec)
+        listing = instrument or Listing(
+            spec.sec_type,
+            spec.exchange,
+            spec.primary_exchange,
+            spec_time_zone(spec) or DEFAULT_ZONE,
+        )
+        covered, head = [], None
+        if instrument is not None:
+            covered = coverage_windows(
+                instrument_id=instrument.pk,
+                timeframe=tf.code,
+                what_to_show=what,
+                rth=request.use_rth,
+            )
+            stored_head = instrument.head_timestamps.get(what.name)
+            head = dt.datetime.fromisoformat(stored_head) if stored_head else None
+        plan = fetch_plan(
+            listing=listing,
+            timeframe=tf,
+            use_rth=request.use_rth,
+            start=request.start,
+            end=request.end,
+            since_head=request.since_head,
+            head=head,
+            covered=covered,
+            now=now,
+        )
+        sessions = session_table(
+            sec_type=listing.sec_type,
+            exchange=listing.exchange,
+            primary_exchange=listing.primary_exchange,
+            time_zone=listing.time_zone,
+        )
+        to_head = request.since_head or (not request.start and not covered and not tf.intraday)
+        total += FetchEstimate(
+            len(plan.requests),
+            plan_bars(plan, sessions, tf, request.use_rth),
+            0.0,
+            (spec.label,) if to_head and head is None else (),
+        )
+    return FetchEstimate(
+        total.requests, total.bars, pacing_seconds(total.requests, tf), total.unknown
+    )
 
 
 def instrument_time_zone(*, symbol: str, sec_type: str, exchange: str, currency: str) -> str:

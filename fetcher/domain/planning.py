@@ -32,6 +32,17 @@ class PlannedRequest:
 
 
 @dataclass(frozen=True)
+class Listing:
+    """Where an instrument trades, as far as planning needs it (a qualified contract and a
+    stored instrument have these fields too)."""
+
+    sec_type: str
+    exchange: str
+    primary_exchange: str
+    time_zone: str
+
+
+@dataclass(frozen=True)
 class FetchPlan:
     """One instrument's part of a fetch: the range [start, end) and why it was chosen, and the
     requests that fetch what of it is not stored yet (none: nothing to fetch)."""

@@ -44,7 +44,11 @@ class Command(BaseCommand):
             default="",
             help="read the cron in this zone instead of the instruments' exchange zone",
         )
-        parser.add_argument("--what-to-show", default="TRADES", help="TRADES, MIDPOINT, BID, ...")
+        parser.add_argument(
+            "--what-to-show",
+            default="",
+            help="TRADES (default; forex: MIDPOINT), MIDPOINT, BID, ...",
+        )
         rth = parser.add_mutually_exclusive_group()
         rth.add_argument("--rth", dest="use_rth", action="store_true", default=True)
         rth.add_argument("--no-rth", dest="use_rth", action="store_false")
