@@ -69,7 +69,7 @@ def ours(bars, fast: int, slow: int, commission: float):
 
 
 def reference(bars, fast: int, slow: int, commission: float):
-    from tests.backtests.reference import frame, reference_run
+    from tests.support.backtest_reference import frame, reference_run
 
     data = frame(bars.ts, bars.open, bars.high, bars.low, bars.close)
     with warnings.catch_warnings():

@@ -11,7 +11,7 @@ from backtests.domain.commissions import FractionCommission, IbkrFixedCommission
 from backtests.domain.engine import EngineConfig, backtest_run
 from backtests.domain.metrics import metrics_compute
 from backtests.domain.strategies import strategy_get
-from tests.backtests.reference import assert_same_run, frame, reference_run
+from tests.support.backtest_reference import assert_same_run, frame, reference_run
 
 
 def ours(ts, open_, close, *, fast, slow, cash, commission, trade_on_close, long_short):

@@ -13,7 +13,7 @@ from fetcher.domain.time import dates_epochs, zone_info
 from fetcher.domain.timeframes import timeframe_parse
 from fetcher.models import Instrument
 from fetcher.selectors import bars_read
-from tests.backtests.reference import assert_same_stored, frame, reference_run
+from tests.support.backtest_reference import assert_same_stored, frame, reference_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
