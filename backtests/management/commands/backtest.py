@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import uuid
@@ -13,8 +14,9 @@ from rich.table import Table
 
 from backtests.domain.commissions import commission_parse
 from backtests.domain.metrics import DURATIONS, METRICS, TIMES, duration_text, time_text
+from backtests.domain.problems import InvalidRequest
 from backtests.domain.strategies import STRATEGIES, strategy_get
-from backtests.domain.sweeps import grid_parse, grid_points
+from backtests.domain.sweeps import grid_parse, sweep_points
 from backtests.models import DataSource
 from backtests.selectors import backtest_runs_of_group
 from backtests.services.bars import (
@@ -48,6 +50,24 @@ FETCH_TIMEOUT_S = 3600.0
 SWEEP_TIMEOUT_S = 3600.0
 SWEEP_CHUNK_POINTS = 10  # grid points per task
 TRADES_SHOWN = 10  # last trades listed per symbol
+
+
+def _flag(field: str) -> str:
+    """The option that gives a request's field: data_source -> --data-source."""
+    return "--" + field.replace("_", "-")
+
+
+def _phrased_with_flags(handle):
+    """A request's problems phrased with this command's options: '--fast 30 must be ...'."""
+
+    @functools.wraps(handle)
+    def wrapper(self, *args, **opts):
+        try:
+            return handle(self, *args, **opts)
+        except InvalidRequest as exc:
+            raise InvalidInput(exc.phrase(_flag)) from None
+
+    return wrapper
 
 
 class Command(BaseCommand):
@@ -101,6 +121,7 @@ class Command(BaseCommand):
         )
 
     @user_errors
+    @_phrased_with_flags
     def handle(self, *args, **opts):
         strategy = strategy_get(opts["strategy"])
         if not opts["symbols"] or not opts["symbols"].strip():
@@ -130,7 +151,7 @@ class Command(BaseCommand):
             long_short=opts["long_short"],
         )
         grids = {
-            name: grid_parse(opts.get(name), f"--{name}") or [default]
+            name: grid_parse(opts.get(name), name) or [default]
             for name, default in strategy.defaults.items()
         }
         sweep = any(len(values) > 1 for values in grids.values())
@@ -139,7 +160,7 @@ class Command(BaseCommand):
         if sweep:
             if len(specs) > 1:
                 raise InvalidInput("a sweep takes one symbol: give --symbols one symbol")
-            points, skipped = _valid_points(strategy, grids)
+            points, skipped = sweep_points(strategy, grids)
             metric = metric_check(opts["maximize"], METRICS)
         else:
             params = strategy.params_resolve({k: v[0] for k, v in grids.items()})
@@ -397,20 +418,6 @@ def _positive_int(text: str, name: str) -> int:
     if value < 1:
         raise InvalidInput(f"{name} {text!r} must be at least 1")
     return value
-
-
-def _valid_points(strategy, grids) -> tuple[list[dict], int]:
-    points, skipped = [], 0
-    for point in grid_points(grids):
-        try:
-            points.append(strategy.params_resolve(point))
-        except InvalidInput:
-            skipped += 1
-    if not points:
-        raise InvalidInput(
-            f"no point of the grid is valid for {strategy.name} (e.g. every --fast >= --slow)"
-        )
-    return points, skipped
 
 
 def _when(text: str) -> str:

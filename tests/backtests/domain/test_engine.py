@@ -1,19 +1,13 @@
 """Execution rules on small hand-checked series: next open, trade on close, whole shares,
-commission on both fills, an open trade at the end, reversals, commission schedules."""
+commission on both fills, an open trade at the end, reversals, out of money."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from backtests.domain.commissions import (
-    FractionCommission,
-    IbkrFixedCommission,
-    commission_parse,
-)
+from backtests.domain.commissions import FractionCommission
 from backtests.domain.engine import EngineConfig, backtest_run
-from backtests.domain.strategies.sma import crossings, sma
-from fetcher.exceptions import InvalidInput
 
 OPEN = np.array([10.0, 11.0, 12.0, 13.0, 14.0, 15.0])
 CLOSE = np.array([10.5, 11.5, 12.5, 13.5, 14.5, 15.5])
@@ -89,38 +83,6 @@ def test_long_short_reverses_closing_first_then_sizing_from_the_cash():
 def test_too_little_cash_for_one_share_places_no_trade():
     result = run([0, 1, 0, -1, 0, 0], cash=5.0)
     assert len(result.trades) == 0 and result.open_trade is None
-
-
-def test_ibkr_fixed_commission_schedule():
-    ibkr = IbkrFixedCommission()
-    assert ibkr(1000, 100.0) == pytest.approx(5.0)  # USD 0.005 a share
-    assert ibkr(10, 20.0) == pytest.approx(1.0)  # USD 1 minimum
-    assert ibkr(100, 0.5) == pytest.approx(0.5)  # at most 1% of the trade's value
-    assert ibkr(-1000, 100.0) == pytest.approx(5.0)  # sells pay the same
-
-
-def test_commission_parse():
-    assert commission_parse("0.002") == FractionCommission(0.002)
-    assert commission_parse("IBKR") == IbkrFixedCommission()
-    with pytest.raises(InvalidInput, match="neither a fraction"):
-        commission_parse("cheap")
-    with pytest.raises(InvalidInput, match="from 0 to below 0.1"):
-        commission_parse("0.5")
-
-
-def test_crossings_are_strict_on_both_bars():
-    fast = np.array([1.0, 2.0, 3.0, 3.0, 2.0, 2.0, 1.0])
-    slow = np.array([2.0, 2.5, 2.5, 3.0, 3.0, 1.5, 1.5])
-    # up at 2 (below, then above); 3 touches and 4 is below after the touch: no crossing;
-    # up at 5 (below, then above); down at 6 (above, then below).
-    np.testing.assert_array_equal(crossings(fast, slow), [0, 0, 1, 0, 0, 1, -1])
-    np.testing.assert_array_equal(crossings(slow, fast), [0, 0, -1, 0, 0, -1, 1])
-
-
-def test_sma_is_nan_until_the_window_is_full():
-    values = sma(np.array([1.0, 2.0, 3.0, 4.0]), 3)
-    assert np.isnan(values[:2]).all()
-    np.testing.assert_allclose(values[2:], [2.0, 3.0])
 
 
 def test_out_of_money_closes_everything_and_stops():

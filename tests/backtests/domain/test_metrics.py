@@ -17,9 +17,6 @@ from backtests.domain.metrics import (
     geometric_mean,
     metrics_compute,
 )
-from backtests.domain.strategies import strategy_get
-from backtests.domain.sweeps import grid_parse, grid_points
-from fetcher.exceptions import InvalidInput
 
 MONDAY = 1_704_067_200  # 2024-01-01 00:00 UTC
 
@@ -112,24 +109,3 @@ def test_duration_text():
     assert duration_text(584 * DAY) == "584 days 00:00:00"
     assert duration_text(90 * 60) == "0 days 01:30:00"
     assert duration_text(math.nan) == "-"
-
-
-def test_sweep_grids():
-    assert grid_parse("5:50:5", "--fast") == list(range(5, 51, 5))
-    assert grid_parse("10,30,20", "--fast") == [10, 20, 30]
-    assert grid_parse("10", "--fast") == [10]
-    assert grid_parse(None, "--fast") is None
-    assert len(grid_points({"fast": [5, 10], "slow": [20, 30, 40]})) == 6
-    with pytest.raises(InvalidInput, match="not a whole number"):
-        grid_parse("5:x", "--fast")
-    with pytest.raises(InvalidInput, match="start <= stop"):
-        grid_parse("50:5:5", "--fast")
-
-
-def test_strategy_parameters_are_checked():
-    sma = strategy_get("SMA")
-    assert sma.params_resolve({"fast": None, "slow": None}) == {"fast": 10, "slow": 30}
-    with pytest.raises(InvalidInput, match="--fast 30 must be smaller than --slow 30"):
-        sma.params_resolve({"fast": 30, "slow": 30})
-    with pytest.raises(InvalidInput, match="unknown strategy 'rsi': use one of sma"):
-        strategy_get("rsi")
