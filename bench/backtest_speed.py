@@ -58,13 +58,16 @@ def minute_bars(n: int):
 
 def ours(bars, fast: int, slow: int, commission: float):
     from backtests.domain.commissions import FractionCommission
-    from backtests.domain.engine import EngineConfig
+    from backtests.domain.compute import backtest_compute
+    from backtests.domain.engine import TradingConfig
     from backtests.domain.strategies import strategy_get
-    from backtests.services.runs import backtest_compute
 
-    config = EngineConfig(cash=1_000_000, commission=FractionCommission(commission))
+    trading = TradingConfig(cash=1_000_000, commission=FractionCommission(commission))
     return backtest_compute(
-        bars=bars, strategy=strategy_get("sma"), params={"fast": fast, "slow": slow}, config=config
+        bars=bars,
+        strategy=strategy_get("sma"),
+        params={"fast": fast, "slow": slow},
+        trading=trading,
     )
 
 
@@ -116,11 +119,11 @@ def sweep_figures(bars, bench_db: str, workers: int, chunk: int) -> dict[str, fl
     from ingest import _use_scratch_database
 
     from backtests.domain.commissions import commission_parse
+    from backtests.domain.engine import TradingConfig
     from backtests.domain.strategies import strategy_get
     from backtests.domain.sweeps import grid_parse, grid_points
     from backtests.services import bars as bars_service
     from backtests.services.bars import bars_request
-    from backtests.services.runs import Settings
     from backtests.services.sweeps import sweep_chunks_send, sweep_wait
     from fetcher.domain.instruments import instrument_spec_parse
     from fetcher.domain.time import from_epoch
@@ -177,9 +180,7 @@ def sweep_figures(bars, bench_db: str, workers: int, chunk: int) -> dict[str, fl
             {"fast": grid_parse(SWEEP_FAST, "fast"), "slow": grid_parse(SWEEP_SLOW, "slow")}
         )
     ]
-    settings = Settings(
-        cash=1_000_000, commission=commission_parse("0.001"), commission_text="0.001"
-    )
+    trading = TradingConfig(cash=1_000_000, commission=commission_parse("0.001"))
 
     def sweep(group: str) -> float:
         started = time.perf_counter()
@@ -187,7 +188,7 @@ def sweep_figures(bars, bench_db: str, workers: int, chunk: int) -> dict[str, fl
             request=request,
             strategy="sma",
             points=points,
-            settings=settings,
+            trading=trading,
             group=group,
             chunk_size=chunk,
         )

@@ -11,13 +11,13 @@ from django.db import transaction
 from fetcher.exceptions import IbdataError, InvalidInput
 from fetcher.queues import TaskName, task_send
 
-from ..domain.commissions import commission_parse
+from ..domain.engine import TradingConfig
 from ..domain.metrics import DURATIONS, TIMES
 from ..domain.strategies import strategy_get
 from ..models import BacktestRun, RunKind
 from ..selectors import backtest_runs_count, sweep_points_done
 from .bars import backtest_bars
-from .runs import Settings, backtest_point
+from .runs import backtest_point
 
 SWEEP_POLL_S = 0.2
 
@@ -27,17 +27,12 @@ def sweep_chunks_send(
     request: dict,
     strategy: str,
     points: list[dict],
-    settings: Settings,
+    trading: TradingConfig,
     group: str,
     chunk_size: int,
 ) -> list[str]:
     """Queue the grid's chunks (after this transaction commits); returns their task ids."""
-    config = {
-        "cash": settings.cash,
-        "commission": settings.commission_text,
-        "trade_on_close": settings.trade_on_close,
-        "long_short": settings.long_short,
-    }
+    config = trading.to_json()
     ids: list[str] = []
 
     def send() -> None:
@@ -58,13 +53,7 @@ def sweep_chunk_run(
     (a chunk delivered twice) are skipped. Returns how many were stored."""
     barset = backtest_bars(request=request)
     chosen = strategy_get(strategy)
-    settings = Settings(
-        cash=config["cash"],
-        commission=commission_parse(config["commission"]),
-        commission_text=config["commission"],
-        trade_on_close=config["trade_on_close"],
-        long_short=config["long_short"],
-    )
+    trading = TradingConfig.from_json(config)
     done = sweep_points_done(group=group)
     indicators = _indicator_cache(barset)
     runs = []
@@ -76,7 +65,7 @@ def sweep_chunk_run(
             barset=barset,
             strategy=chosen,
             params=params,
-            settings=settings,
+            trading=trading,
             group=group,
             kind=RunKind.SWEEP,
             indicators=indicators,

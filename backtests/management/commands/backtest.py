@@ -13,6 +13,7 @@ from django.utils import timezone
 from rich.table import Table
 
 from backtests.domain.commissions import commission_parse
+from backtests.domain.engine import TradingConfig
 from backtests.domain.metrics import DURATIONS, METRICS, TIMES, duration_text, time_text
 from backtests.domain.problems import InvalidRequest
 from backtests.domain.strategies import STRATEGIES, strategy_get
@@ -26,7 +27,7 @@ from backtests.services.bars import (
     bars_request,
 )
 from backtests.services.pictures import equity_picture_write, sweep_heatmap_write
-from backtests.services.runs import Settings, backtest_execute, backtest_portfolio
+from backtests.services.runs import backtest_execute, backtest_portfolio
 from backtests.services.sweeps import metric_check, sweep_best, sweep_chunks_send, sweep_wait
 from fetcher.cli import (
     check_broker,
@@ -143,10 +144,9 @@ class Command(BaseCommand):
             raise InvalidInput(
                 f"--data-source {opts['data_source']!r}: use one of {', '.join(DataSource.values)}"
             )
-        settings = Settings(
+        trading = TradingConfig(
             cash=_cash(opts["cash"]),
             commission=commission_parse(opts["commission"]),
-            commission_text=opts["commission"].strip().lower(),
             trade_on_close=opts["trade_on_close"],
             long_short=opts["long_short"],
         )
@@ -217,7 +217,7 @@ class Command(BaseCommand):
                 barsets[0],
                 points,
                 skipped,
-                settings,
+                trading,
                 group,
                 metric,
                 notes,
@@ -228,7 +228,7 @@ class Command(BaseCommand):
                 barset=b,
                 strategy=strategy,
                 params=params,
-                settings=settings,
+                trading=trading,
                 group=group,
                 fetch_run_id=fetch_run_id,
             )
@@ -240,7 +240,7 @@ class Command(BaseCommand):
                 barsets=barsets,
                 strategy=strategy,
                 params=params,
-                settings=settings,
+                trading=trading,
                 group=group,
                 fetch_run_id=fetch_run_id,
             )
@@ -267,12 +267,12 @@ class Command(BaseCommand):
                 )
             )
         else:
-            self._report(out, strategy.name, params, settings, outcomes, portfolio)
+            self._report(out, strategy.name, params, trading, outcomes, portfolio)
         if picture:
             notes.print(f"🖼  Equity and drawdown: {display_path(picture)}")
 
     def _sweep(
-        self, opts, strategy, request, barset, points, skipped, settings, group, metric, notes
+        self, opts, strategy, request, barset, points, skipped, trading, group, metric, notes
     ):
         notes.print(
             f"Sweep of {len(points)} points on {barset.label} ({len(barset.bars)} "
@@ -286,7 +286,7 @@ class Command(BaseCommand):
             request=request,
             strategy=strategy.name,
             points=points,
-            settings=settings,
+            trading=trading,
             group=group,
             chunk_size=opts["chunk"],
         )
@@ -342,14 +342,14 @@ class Command(BaseCommand):
         if picture:
             notes.print(f"🖼  Heatmap: {display_path(picture)}")
 
-    def _report(self, out, name, params, settings, outcomes, portfolio) -> None:
+    def _report(self, out, name, params, trading, outcomes, portfolio) -> None:
         columns = [*outcomes, *([portfolio] if portfolio else [])]
         first = outcomes[0].run
         out.print(
             f"{name} {_params_text(params)} · {first.get_timeframe_display()} {first.start} to "
-            f"{first.end} · cash {settings.cash:,.0f} · commission {settings.commission.label}"
-            + (" · trade on close" if settings.trade_on_close else "")
-            + (" · long/short" if settings.long_short else " · long only")
+            f"{first.end} · cash {trading.cash:,.0f} · commission {trading.commission.label}"
+            + (" · trade on close" if trading.trade_on_close else "")
+            + (" · long/short" if trading.long_short else " · long only")
         )
         for o in outcomes:
             run = o.run

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from backtests.domain.engine import Trades
 from backtests.domain.metrics import (
     DAY,
     annual_periods,
@@ -17,22 +16,9 @@ from backtests.domain.metrics import (
     geometric_mean,
     metrics_compute,
 )
+from tests.support.backtest_data import trades_of
 
 MONDAY = 1_704_067_200  # 2024-01-01 00:00 UTC
-
-
-def trades_of(pnl, returns, entry_bar, exit_bar) -> Trades:
-    n = len(pnl)
-    return Trades(
-        size=np.ones(n, dtype=np.int64),
-        entry_bar=np.asarray(entry_bar, dtype=np.int64),
-        exit_bar=np.asarray(exit_bar, dtype=np.int64),
-        entry_price=np.ones(n),
-        exit_price=np.ones(n),
-        pnl=np.asarray(pnl, dtype=float),
-        return_pct=np.asarray(returns, dtype=float),
-        commission=np.zeros(n),
-    )
 
 
 def test_drawdown_depths_and_durations():
