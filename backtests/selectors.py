@@ -17,7 +17,8 @@ from fetcher.models import Instrument, Series
 from fetcher.selectors import bars_read, coverage_windows
 from fetcher.storage.catalog import CatalogSeries, catalog_source, default_root
 
-from .models import BacktestRun, DataSource, RunKind
+from .domain.bars import DataSource
+from .models import BacktestRun, RunKind
 
 
 @dataclass(frozen=True)

@@ -118,12 +118,12 @@ def sweep_figures(bars, bench_db: str, workers: int, chunk: int) -> dict[str, fl
     from django.db import connection
     from ingest import _use_scratch_database
 
+    from backtests.domain.bars import BarsRequest, DataSource
     from backtests.domain.commissions import commission_parse
     from backtests.domain.engine import TradingConfig
     from backtests.domain.strategies import strategy_get
     from backtests.domain.sweeps import grid_parse, grid_points
     from backtests.services import bars as bars_service
-    from backtests.services.bars import bars_request
     from backtests.services.sweeps import sweep_chunks_send, sweep_wait
     from fetcher.domain.instruments import instrument_spec_parse
     from fetcher.domain.time import from_epoch
@@ -163,14 +163,14 @@ def sweep_figures(bars, bench_db: str, workers: int, chunk: int) -> dict[str, fl
         what_to_show="TRADES",
         batch=bars,
     )
-    request = bars_request(
+    request = BarsRequest(
         spec=instrument_spec_parse("BENCH"),
         timeframe=tf,
         what_to_show=WhatToShow.TRADES,
         rth=True,
         start=from_epoch(int(bars.ts[0])).date(),
         end=from_epoch(int(bars.ts[-1])).date(),
-        data_source="catalog",
+        data_source=DataSource.CATALOG,
         catalog_root=str(catalog),
     )
     strategy = strategy_get("sma")
@@ -185,7 +185,7 @@ def sweep_figures(bars, bench_db: str, workers: int, chunk: int) -> dict[str, fl
     def sweep(group: str) -> float:
         started = time.perf_counter()
         sweep_chunks_send(
-            request=request,
+            bars=request,
             strategy="sma",
             points=points,
             trading=trading,

@@ -1,11 +1,14 @@
 """Parameter sweeps: grids typed as '5:50:5' (start:stop:step, stop included), '10,20,30' or '10',
-sized before they are built, and the points a strategy can run."""
+sized before they are built; the points a strategy can run; a task's chunk of them."""
 
 from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 
+from .bars import BarsRequest
+from .engine import TradingConfig
 from .problems import InvalidRequest
 from .strategies import Strategy
 
@@ -85,3 +88,33 @@ def sweep_points(strategy: Strategy, grids: dict[str, list[int]]) -> tuple[list[
 
 def chunks_of(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), max(1, size))]
+
+
+@dataclass(frozen=True)
+class SweepChunk:
+    """A sweep task's work: some points of the grid, on which bars, traded how, in which sweep."""
+
+    bars: BarsRequest
+    strategy: str
+    points: tuple[dict[str, int], ...]
+    trading: TradingConfig
+    group: str  # the sweep's runs share it
+
+    def to_json(self) -> dict:
+        return {
+            "bars": self.bars.to_json(),
+            "strategy": self.strategy,
+            "points": list(self.points),
+            "trading": self.trading.to_json(),
+            "group": self.group,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> SweepChunk:
+        return cls(
+            bars=BarsRequest.from_json(data["bars"]),
+            strategy=data["strategy"],
+            points=tuple(data["points"]),
+            trading=TradingConfig.from_json(data["trading"]),
+            group=data["group"],
+        )

@@ -11,9 +11,11 @@ from django.db import transaction
 from fetcher.exceptions import IbdataError, InvalidInput
 from fetcher.queues import TaskName, task_send
 
+from ..domain.bars import BarsRequest
 from ..domain.engine import TradingConfig
 from ..domain.metrics import DURATIONS, TIMES
 from ..domain.strategies import strategy_get
+from ..domain.sweeps import SweepChunk, chunks_of
 from ..models import BacktestRun, RunKind
 from ..selectors import backtest_runs_count, sweep_points_done
 from .bars import backtest_bars
@@ -24,7 +26,7 @@ SWEEP_POLL_S = 0.2
 
 def sweep_chunks_send(
     *,
-    request: dict,
+    bars: BarsRequest,
     strategy: str,
     points: list[dict],
     trading: TradingConfig,
@@ -32,41 +34,38 @@ def sweep_chunks_send(
     chunk_size: int,
 ) -> list[str]:
     """Queue the grid's chunks (after this transaction commits); returns their task ids."""
-    config = trading.to_json()
+    chunks = [
+        SweepChunk(bars, strategy, tuple(part), trading, group)
+        for part in chunks_of(points, chunk_size)
+    ]
     ids: list[str] = []
 
     def send() -> None:
-        for first in range(0, len(points), max(1, chunk_size)):
-            chunk = points[first : first + chunk_size]
-            ids.append(
-                task_send(TaskName.BACKTEST_SWEEP_CHUNK, request, strategy, chunk, config, group)
-            )
+        for chunk in chunks:
+            ids.append(task_send(TaskName.BACKTEST_SWEEP_CHUNK, chunk.to_json()))
 
     transaction.on_commit(send)
     return ids
 
 
-def sweep_chunk_run(
-    *, request: dict, strategy: str, points: list[dict], config: dict, group: str
-) -> int:
+def sweep_chunk_run(*, chunk: SweepChunk) -> int:
     """Backtest a chunk of grid points on one series and store each; points already stored
     (a chunk delivered twice) are skipped. Returns how many were stored."""
-    barset = backtest_bars(request=request)
-    chosen = strategy_get(strategy)
-    trading = TradingConfig.from_json(config)
-    done = sweep_points_done(group=group)
+    barset = backtest_bars(request=chunk.bars)
+    strategy = strategy_get(chunk.strategy)
+    done = sweep_points_done(group=chunk.group)
     indicators = _indicator_cache(barset)
     runs = []
-    for point in points:
-        params = chosen.params_resolve(point)
+    for point in chunk.points:
+        params = strategy.params_resolve(point)
         if tuple(sorted(params.items())) in done:
             continue
         run, _, _ = backtest_point(
             barset=barset,
-            strategy=chosen,
+            strategy=strategy,
             params=params,
-            trading=trading,
-            group=group,
+            trading=chunk.trading,
+            group=chunk.group,
             kind=RunKind.SWEEP,
             indicators=indicators,
         )

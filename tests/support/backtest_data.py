@@ -1,11 +1,16 @@
-"""Hand-made inputs for the backtests' domain tests: bars from arrays, trades from columns."""
+"""Hand-made inputs for the backtests' tests: bars from arrays, trades from columns, requests."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
+from backtests.domain.bars import BarsRequest, DataSource
 from backtests.domain.engine import Trades
 from fetcher.domain.bars import BarBatch
+from fetcher.domain.instruments import instrument_spec_parse
+from fetcher.domain.timeframes import WhatToShow, timeframe_parse
 
 
 def bars_of(ts, open_, close) -> BarBatch:
@@ -30,4 +35,22 @@ def trades_of(pnl, returns, entry_bar, exit_bar, commission: float = 0.0) -> Tra
         pnl=np.asarray(pnl, dtype=float),
         return_pct=np.asarray(returns, dtype=float),
         commission=np.full(n, commission),
+    )
+
+
+def daily_bars_request(
+    symbol: str = "AAPL",
+    start: dt.date = dt.date(2024, 1, 1),
+    end: dt.date = dt.date(2024, 12, 31),
+    data_source: DataSource = DataSource.DB,
+) -> BarsRequest:
+    """The DAILY TRADES bars (regular hours) of `symbol` over start..end."""
+    return BarsRequest(
+        spec=instrument_spec_parse(symbol),
+        timeframe=timeframe_parse("DAILY"),
+        what_to_show=WhatToShow.TRADES,
+        rth=True,
+        start=start,
+        end=end,
+        data_source=data_source,
     )

@@ -12,19 +12,18 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 from rich.table import Table
 
+from backtests.domain.bars import BarsRequest, DataSource
 from backtests.domain.commissions import commission_parse
 from backtests.domain.engine import TradingConfig
 from backtests.domain.metrics import DURATIONS, METRICS, TIMES, duration_text, time_text
 from backtests.domain.problems import InvalidRequest
 from backtests.domain.strategies import STRATEGIES, strategy_get
 from backtests.domain.sweeps import grid_parse, sweep_points
-from backtests.models import DataSource
 from backtests.selectors import backtest_runs_of_group
 from backtests.services.bars import (
     backtest_bars,
     backtest_fetch_wait,
     backtest_missing,
-    bars_request,
 )
 from backtests.services.pictures import equity_picture_write, sweep_heatmap_write
 from backtests.services.runs import backtest_execute, backtest_portfolio
@@ -140,10 +139,11 @@ class Command(BaseCommand):
         if start > today:
             raise InvalidInput(f"--start {start} is in the future (today is {today})")
         data_source = opts["data_source"].strip().lower()
-        if data_source not in DataSource.values:
+        if data_source not in list(DataSource):
             raise InvalidInput(
-                f"--data-source {opts['data_source']!r}: use one of {', '.join(DataSource.values)}"
+                f"--data-source {opts['data_source']!r}: use one of {', '.join(DataSource)}"
             )
+        data_source = DataSource(data_source)
         trading = TradingConfig(
             cash=_cash(opts["cash"]),
             commission=commission_parse(opts["commission"]),
@@ -196,7 +196,7 @@ class Command(BaseCommand):
                 fetch_run_id = run.pk
                 notes.print(f"✅ fetch run {run.pk}: {run.bars_stored} bars stored")
         requests = [
-            bars_request(
+            BarsRequest(
                 spec=spec,
                 timeframe=timeframe,
                 what_to_show=what,
@@ -283,7 +283,7 @@ class Command(BaseCommand):
         if not tasks_in_process():
             check_broker()
         sweep_chunks_send(
-            request=request,
+            bars=request,
             strategy=strategy.name,
             points=points,
             trading=trading,

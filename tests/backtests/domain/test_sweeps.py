@@ -1,14 +1,26 @@
 """Sweep grids: what grid_parse reads, grids sized before they are built, the points a strategy
-can run, chunks."""
+can run, chunks and a chunk as a task takes it."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from backtests.domain.commissions import IbkrFixedCommission
+from backtests.domain.engine import TradingConfig
 from backtests.domain.problems import InvalidRequest
 from backtests.domain.strategies import strategy_get
-from backtests.domain.sweeps import MAX_POINTS, chunks_of, grid_parse, grid_points, sweep_points
+from backtests.domain.sweeps import (
+    MAX_POINTS,
+    SweepChunk,
+    chunks_of,
+    grid_parse,
+    grid_points,
+    sweep_points,
+)
 from fetcher.exceptions import InvalidInput
+from tests.support.backtest_data import daily_bars_request
 
 
 def flags(field: str) -> str:
@@ -70,3 +82,12 @@ def test_points_the_strategy_cannot_run_are_skipped_and_counted():
 def test_chunks_of():
     assert chunks_of([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]
     assert chunks_of([1, 2], 10) == [[1, 2]]
+
+
+def test_a_chunk_goes_through_json_unchanged():
+    bars = daily_bars_request("AAPL")
+    trading = TradingConfig(50_000.0, IbkrFixedCommission(), trade_on_close=True)
+    chunk = SweepChunk(
+        bars, "sma", ({"fast": 5, "slow": 20}, {"fast": 10, "slow": 20}), trading, "g1"
+    )
+    assert SweepChunk.from_json(json.loads(json.dumps(chunk.to_json()))) == chunk

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
 from backtests.models import BacktestRun, RunKind
-from backtests.services import bars as bars_service
 from fetcher.models import FetchRun, GatewayKind
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,30 +86,54 @@ def test_several_symbols_and_an_equal_weight_portfolio(gateway, backtest, tmp_pa
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+class LogLines(logging.Handler):
+    """The messages of one logger, on the logger itself: the in-process tasks' Django set-up
+    reconfigures the root logger (and drops pytest's caplog handler)."""
+
+    def __init__(self, name: str):
+        super().__init__(logging.INFO)
+        self.logger, self.lines = logging.getLogger(name), []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def __enter__(self) -> list[str]:
+        self.level = self.logger.level
+        self.logger.setLevel(logging.INFO)
+        self.logger.addHandler(self)
+        return self.lines
+
+    def __exit__(self, *exc) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self.level)
+
+
 def test_a_sweep_runs_in_process_reads_the_bars_once_and_draws_a_heatmap(
     gateway, backtest, tmp_path
 ):
     assert backtest(*GUIDE)[0] == 0
     heatmap = tmp_path / "sweep.png"
-    loads = bars_service.loads["count"]
-    code, out, err = backtest(
-        *GUIDE,
-        "--fast",
-        "5:20:5",
-        "--slow",
-        "20:60:20",
-        "--maximize",
-        "sharpe ratio",
-        "--heatmap",
-        str(heatmap),
-        "--data-source",
-        "db",
-    )
+    with LogLines("ibdata.backtests") as lines:
+        code, out, err = backtest(
+            *GUIDE,
+            "--fast",
+            "5:20:5",
+            "--slow",
+            "20:60:20",
+            "--maximize",
+            "sharpe ratio",
+            "--heatmap",
+            str(heatmap),
+            "--data-source",
+            "db",
+        )
     assert code == 0, err
     assert "Sweep of 11 points on AAPL" in out and "1 points skipped" in out
     assert "Best 5 of 11 by Sharpe Ratio" in out
     assert BacktestRun.objects.filter(kind=RunKind.SWEEP).count() == 11
-    assert bars_service.loads["count"] == loads + 1  # the command's read, shared by every chunk
+    reads = [line for line in lines if line.startswith("bars read:")]
+    assert len(reads) == 1, reads  # the command's read, shared by every chunk
+    assert reads[0].startswith("bars read: AAPL DAILY 2024-01-01..2024-12-31 from db")
     assert heatmap.read_bytes()[:4] == b"\x89PNG"
     best = json.loads(
         backtest(*GUIDE, "--fast", "5:20:5", "--slow", "20:60:20", "--json", "--data-source", "db")[
