@@ -8,12 +8,11 @@ import time
 
 from django.db import transaction
 
-from fetcher.exceptions import IbdataError, InvalidInput
+from fetcher.exceptions import IbdataError
 from fetcher.queues import TaskName, task_send
 
 from ..domain.bars import BarsRequest
 from ..domain.engine import TradingConfig
-from ..domain.metrics import DURATIONS, TIMES
 from ..domain.strategies import strategy_get
 from ..domain.sweeps import SweepChunk, chunks_of
 from ..models import BacktestRun, RunKind
@@ -99,15 +98,6 @@ def sweep_wait(*, group: str, total: int, timeout_s: float, progress=None) -> in
                 "the backtests queue running? (celery -A ibdata_project worker -Q backtests)"
             )
         time.sleep(SWEEP_POLL_S)
-
-
-def metric_check(name: str, example: dict) -> str:
-    """The metric to rank a sweep by, as backtesting.py names it (a number, not a time)."""
-    numeric = [k for k in example if k not in TIMES and k not in DURATIONS]
-    for key in numeric:
-        if key.lower() == name.strip().lower():
-            return key
-    raise InvalidInput(f"--maximize {name!r} is not a metric: use one of {', '.join(numeric)}")
 
 
 def sweep_best(*, runs: list[BacktestRun], metric: str, limit: int) -> list[BacktestRun]:

@@ -13,6 +13,17 @@ from fetcher.models import FetchRun, GatewayKind
 pytestmark = pytest.mark.django_db(transaction=True)
 
 GUIDE = ("--strategy", "sma", "--symbols", "AAPL", "--start", "2024-01-01", "--end", "2024-12-31")
+# Stored, but too few bars for the slow SMA (21 of 31).
+JANUARY = (
+    "--symbols",
+    "AAPL",
+    "--start",
+    "2024-01-01",
+    "--end",
+    "2024-01-31",
+    "--data-source",
+    "db",
+)
 
 
 def test_the_guide_example_fetches_then_backtests(gateway, backtest):
@@ -186,19 +197,7 @@ def test_a_sweep_runs_in_process_reads_the_bars_once_and_draws_a_heatmap(
             ("--symbols", "AAPL", "--start", "2024-01-01", "--fast", "30", "--slow", "10"),
             "--fast 30 must be smaller than --slow 10",
         ),
-        (
-            (
-                "--symbols",
-                "AAPL",
-                "--start",
-                "2024-01-01",
-                "--end",
-                "2024-01-31",
-                "--data-source",
-                "db",
-            ),
-            "21 DAILY bars from 2024-01-01 to 2024-01-31, but sma",
-        ),
+        (JANUARY, "21 DAILY bars from 2024-01-01 to 2024-01-31, but sma"),
         (("--symbols", "AAPL", "--start", "2024-01-01", "--strategy", "rsi"), "unknown strategy"),
         (("--symbols", "AAPL", "--start", "2024-01-01", "--commission", "x"), "neither a fraction"),
         (("--symbols", "AAPL", "--start", "2024-01-01", "--data-source", "csv"), "--data-source"),
@@ -226,16 +225,42 @@ def test_a_sweep_runs_in_process_reads_the_bars_once_and_draws_a_heatmap(
         (("--symbols", "AAPL", "--start", "2024-01-01", "--chunk", "0"), "must be at least 1"),
         (("--start", "2024-01-01"), "no symbols given"),
         (("--symbols", "AAPL"), "no --start given"),
+        (
+            ("--symbols", "AAPL", "--start", "2024-01-01", "--fast", "1:20000000"),
+            "--fast '1:20000000' has 20,000,000 values: a sweep has at most 100,000",
+        ),
+        (
+            ("--symbols", "AAPL", "--start", "2024-01-01", "--fast", "1:1000", "--slow", "1:1000"),
+            "the sweep has 1,000,000 points (--fast × --slow): at most 100,000",
+        ),
+        (
+            ("--symbols", "AAPL", "--start", "2024-01-01", "--plot", "equity.jpg"),
+            "--plot 'equity.jpg' must name a .png file",
+        ),
+        (
+            (*JANUARY, "--fast", "5:10:5"),
+            "21 DAILY bars from 2024-01-01 to 2024-01-31, but sma",  # a sweep: before any point
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_stores_nothing(gateway, backtest, args, message):
     assert backtest(*GUIDE)[0] == 0  # AAPL DAILY 2024 is stored
     runs = BacktestRun.objects.count()
     code, out, err = backtest(*args)
-    assert code != 0
+    assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert BacktestRun.objects.count() == runs
+
+
+def test_a_symbol_with_too_few_bars_stores_no_run_of_the_others(gateway, backtest):
+    # META was listed on 2012-05-18: 20 bars in the range, AAPL has 53.
+    code, out, err = backtest(
+        "--symbols", "AAPL,META", "--start", "2012-04-01", "--end", "2012-06-15"
+    )
+    assert code == 2
+    assert "META: 20 DAILY bars from 2012-04-01 to 2012-06-15, but sma" in err
+    assert len(err.strip().splitlines()) == 1 and BacktestRun.objects.count() == 0
 
 
 def test_an_unknown_symbol_fails_its_fetch_in_one_line(gateway, backtest):
@@ -244,3 +269,31 @@ def test_an_unknown_symbol_fails_its_fetch_in_one_line(gateway, backtest):
     assert "fetching the missing bars failed" in err and "XYZQ" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert BacktestRun.objects.count() == 0
+
+
+def test_a_picture_that_cannot_be_written_fails_before_anything_is_fetched(
+    gateway, backtest, tmp_path
+):
+    assert backtest(*GUIDE)[0] == 0
+    requests = gateway.stats.counts["historical_requests"]
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    (tmp_path / "pictures.png").mkdir()
+    for option, path, message in (
+        ("--plot", tmp_path / "notes.txt" / "equity.png", "notes.txt is not a folder"),
+        ("--plot", tmp_path / "pictures.png", "is a folder: name a .png file"),
+    ):
+        # MSFT is not stored: a backtest would fetch it first.
+        code, out, err = backtest(
+            "--symbols",
+            "AAPL,MSFT",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-12-31",
+            option,
+            str(path),
+        )
+        assert code == 2 and f"{option} '{path}'" in err and message in err, err
+        assert len(err.strip().splitlines()) == 1 and "Fetching" not in out
+    assert gateway.stats.counts["historical_requests"] == requests
+    assert FetchRun.objects.count() == 1 and BacktestRun.objects.count() == 1
