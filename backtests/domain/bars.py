@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 
 from fetcher.domain.instruments import InstrumentSpec
@@ -42,7 +42,7 @@ class BarsRequest:
 
     def to_json(self) -> dict:
         return {
-            "spec": asdict(self.spec),
+            "spec": self.spec.to_json(),
             "timeframe": self.timeframe.name,
             "what_to_show": self.what_to_show.name,
             "rth": self.rth,
@@ -55,7 +55,7 @@ class BarsRequest:
     @classmethod
     def from_json(cls, data: dict) -> BarsRequest:
         return cls(
-            spec=InstrumentSpec(**data["spec"]),
+            spec=InstrumentSpec.from_json(data["spec"]),
             timeframe=timeframe_parse(data["timeframe"]),
             what_to_show=WhatToShow[data["what_to_show"]],
             rth=bool(data["rth"]),

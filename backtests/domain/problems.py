@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from fetcher.exceptions import InvalidInput
+from fetcher.domain.requests import RequestInvalid
 
 _NAMED = re.compile(r"\{(\w+)\}")
 
@@ -28,12 +28,13 @@ class FieldProblem:
         return _NAMED.sub(lambda m: name(m.group(1)), self.problem)
 
 
-class InvalidRequest(InvalidInput):
-    """A request that cannot be built: its problems, in the order they were found."""
+class InvalidRequest(RequestInvalid):
+    """A request that cannot be built: its problems, in the order they were found (`field` is
+    the first one's, as a RequestInvalid's; str() all of them, fields named as they are)."""
 
     def __init__(self, problems: Iterable[FieldProblem]):
         self.problems = tuple(problems)
-        super().__init__(self.phrase())
+        super().__init__(self.problems[0].field, self.phrase())
 
     @classmethod
     def about(cls, field: str, problem: str) -> InvalidRequest:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 
 from fetcher.domain.instruments import InstrumentSpec, instrument_specs_parse
+from fetcher.domain.requests import RequestInvalid, date_parse, utc_today
 from fetcher.domain.timeframes import TimeframeSpec, WhatToShow, timeframe_parse
 from fetcher.exceptions import InvalidInput
 
@@ -34,7 +35,7 @@ class BacktestRequest:
 
     symbols: tuple[InstrumentSpec, ...]
     start: dt.date | None
-    end: dt.date | None = None  # asked_on when None
+    end: dt.date | None = None  # today when None
     strategy: str = "sma"
     grids: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # else the defaults
     timeframe: TimeframeSpec = field(default_factory=lambda: timeframe_parse("DAILY"))
@@ -47,14 +48,16 @@ class BacktestRequest:
     chunk: int = DEFAULT_CHUNK
     plot: Path | None = None  # equity and drawdown (PNG)
     heatmap: Path | None = None  # a sweep's metric over its grid (PNG)
-    asked_on: dt.date = field(default_factory=dt.date.today)
+    # the date the checks take as today (UTC); the clock's when not given
+    today: InitVar[dt.date | None] = field(default=None, kw_only=True)
     # Worked out when built: the parameter sets to run, and the grid's points skipped.
     points: tuple[dict[str, int], ...] = field(init=False, repr=False, default=())
     skipped: int = field(init=False, repr=False, default=0)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, today: dt.date | None) -> None:
         problems = self._names_resolved()
-        problems += [*self._range_problems(), *self._amount_problems(), *self._picture_problems()]
+        problems += self._range_problems(today or utc_today())
+        problems += [*self._amount_problems(), *self._picture_problems()]
         if self.strategy in STRATEGIES:
             problems += self._grid_problems()
         if problems:
@@ -65,6 +68,8 @@ class BacktestRequest:
         cls,
         *,
         symbols: str | None,
+        start: str | dt.date | None,
+        end: str | dt.date | None = None,
         grids: Mapping[str, str | None] | None = None,
         cash: str = f"{DEFAULT_CASH:g}",
         commission: str = "0",
@@ -79,11 +84,12 @@ class BacktestRequest:
         **fields,
     ) -> BacktestRequest:
         """A request from what a user types: each text read, the problems of every field at
-        once. `fields` are given as they are (start and end as dates, strategy, rth,
-        data_source, maximize, asked_on)."""
+        once. `fields` are given as they are (strategy, rth, data_source, maximize, today)."""
         texts = _Texts()
         given = {
             "symbols": texts.read("symbols", _symbols, symbols),
+            "start": texts.read("start", date_parse, start),
+            "end": texts.read("end", date_parse, end),
             "grids": {
                 n: texts.read(n, grid_parse, t) for n, t in (grids or {}).items() if t is not None
             },
@@ -161,9 +167,9 @@ class BacktestRequest:
             problems.append(FieldProblem("maximize", problem))
         return problems
 
-    def _range_problems(self) -> list[FieldProblem]:
+    def _range_problems(self, today: dt.date) -> list[FieldProblem]:
         if self.end is None:
-            self._set("end", self.asked_on)
+            self._set("end", today)
         problems = []
         if not self.symbols:
             problems.append(FieldProblem("symbols", "no symbols given: use {symbols} AAPL,MSFT"))
@@ -173,8 +179,8 @@ class BacktestRequest:
         elif self.end < self.start:
             problem = f"empty range: {{end}} {self.end} is before {{start}} {self.start}"
             problems.append(FieldProblem("end", problem))
-        elif self.start > self.asked_on:
-            problem = f"{{start}} {self.start} is in the future (today is {self.asked_on})"
+        elif self.start > today:
+            problem = f"{{start}} {self.start} is in the future (today is {today})"
             problems.append(FieldProblem("start", problem))
         return problems
 
@@ -230,6 +236,8 @@ class _Texts:
             return convert(text, name)
         except InvalidRequest as exc:
             self.problems += exc.problems
+        except RequestInvalid as exc:  # its problem does not name the field
+            self.problems.append(FieldProblem(name, f"{{{name}}} {exc.problem}"))
         except InvalidInput as exc:  # fetcher's parsers: their text says what is wrong
             self.problems.append(FieldProblem(name, str(exc)))
         return None

@@ -13,7 +13,7 @@ from fetcher.domain.instruments import instrument_spec_parse
 from fetcher.domain.timeframes import WhatToShow, timeframe_parse
 
 
-def bars_of(ts, open_, close) -> BarBatch:
+def batch_of(ts, open_, close) -> BarBatch:
     """Bars with these times, opens and closes (high and low span them; no volume)."""
     open_, close = np.asarray(open_, dtype=float), np.asarray(close, dtype=float)
     n = len(close)

@@ -6,7 +6,6 @@ import functools
 import json
 
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
 from backtests.domain.problems import InvalidRequest
 from backtests.domain.request import DEFAULT_CHUNK, BacktestRequest
@@ -17,7 +16,7 @@ from fetcher.cli import (
     check_database,
     console,
     display_path,
-    parse_date,
+    option_of,
     rth_arguments,
     user_errors,
 )
@@ -66,12 +65,7 @@ OPTIONS: tuple[tuple[str, dict], ...] = (
 )
 
 
-def _flag(field: str) -> str:
-    """The option that gives a request's field: data_source -> --data-source."""
-    return "--" + field.replace("_", "-")
-
-
-def _phrased_with_flags(handle):
+def _phrased_with_options(handle):
     """A request's problems phrased with this command's options: '--fast 30 must be ...'."""
 
     @functools.wraps(handle)
@@ -79,12 +73,14 @@ def _phrased_with_flags(handle):
         try:
             return handle(self, *args, **opts)
         except InvalidRequest as exc:
-            raise InvalidInput(exc.phrase(_flag)) from None
+            raise InvalidInput(exc.phrase(functools.partial(option_of, self))) from None
 
     return wrapper
 
 
 class Command(BaseCommand):
+    # A fetch's fields (FetchRequest) as this command's options.
+    request_options = {"instruments": "--symbols", "use_rth": "--rth"}
     help = (
         "Backtest a strategy on stored bars (fetching what is missing first with --data-source "
         "ibkr): metrics as backtesting.py names them, trades, a stored BacktestRun. Several "
@@ -97,7 +93,7 @@ class Command(BaseCommand):
         rth_arguments(parser)
 
     @user_errors
-    @_phrased_with_flags
+    @_phrased_with_options
     def handle(self, *args, **opts):
         request = _request(opts)
         check_database()
@@ -113,13 +109,12 @@ class Command(BaseCommand):
 
 
 def _request(opts: dict) -> BacktestRequest:
-    """The options as a request (dates read here, every other text by the request)."""
+    """The options as a request, which reads their texts."""
     return BacktestRequest.parse(
         strategy=opts["strategy"],
         symbols=opts["symbols"],
-        start=parse_date(opts["start"], "--start"),
-        end=parse_date(opts["end"], "--end"),
-        asked_on=timezone.now().date(),
+        start=opts["start"],
+        end=opts["end"],
         timeframe=opts["timeframe"],
         what_to_show=opts["what_to_show"],
         rth=opts["use_rth"],

@@ -13,7 +13,7 @@ from backtests.domain.commissions import FractionCommission, IbkrFixedCommission
 from backtests.domain.compute import backtest_compute, backtest_simulate
 from backtests.domain.engine import TradingConfig
 from backtests.domain.strategies import strategy_get
-from tests.support.backtest_data import bars_of
+from tests.support.backtest_data import batch_of
 from tests.support.backtest_reference import assert_same_run, frame, reference_run
 
 
@@ -22,7 +22,7 @@ def ours(data: pd.DataFrame, *, fast, slow, cash, commission, trade_on_close, lo
     params = strategy.params_resolve({"fast": fast, "slow": slow})
     trading = TradingConfig(cash, commission, trade_on_close, long_short)
     ts = data.index.to_numpy().astype("datetime64[s]").astype(np.int64)
-    bars = bars_of(ts, data.Open.to_numpy(), data.Close.to_numpy())
+    bars = batch_of(ts, data.Open.to_numpy(), data.Close.to_numpy())
     return backtest_compute(bars=bars, strategy=strategy, params=params, trading=trading)
 
 
@@ -82,7 +82,7 @@ def test_intraday_random_walk(long_short, commission):
 
 def test_indicators_kept_across_calls_give_the_same_run():
     ts, open_, _, _, close = minute_bars(2_000, seed=3)
-    bars = bars_of(ts, open_, close)
+    bars = batch_of(ts, open_, close)
     sma = strategy_get("sma")
     trading = TradingConfig(10_000.0, FractionCommission(0.001))
     kept: dict = {}

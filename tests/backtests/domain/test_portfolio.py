@@ -17,14 +17,14 @@ from backtests.domain.portfolio import (
 )
 from backtests.domain.strategies import strategy_get
 from fetcher.domain.bars import BarBatch
-from tests.support.backtest_data import bars_of, trades_of
+from tests.support.backtest_data import batch_of, trades_of
 
 DAY = 86_400
 MONDAY = 1_704_067_200  # 2024-01-01 00:00 UTC
 
 
 def batch(days, close) -> BarBatch:
-    return bars_of(MONDAY + DAY * np.asarray(days), close, close)
+    return batch_of(MONDAY + DAY * np.asarray(days), close, close)
 
 
 def trades(entry_bar, exit_bar, pnl=()) -> Trades:

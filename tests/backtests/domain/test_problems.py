@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backtests.domain.problems import FieldProblem, InvalidRequest
+from fetcher.domain.requests import RequestInvalid
 from fetcher.exceptions import InvalidInput
 
 
@@ -25,6 +26,8 @@ def test_an_invalid_request_is_invalid_input_on_one_line():
     )
     assert isinstance(exc, InvalidInput)
     assert str(exc) == "cash -5 must be a positive amount; top 0"
+    # A request error as fetch requests raise them: the first field at fault, the problems.
+    assert isinstance(exc, RequestInvalid) and exc.field == "cash" and exc.problem == str(exc)
     assert exc.phrase(str.upper) == "CASH -5 must be a positive amount; TOP 0"
     assert [p.field for p in exc.problems] == ["cash", "top"]
     with pytest.raises(InvalidInput, match="^top 1$"):

@@ -27,7 +27,7 @@ def flag(field: str) -> str:
 
 def problems(**texts) -> tuple[list[str], str]:
     """The fields with problems, and the problems phrased as the command does."""
-    texts = {"symbols": "AAPL", "start": START, "asked_on": TODAY} | texts
+    texts = {"symbols": "AAPL", "start": START, "today": TODAY} | texts
     with pytest.raises(InvalidRequest) as raised:
         BacktestRequest.parse(**texts)
     return [p.field for p in raised.value.problems], raised.value.phrase(flag)
@@ -36,8 +36,8 @@ def problems(**texts) -> tuple[list[str], str]:
 def test_what_a_user_types_is_read_into_the_request():
     request = BacktestRequest.parse(
         symbols="AAPL,MSFT:NASDAQ",
-        start=START,
-        asked_on=TODAY,
+        start="2024-01-01",
+        today=TODAY,
         strategy=" SMA ",
         grids={"fast": "5", "slow": None},
         timeframe="1-hour",
@@ -119,6 +119,8 @@ def test_problems_of_the_values_once_read():
         ({"what_to_show": "LAST"}, "what_to_show", "unknown what-to-show 'LAST'"),
         ({"grids": {"period": "14"}}, "period", "sma has no parameter --period"),
         ({"heatmap": "grid.svg"}, "heatmap", "--heatmap 'grid.svg' must name a .png file"),
+        ({"start": "2024-13-01"}, "start", "--start '2024-13-01' is not a valid date: use YYYY"),
+        ({"end": "31/12/2024"}, "end", "--end '31/12/2024' is not a date: use YYYY-MM-DD"),
     ],
 )
 def test_one_problem_names_its_field(texts, field, message):
@@ -128,7 +130,7 @@ def test_one_problem_names_its_field(texts, field, message):
 
 def test_a_sweep_runs_the_points_its_strategy_can():
     request = BacktestRequest.parse(
-        symbols="AAPL", start=START, grids={"fast": "5:20:5", "slow": "20:60:20"}, asked_on=TODAY
+        symbols="AAPL", start=START, grids={"fast": "5:20:5", "slow": "20:60:20"}, today=TODAY
     )
     assert request.is_sweep and len(request.points) == 11 and request.skipped == 1
     assert {"fast": 20, "slow": 20} not in request.points
@@ -157,8 +159,8 @@ def test_values_built_directly_are_checked_as_parsed_ones():
             start=START,
             trading=TradingConfig(float("nan"), FractionCommission(0.0)),
             top=0,
-            asked_on=TODAY,
+            today=TODAY,
         )
     assert [p.field for p in raised.value.problems] == ["cash", "top"]
-    request = BacktestRequest(symbols=aapl, start=START, data_source="catalog", asked_on=TODAY)
+    request = BacktestRequest(symbols=aapl, start=START, data_source="catalog", today=TODAY)
     assert request.data_source is DataSource.CATALOG and request.end == TODAY
