@@ -10,14 +10,15 @@ from pathlib import Path
 from fetcher.domain.bars import BarBatch
 from fetcher.domain.instruments import InstrumentSpec
 from fetcher.domain.planning import fetch_plan
-from fetcher.domain.time import date_epoch, from_epoch, local_midnight, zone_info
+from fetcher.domain.time import dates_epochs, zone_info
 from fetcher.domain.timeframes import BY_CODE, TimeframeSpec, WhatToShow
 from fetcher.exceptions import InvalidInput
 from fetcher.models import Instrument, Series
 from fetcher.selectors import bars_read, coverage_windows
 from fetcher.storage.catalog import CatalogSeries, catalog_source, default_root
 
-from .models import BacktestRun, DataSource, RunKind
+from .domain.bars import DataSource
+from .models import BacktestRun, RunKind
 
 
 @dataclass(frozen=True)
@@ -59,18 +60,6 @@ def instrument_find(*, spec: InstrumentSpec) -> Instrument | None:
     elif spec.primary_exchange:
         found = found.filter(primary_exchange=spec.primary_exchange)
     return found.order_by("pk").first()
-
-
-def range_epochs(
-    *, instrument: Instrument, timeframe: TimeframeSpec, start: dt.date, end: dt.date
-) -> tuple[int, int]:
-    """[first, last) epoch seconds of dates start..end inclusive, in the space bars are stored
-    in: 00:00 UTC of each date for daily and longer bars, the exchange's midnight for intraday."""
-    after = end + dt.timedelta(days=1)
-    if not timeframe.intraday:
-        return date_epoch(start), date_epoch(after)
-    zone = zone_info(instrument.time_zone)
-    return local_midnight(start, zone), local_midnight(after, zone)
 
 
 def range_covered(
@@ -153,7 +142,7 @@ def backtest_bars_load(
             f"{_stored_elsewhere(series, rth)}): fetch them with `{fetch_hint}`"
         )
     stored = wanted[0]
-    first, last = range_epochs(instrument=instrument, timeframe=timeframe, start=start, end=end)
+    first, last = dates_epochs(start, end, timeframe, zone_info(instrument.time_zone))
     source, account = stored.source, stored.account
     if data_source == DataSource.CATALOG:
         root = Path(catalog_root) if catalog_root else default_root()
@@ -229,7 +218,3 @@ def sweep_points_done(*, group: str) -> set[tuple]:
         "params", flat=True
     )
     return {tuple(sorted(p.items())) for p in rows}
-
-
-def epoch_datetime(value: int) -> dt.datetime:
-    return from_epoch(int(value))

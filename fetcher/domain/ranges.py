@@ -5,17 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from .time import date_epoch, from_epoch, local_midnight
+from .time import date_epoch, day_start, from_epoch
 from .timeframes import SMALL_BARS_DAYS, TimeframeSpec
 
 # With no start date and nothing stored yet, intraday fetches go this far back.
 INTRADAY_DEFAULT_DAYS = 30
-
-
-def day_start(day: dt.date, tf: TimeframeSpec, zone: ZoneInfo) -> int:
-    """Where a date begins for bars of `tf`: 00:00 in the exchange's zone for intraday bars,
-    the date itself (date space) for daily and larger ones."""
-    return local_midnight(day, zone) if tf.intraday else date_epoch(day)
 
 
 def complete_until(tf: TimeframeSpec, now: float, zone: ZoneInfo) -> int:
