@@ -57,6 +57,10 @@ class RequestTimeout(RetryableGatewayError):
     """The gateway did not answer in time; the request was cancelled on the gateway."""
 
 
+class ServiceUnavailable(IbdataError):
+    """A service a command needs (the database, the task broker) cannot be reached."""
+
+
 class RunStalled(IbdataError):
     """A followed run stopped moving: the worker (or thread) running it is gone."""
 

@@ -15,9 +15,8 @@ from django_celery_beat.models import PeriodicTask
 from .domain.bars import BarBatch
 from .domain.estimates import FetchEstimate, pacing_seconds, plan_bars
 from .domain.instruments import InstrumentSpec, spec_time_zone
-from .domain.planning import Listing, fetch_plan, intervals_merge
+from .domain.planning import FetchPlan, Listing, fetch_plan, intervals_merge
 from .domain.requests import FetchRequest
-from .domain.sessions import session_table
 from .domain.time import DEFAULT_ZONE, epoch, from_epoch
 from .domain.timeframes import BY_CODE, TimeframeSpec
 from .models import (
@@ -148,12 +147,14 @@ def instrument_find(*, spec: InstrumentSpec) -> Instrument | None:
     return found.order_by("pk").first()
 
 
-def fetch_estimate(*, request: FetchRequest, now: float) -> FetchEstimate:
-    """What a request will cost, planned as the executor plans it from what is stored: the
-    stored instrument's listing, coverage and first data point (a new instrument's listing
-    as its spec tells, its first data point unknown)."""
-    total = FetchEstimate(0, 0, 0.0)
+def fetch_plans(
+    *, request: FetchRequest, now: float
+) -> list[tuple[InstrumentSpec, FetchPlan, bool]]:
+    """Each instrument's plan, as the executor will make it from what is stored: the stored
+    instrument's listing, coverage and first data point (a new instrument: its listing as its
+    spec tells, its first data point unknown), and whether that first data point was known."""
     tf, what = request.timeframe, request.what_to_show
+    plans = []
     for spec in request.instruments:
         instrument = instrument_find(spec=spec)
         listing = instrument or Listing(
@@ -183,22 +184,22 @@ def fetch_estimate(*, request: FetchRequest, now: float) -> FetchEstimate:
             covered=covered,
             now=now,
         )
-        sessions = session_table(
-            sec_type=listing.sec_type,
-            exchange=listing.exchange,
-            primary_exchange=listing.primary_exchange,
-            time_zone=listing.time_zone,
-        )
-        to_head = request.since_head or (not request.start and not covered and not tf.intraday)
-        total += FetchEstimate(
-            len(plan.requests),
-            plan_bars(plan, sessions, tf, request.use_rth),
-            0.0,
-            (spec.label,) if to_head and head is None else (),
-        )
-    return FetchEstimate(
-        total.requests, total.bars, pacing_seconds(total.requests, tf), total.unknown
-    )
+        plans.append((spec, plan, head is not None))
+    return plans
+
+
+def fetch_estimate(*, request: FetchRequest, now: float) -> FetchEstimate:
+    """What a request will cost: its plans' requests, bars and pacing time; the instruments
+    whose part reaches back to a first data point the gateway has not told yet."""
+    tf = request.timeframe
+    requests = bars = 0
+    unknown = []
+    for spec, plan, head_known in fetch_plans(request=request, now=now):
+        requests += len(plan.requests)
+        bars += plan_bars(plan, tf, request.use_rth)
+        if not head_known and plan.note.startswith("since the gateway's first data"):
+            unknown.append(spec.label)
+    return FetchEstimate(requests, bars, pacing_seconds(requests, tf), tuple(unknown))
 
 
 def instrument_time_zone(*, symbol: str, sec_type: str, exchange: str, currency: str) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fetcher.cli import check_broker, tasks_in_process
+from fetcher.execution.preflight import broker_check, tasks_in_process
 
 from ..domain.bars import BarsRequest, DataSource
 from ..domain.request import BacktestRequest
@@ -120,7 +120,7 @@ def _sweep(
         + (" in this process" if here else " on the backtests queue")
     )
     if not here:
-        check_broker()
+        broker_check()
     sweep_chunks_send(
         bars=bars,
         strategy=request.strategy,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 
+from fetcher.selectors import instrument_find
+
 from ..domain.bars import BarsRequest
-from ..selectors import BarSet, backtest_bars_load, bars_version, instrument_find
+from ..selectors import BarSet, backtest_bars_load, bars_version
 
 log = logging.getLogger("ibdata.backtests")
 CACHE_SIZE = 4  # bar sets kept per process

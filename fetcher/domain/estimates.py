@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .planning import FetchPlan
-from .sessions import SessionTable
 from .timeframes import TimeframeSpec
 
 # IBKR's pacing (docs/ibkr.md): 45 requests a second for bars of 1 minute and up; 60 in any
@@ -27,14 +26,6 @@ class FetchEstimate:
     seconds: float
     unknown: tuple[str, ...] = ()
 
-    def __add__(self, other: FetchEstimate) -> FetchEstimate:
-        return FetchEstimate(
-            self.requests + other.requests,
-            self.bars + other.bars,
-            self.seconds + other.seconds,
-            self.unknown + other.unknown,
-        )
-
 
 def pacing_seconds(requests: int, timeframe: TimeframeSpec) -> float:
     """The least time IBKR's pacing lets `requests` requests of this bar size take."""
@@ -45,15 +36,13 @@ def pacing_seconds(requests: int, timeframe: TimeframeSpec) -> float:
     return requests / REQUESTS_PER_S
 
 
-def plan_bars(
-    plan: FetchPlan, sessions: SessionTable, timeframe: TimeframeSpec, use_rth: bool
-) -> int:
+def plan_bars(plan: FetchPlan, timeframe: TimeframeSpec, use_rth: bool) -> int:
     """About how many bars a plan's requests bring: the session time their windows cover, in
     bars (intraday), or the sessions they cover (daily; a week or month of them for longer)."""
     total = 0
     for request in plan.requests:
         lo, hi = request.window_start, request.window_end
-        _, opens, closes = sessions.between(lo, hi, use_rth)
+        _, opens, closes = plan.sessions.between(lo, hi, use_rth)
         if timeframe.intraday:
             covered = np.minimum(closes, hi) - np.maximum(opens, lo)
             total += int(np.ceil(covered / timeframe.seconds).sum())

@@ -51,6 +51,7 @@ class FetchPlan:
     end: int
     note: str
     requests: list[PlannedRequest]
+    sessions: SessionTable  # the instrument's, which the requests were planned on
 
 
 def fetch_plan(
@@ -94,7 +95,7 @@ def fetch_plan(
         end=last,
         covered=covered,
     )
-    return FetchPlan(first, last, note, requests)
+    return FetchPlan(first, last, note, requests, sessions)
 
 
 def intervals_subtract(

@@ -12,15 +12,9 @@ from backtests.domain.request import DEFAULT_CHUNK, BacktestRequest
 from backtests.domain.strategies import STRATEGIES
 from backtests.management.render import outcome_json, outcome_print
 from backtests.services.backtest import backtest_submit
-from fetcher.cli import (
-    check_database,
-    console,
-    display_path,
-    option_of,
-    rth_arguments,
-    user_errors,
-)
+from fetcher.cli import console, display_path, option_of, rth_arguments, user_errors
 from fetcher.exceptions import InvalidInput
+from fetcher.execution.preflight import database_check
 
 PARAMETERS = ("fast", "slow")  # the strategies' parameters this command takes
 OPTIONS: tuple[tuple[str, dict], ...] = (
@@ -96,7 +90,7 @@ class Command(BaseCommand):
     @_phrased_with_options
     def handle(self, *args, **opts):
         request = _request(opts)
-        check_database()
+        database_check()
         out = console()
         notes = console(stderr=True) if opts["json"] else out
         outcome = backtest_submit(request=request, notes=notes.print)

@@ -6,18 +6,16 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from fetcher.cli import (
-    check_database,
-    console,
-    ibkr_workers_alive,
-    rth_arguments,
-    submit_preflight,
-    tasks_in_process,
-    user_errors,
-)
+from fetcher.cli import console, rth_arguments, user_errors
 from fetcher.cli.runs import fetch_announce, run_follow, run_report
 from fetcher.domain.requests import FetchRequest
 from fetcher.domain.timeframes import WhatToShow
+from fetcher.execution.preflight import (
+    database_check,
+    fetch_preflight,
+    ibkr_workers_alive,
+    tasks_in_process,
+)
 from fetcher.models import RequestedBy, RunStatus
 from fetcher.selectors import fetch_estimate
 from fetcher.services.fetch_runs import fetch_run_cancel
@@ -67,7 +65,7 @@ class Command(BaseCommand):
     @user_errors
     def handle(self, *args, **opts):
         if opts["cancel"] is not None:
-            check_database()
+            database_check()
             run = fetch_run_cancel(run_id=opts["cancel"])
             self.stdout.write(f"Run {run.pk} cancelled.")
             return
@@ -84,10 +82,10 @@ class Command(BaseCommand):
             console().print(
                 f"{', '.join(request.labels)}: forex has no trades at IBKR: fetching MIDPOINT bars"
             )
-        check_database()
+        database_check()
         estimate = fetch_estimate(request=request, now=time.time())
         fetch_announce(estimate, request.timeframe, yes=opts["yes"])
-        submit_preflight()
+        fetch_preflight()
         handle = fetch_submit(request=request, requested_by=RequestedBy.CLI)
         if not tasks_in_process() and not ibkr_workers_alive():
             console().print(

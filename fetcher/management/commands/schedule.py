@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from fetcher.cli import check_database, console, parse_errors_on_one_line, user_errors
+from fetcher.cli import console, parse_errors_on_one_line, user_errors
 from fetcher.exceptions import InvalidInput
+from fetcher.execution.preflight import database_check
 from fetcher.selectors import ScheduleSummary, fetch_schedules
 from fetcher.services.schedules import ScheduledFetch, fetch_schedule_add, fetch_schedule_remove
 
@@ -70,7 +71,7 @@ class Command(BaseCommand):
                 raise InvalidInput(f"no instruments given: use {ADD_EXAMPLE}")
             if not opts["cron"]:
                 raise InvalidInput(f"no --cron given: use {ADD_EXAMPLE}")
-        check_database()
+        database_check()
         if action == "add":
             self._add(opts)
         elif action == "remove":
