@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -65,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "real TWS (for tests of what records where bars came from)",
     )
     parser.add_argument(
+        "--now",
+        default="",
+        help="the simulated present, ISO 8601 with a zone (2024-06-07T20:00Z), which then "
+        "advances with the wall clock: nothing after it exists (default: the real present)",
+    )
+    parser.add_argument(
         "--stats-file",
         default="",
         help="write the simulator's counters as JSON to this file every second",
@@ -82,6 +89,7 @@ def config_from(options: dict) -> SimConfig:
         raise UsageError("--account must not be empty")
     if options["latency"] < 0:
         raise UsageError("--latency must not be negative")
+    now = present_from(options.get("now") or "")
     return SimConfig(
         host=options["host"],
         port=options["port"],
@@ -93,7 +101,23 @@ def config_from(options: dict) -> SimConfig:
         message_rate=options["message_rate"],
         faults=Faults(drop_after_requests=options["drop_after"]),
         identify=not options["no_identify"],
+        now=now,
     )
+
+
+def present_from(text: str) -> float | None:
+    """--now as epoch seconds (None when not given); UsageError unless ISO 8601 with a zone."""
+    if not text.strip():
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"--now {text!r} is not an ISO 8601 time: e.g. 2024-06-07T20:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise UsageError(f"--now {text!r} has no time zone: e.g. 2024-06-07T20:00Z")
+    return moment.timestamp()
 
 
 def serve(config: SimConfig, *, stats_file: str = "", out=sys.stdout) -> None:
@@ -114,7 +138,7 @@ async def _serve(sim: GatewaySimulator, stats_file: str, out) -> None:
     out.write(
         f"ibdata gateway simulator listening on {cfg.host}:{sim.port} "
         f"(API versions {cfg.min_version}..{cfg.max_version}, "
-        f"account {','.join(cfg.accounts)}, time scale {cfg.time_scale:g}x)\n"
+        f"account {','.join(cfg.accounts)}, time scale {cfg.time_scale:g}x{_present(cfg)})\n"
     )
     out.flush()
     stop = asyncio.Event()
@@ -130,6 +154,12 @@ async def _serve(sim: GatewaySimulator, stats_file: str, out) -> None:
             await asyncio.wait_for(stop.wait(), STATS_EVERY_S)
     await sim.stop()
     out.write("simulator stopped\n")
+
+
+def _present(config: SimConfig) -> str:
+    if config.now is None:
+        return ""
+    return f", present {dt.datetime.fromtimestamp(config.now, dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,6 +46,9 @@ class SimConfig:
     # Name the simulator in its data-farm notices, so clients record its bars as synthetic.
     # False stands in for a real TWS (which cannot run here) in tests of that record.
     identify: bool = True
+    # The simulated present when the gateway starts (epoch seconds), which then advances with
+    # the wall clock; None: the real present. Nothing after it exists: bars, splits, listings.
+    now: float | None = None
     faults: Faults = field(default_factory=Faults)
 
 
@@ -125,10 +128,14 @@ class Gateway:
         self._connected.set()
         self._historical_arrived = 0  # since the last fault that counts requests went off
         self._restores: set[asyncio.Task] = set()
+        self._started = time.time()
 
     def now(self) -> float:
-        """The gateway's present, in epoch seconds."""
-        return time.time()
+        """The gateway's present, in epoch seconds: the configured present moved on by the wall
+        clock since the gateway started, or the real present."""
+        if self.config.now is None:
+            return time.time()
+        return self.config.now + (time.time() - self._started)
 
     # --- counters -------------------------------------------------------------------------
 

@@ -278,7 +278,7 @@ def test_fetch_plan_reads_ranges_in_the_listing_zone_and_its_calendar():
     assert plan.requests[-1].window_end == midnight + DAY
 
 
-def test_fetch_plan_for_forex_follows_sessions_from_1700_new_york():
+def test_fetch_plan_for_forex_follows_sessions_from_1715_new_york():
     eurusd = Listing("CASH", "IDEALPRO", "", "")
     weekend = plan_of(listing=eurusd, start=dt.date(2024, 6, 22), end=dt.date(2024, 6, 23))
     assert weekend.requests == []
