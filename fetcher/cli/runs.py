@@ -120,6 +120,8 @@ def run_report(summary: RunSummary) -> None:
             )
         else:
             out.print(f"❌ {item.spec}: {item.error or item.status}")
+        if item.history:
+            out.print(f"   ⚠️  {item.history}")
     out.print()
     ok = sum(item.status == ItemStatus.SUCCEEDED for item in summary.items)
     if run.status == RunStatus.SUCCEEDED:
@@ -205,6 +207,9 @@ def run_detail(summary: RunSummary, chunk_errors: list[FetchChunk]) -> None:
             item.error,
         )
     out.print(table)
+    for item in summary.items:
+        if item.history:
+            out.print(f"⚠️  {item.history}")
     for chunk in chunk_errors:
         out.print(
             f"  {chunk.instrument} {chunk.window_start:%Y-%m-%d %H:%M}.."

@@ -98,6 +98,17 @@ def fetch_plan(
     return FetchPlan(first, last, note, requests, sessions)
 
 
+def probe_request(*, timeframe: TimeframeSpec, ts: int, zone: ZoneInfo) -> PlannedRequest:
+    """The smallest request that answers the bar starting at `ts` again (date space for daily
+    and larger bars: the session of that date holds a day's open, a week's last day and a
+    month's first): a minute of seconds at least, or one session."""
+    if timeframe.intraday:
+        end = ts + timeframe.seconds
+        return PlannedRequest(ts, end, f"{max(timeframe.seconds, 60)} S", ibkr_utc(end))
+    after = EPOCH_DATE + timedelta(days=ts // DAY + 1)
+    return PlannedRequest(ts, ts + DAY, "1 D", ibkr_utc(local_midnight(after, zone)))
+
+
 def intervals_subtract(
     start: int, end: int, covered: list[tuple[int, int]]
 ) -> list[tuple[int, int]]:

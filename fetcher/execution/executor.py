@@ -47,14 +47,10 @@ from fetcher.services import chunks, fetch_runs, instruments, items
 from fetcher.storage.catalog import default_root
 from fetcher.timings import HEARTBEAT_S
 
-from .outages import database_patient, one_line
+from .history import refetch_on_history_change
+from .outages import database_patient, db, one_line
 
 log = logging.getLogger("ibdata.fetch")
-
-
-def db(fn):
-    """`fn` on the run's one database thread (in order), waiting out a database outage."""
-    return sync_to_async(database_patient(fn))
 
 
 MAX_ATTEMPTS = 6
@@ -112,6 +108,12 @@ class RunExecutor:
         self._counts = {"chunks_done": 0, "chunks_planned": 0, "bars": 0}
         self.cancelled = False
         self._tasks: list[asyncio.Future] = []
+        self._clock_offset = 0.0  # the gateway's clock minus ours
+
+    def now(self) -> float:
+        """The gateway's present (asked once a run: a simulator's may be years ago, and a real
+        gateway's clock is the one its bars are complete by)."""
+        return time.time() + self._clock_offset
 
     async def execute(self) -> FetchRun:
         try:
@@ -121,6 +123,9 @@ class RunExecutor:
 
     async def _execute(self) -> FetchRun:
         info = self.gateway.info or await self.gateway.connect()
+        asked = time.time()
+        present = await self._with_reconnect(self.gateway.current_time)
+        self._clock_offset = present - (asked + time.time()) / 2
         # Connecting sent a handful of messages of its own within the last second: count them,
         # so the first burst of requests stays under the gateway's 50 messages a second.
         for _ in range(CONNECT_MESSAGES):
@@ -217,17 +222,37 @@ class RunExecutor:
         await db(instruments.instrument_head_set)(
             instrument_id=instrument.pk, what_to_show=self.what.name, head=head
         )
-        plan = fetch_plan(
-            listing=qualified,
-            timeframe=tf,
-            use_rth=run.use_rth,
-            start=run.start,
-            end=run.end,
-            since_head=run.since_head,
-            head=head,
-            covered=covered,
-            now=time.time(),
-        )
+
+        def plan_for(covered: list[tuple[int, int]]):
+            return fetch_plan(
+                listing=qualified,
+                timeframe=tf,
+                use_rth=run.use_rth,
+                start=run.start,
+                end=run.end,
+                since_head=run.since_head,
+                head=head,
+                covered=covered,
+                now=self.now(),
+            )
+
+        plan = plan_for(covered)
+        # IBKR's history may have changed under the stored bars (a split): then every series of
+        # the instrument is fetched again and swapped first, and what is left planned again
+        if (
+            plan.requests
+            and covered
+            and await refetch_on_history_change(
+                self, item_id=item.pk, instrument=instrument, qualified=qualified, covered=covered
+            )
+        ):
+            covered = await db(selectors.coverage_windows)(
+                instrument_id=instrument.pk,
+                timeframe=tf.code,
+                what_to_show=self.what,
+                rth=run.use_rth,
+            )
+            plan = plan_for(covered)
         chunks = await db(items.item_plan)(item_id=item.pk, instrument_id=instrument.pk, plan=plan)
         self._emit(event="planned", chunks=len(chunks), instrument=qualified.symbol)
         return PreparedItem(item.pk, instrument.pk, qualified, chunks)
@@ -239,6 +264,10 @@ class RunExecutor:
         async with self._reconnecting:
             if not self.gateway.is_connected():
                 await self.reconnect()
+
+    async def gateway_call(self, call):
+        """A gateway call (not a bar request) as the run makes them: paced, reconnecting."""
+        return await self._with_reconnect(call)
 
     async def _with_reconnect(self, call):
         """Run a gateway call (counted by the pacer like every message we send); after a lost
@@ -262,13 +291,7 @@ class RunExecutor:
             what_to_show=self.what.name,
             use_rth=run.use_rth,
         )
-        key = request_key(
-            con_id=q.con_id,
-            exchange=q.exchange,
-            identity=(q.con_id, *astuple(request)),
-            what_to_show=request.what_to_show,
-            small=tf.small,
-        )
+        key = _request_key(q, request, tf.small)
         lo, hi = int(chunk.window_start.timestamp()), int(chunk.window_end.timestamp())
         try:
             async for attempt in _retrying(retry_if_exception(_retryable)):
@@ -281,7 +304,7 @@ class RunExecutor:
             return
         inside = (batch.ts >= lo) & (batch.ts < hi)
         batch = batch if bool(np.all(inside)) else batch.slice(inside)
-        await self._store(chunk.pk, batch, complete_until(tf, time.time(), _zone(q)))
+        await self._store(chunk.pk, batch, complete_until(tf, self.now(), _zone(q)))
         self._emit(event="chunk_done", bars=len(batch), instrument=q.symbol)
 
     async def _store(self, chunk_id: int, batch: BarBatch, covered_until: int) -> None:
@@ -312,22 +335,48 @@ class RunExecutor:
         """One attempt at a chunk's request; a failure is recorded on the chunk and raised."""
         if self.cancelled:
             raise FetchCancelled(f"run {self.run_id} cancelled")
+        try:
+            return await self._answer(q, request, key)
+        except GatewayError as exc:
+            final = not exc.retryable or state.attempt_number >= MAX_ATTEMPTS
+            await db(chunks.chunk_fail)(
+                chunk_id=chunk.pk, code=exc.code, message=exc.message, final=final
+            )
+            raise
+
+    async def fetch_bars(
+        self, q: QualifiedInstrument, request: BarRequest, small: bool
+    ) -> BarBatch:
+        """One request outside the run's chunks (a probe, a series fetched again), paced and
+        retried as theirs are; a failure is raised."""
+        key = _request_key(q, request, small)
+        async for attempt in _retrying(retry_if_exception(_retryable)):
+            with attempt:
+                return await self._answer(q, request, key)
+
+    async def _answer(self, q, request: BarRequest, key: RequestKey) -> BarBatch:
+        """The gateway's answer to one request, paced: its bars, none for no data."""
         await self.pacer.acquire(key)
         try:
             await self._ensure_connected()
             return await self.gateway.bars(q, request)
         except NoData:
             return BarBatch.empty()
-        except GatewayError as exc:
-            final = not exc.retryable or state.attempt_number >= MAX_ATTEMPTS
-            await db(chunks.chunk_fail)(
-                chunk_id=chunk.pk, code=exc.code, message=exc.message, final=final
-            )
-            if isinstance(exc, PacingViolation):
-                self.pacer.penalize(PACING_PENALTY_S)  # the gateway counts differently: hold back
+        except PacingViolation:
+            self.pacer.penalize(PACING_PENALTY_S)  # the gateway counts differently: hold back
             raise
         finally:
             await self.pacer.release()
+
+
+def _request_key(q: QualifiedInstrument, request: BarRequest, small: bool) -> RequestKey:
+    return request_key(
+        con_id=q.con_id,
+        exchange=q.exchange,
+        identity=(q.con_id, *astuple(request)),
+        what_to_show=request.what_to_show,
+        small=small,
+    )
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

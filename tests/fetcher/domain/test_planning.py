@@ -15,9 +15,10 @@ from fetcher.domain.planning import (
     intervals_subtract,
     months_before,
     plan_requests,
+    probe_request,
 )
 from fetcher.domain.sessions import session_table
-from fetcher.domain.timeframes import timeframe_parse
+from fetcher.domain.timeframes import TIMEFRAMES, duration_accepted, timeframe_parse
 
 NY = ZoneInfo("America/New_York")
 XNYS = session_table(
@@ -293,3 +294,54 @@ def test_a_bare_daily_fetch_asks_for_the_head_date_bar():
     plan = plan_of(end=dt.date(2004, 1, 9))
     assert plan.requests[0].window_start == day_space(2004, 1, 2)
     assert [r.duration for r in plan.requests] == ["6 D"]  # Jan 2 and 5..9
+
+
+@pytest.mark.parametrize("name", list(TIMEFRAMES))
+@pytest.mark.parametrize(
+    "listing",
+    [
+        ("STK", "SMART", "NASDAQ", "US/Eastern"),
+        ("FUT", "CME", "", "US/Central"),
+        ("CASH", "IDEALPRO", "", ""),
+    ],
+    ids=["stock", "future", "forex"],
+)
+def test_every_planned_request_is_one_ibkr_accepts(name, listing):
+    """IBKR refuses more than 365 D (or 52 W, 12 M, 86400 S: 'must be made in years') and
+    over-long intraday spans: a plan over a long range, with holes, asks for neither."""
+    tf = TIMEFRAMES[name]
+    sessions = session_table(
+        sec_type=listing[0], exchange=listing[1], primary_exchange=listing[2], time_zone=listing[3]
+    )
+    days = 20 if tf.small else (400 if tf.intraday else 3 * 366)
+    end = local(2024, 6, 28, 15, 17) if tf.intraday else day_space(2024, 6, 29)
+    start = end - days * DAY
+    covered = [(start + 5 * DAY + 3600, start + 9 * DAY), (end - 40 * DAY, end - 33 * DAY + 60)]
+    plan = plan_requests(
+        sessions=sessions, timeframe=tf, use_rth=False, start=start, end=end, covered=covered
+    )
+    assert plan
+    for request in plan:
+        assert duration_accepted(tf, request.duration), (name, request)
+
+
+def test_durations_ibkr_accepts():
+    minute, daily = TIMEFRAMES["1-MINUTE"], TIMEFRAMES["DAILY"]
+    assert duration_accepted(minute, "1 D") and duration_accepted(minute, "86400 S")
+    assert not duration_accepted(minute, "2 D")  # within IBKR's limit, beyond the step table
+    assert duration_accepted(daily, "365 D") and not duration_accepted(daily, "400 D")
+    assert duration_accepted(daily, "30 Y") and not duration_accepted(daily, "13 M")
+    assert not duration_accepted(TIMEFRAMES["1-SECOND"], "100000 S")
+
+
+def test_a_probe_asks_for_one_stored_bar_again():
+    minute = probe_request(timeframe=TIMEFRAMES["1-MINUTE"], ts=local(2024, 6, 6, 15, 59), zone=NY)
+    assert (minute.duration, minute.end) == ("60 S", "20240606-20:00:00")
+    hour = probe_request(timeframe=TIMEFRAMES["1-HOUR"], ts=local(2024, 6, 6, 15), zone=NY)
+    assert (hour.duration, hour.window_start) == ("3600 S", local(2024, 6, 6, 15))
+    second = probe_request(timeframe=TIMEFRAMES["1-SECOND"], ts=local(2024, 6, 6, 15), zone=NY)
+    assert second.duration == "60 S"  # never less than a minute
+    for name in ("DAILY", "WEEKLY", "MONTHLY"):  # the session of the bar's date
+        day = probe_request(timeframe=TIMEFRAMES[name], ts=day_space(2024, 6, 7), zone=NY)
+        assert (day.duration, day.end) == ("1 D", "20240608-04:00:00"), name
+        assert (day.window_start, day.window_end) == (day_space(2024, 6, 7), day_space(2024, 6, 8))
