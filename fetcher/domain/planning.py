@@ -21,6 +21,8 @@ from .timeframes import TimeframeSpec
 
 MAX_SECONDS_DURATION = 86_400  # IBKR accepts 'N S' up to one day
 MAX_SESSIONS_PER_DAILY_REQUEST = 250  # about a year, under IBKR's 365-day cap for 'N D'
+MAX_DAYS_IN_DAYS = 365  # IBKR reads no more days: longer durations must be asked in years
+CONTINUOUS_FUTURE = "CONTFUT"
 
 
 @dataclass(frozen=True)
@@ -87,15 +89,67 @@ def fetch_plan(
         primary_exchange=listing.primary_exchange,
         time_zone=listing.time_zone,
     )
-    requests = plan_requests(
-        sessions=sessions,
-        timeframe=timeframe,
-        use_rth=use_rth,
-        start=first,
-        end=last,
-        covered=covered,
-    )
+    window = {
+        "sessions": sessions,
+        "timeframe": timeframe,
+        "use_rth": use_rth,
+        "start": first,
+        "end": last,
+        "covered": covered,
+    }
+    if listing.sec_type == CONTINUOUS_FUTURE:
+        requests, cut = plan_continuous(**window, now=now)
+        note += cut
+    else:
+        requests = plan_requests(**window)
     return FetchPlan(first, last, note, requests, sessions)
+
+
+def plan_continuous(
+    *,
+    sessions: SessionTable,
+    timeframe: TimeframeSpec,
+    use_rth: bool,
+    start: int,
+    end: int,
+    covered: list[tuple[int, int]],
+    now: float,
+) -> tuple[list[PlannedRequest], str]:
+    """A continuous future takes no end date (IBKR's 10339), so it cannot be paged back: one
+    request ending now (endDateTime ''), as long as the bar size allows, from the first bar not
+    stored; and, when that leaves older bars out, a note that says so."""
+    gaps = intervals_subtract(start, end, list(covered))
+    if not gaps:
+        return [], ""
+    wanted, now_s, tf = gaps[0][0], int(now), timeframe
+    if tf.intraday:
+        count, unit = tf.max_duration.split()
+        if unit == "S":
+            reach = now_s - int(count)
+        elif unit == "D":
+            _, opens, _ = sessions.between(wanted - 7 * DAY * int(count), now_s, use_rth)
+            begun = opens[opens < now_s]
+            reach = int(begun[-int(count)]) if len(begun) >= int(count) else wanted
+        elif unit == "W":
+            reach = now_s - 7 * DAY * int(count)
+        else:
+            reach = months_before(now_s, int(count), sessions.zone)
+        cut, first = reach > wanted, max(wanted, reach)
+        if now_s - first <= MAX_SECONDS_DURATION:
+            n = -(-(now_s - first) // tf.seconds) * tf.seconds
+            request = PlannedRequest(now_s - n, end, f"{n} S", "")
+        else:
+            request = PlannedRequest(reach, end, tf.max_duration, "")
+    else:
+        today = datetime.fromtimestamp(now_s, ZoneInfo(sessions.zone)).date()
+        days = sessions.days_between(-(-wanted // DAY), (today - EPOCH_DATE).days)
+        if not len(days):
+            return [], ""
+        cut, days = len(days) > MAX_DAYS_IN_DAYS, days[-MAX_DAYS_IN_DAYS:]
+        first = wanted if not cut else int(days[0]) * DAY
+        request = PlannedRequest(first, end, f"{len(days)} D", "")
+    note = f"; a continuous future takes no end date (IBKR 10339): the last {request.duration} only"
+    return [request], note if cut else ""
 
 
 def probe_request(*, timeframe: TimeframeSpec, ts: int, zone: ZoneInfo) -> PlannedRequest:

@@ -345,3 +345,30 @@ def test_a_probe_asks_for_one_stored_bar_again():
         day = probe_request(timeframe=TIMEFRAMES[name], ts=day_space(2024, 6, 7), zone=NY)
         assert (day.duration, day.end) == ("1 D", "20240608-04:00:00"), name
         assert (day.window_start, day.window_end) == (day_space(2024, 6, 7), day_space(2024, 6, 8))
+
+
+def test_a_continuous_future_is_asked_without_an_end_date_and_not_paged_back():
+    """CONTFUT refuses an end date (IBKR's 10339): one request ending now, as long as the bar
+    size allows, and a note when older bars are left out."""
+    contfut = Listing("CONTFUT", "CME", "", "US/Central")
+    chicago = ZoneInfo("America/Chicago")
+    daily = plan_of(listing=contfut, start=dt.date(2024, 5, 1))
+    [request] = daily.requests
+    assert (request.end, request.duration) == ("", "43 D")  # CME sessions, May 1 to June 28
+    assert request.window_start == day_space(2024, 5, 1) and "10339" not in daily.note
+    years = plan_of(listing=contfut, start=dt.date(2020, 1, 2))
+    [request] = years.requests
+    assert (request.end, request.duration) == ("", "365 D")
+    assert years.note.endswith(
+        "a continuous future takes no end date (IBKR 10339): the last 365 D only"
+    )
+    hours = plan_of(listing=contfut, timeframe="1-HOUR", start=dt.date(2024, 6, 27))
+    [request] = hours.requests
+    assert request.end == "" and request.window_end == NOW
+    assert request.window_start <= int(dt.datetime(2024, 6, 27, tzinfo=chicago).timestamp())
+    minutes = plan_of(listing=contfut, timeframe="1-MINUTE", start=dt.date(2024, 6, 20))
+    # 1-minute bars: one session at most (1 D), which began at 17:00 in Chicago yesterday
+    assert [r.duration for r in minutes.requests] == ["72000 S"]
+    assert "the last 72000 S only" in minutes.note
+    covered = [(daily.start, daily.end)]
+    assert plan_of(listing=contfut, start=dt.date(2024, 5, 1), covered=covered).requests == []

@@ -160,6 +160,23 @@ def test_quote_bars_are_stored_without_volume_or_wap(at, settings):
         assert np.isnan(bars.volume).all() and np.isnan(bars.wap).all()
 
 
+def test_a_continuous_future_is_fetched_without_an_end_date(at):
+    at(FRIDAY_EVENING)
+    request = FetchRequest.parse(
+        instruments="ES", sec_type="CONTFUT", exchange="CME", timeframe="DAILY",
+        start="2024-05-01", use_rth=False,
+    )  # fmt: skip
+    summary = fetch_submit(request=request, requested_by=RequestedBy.CLI).wait(timeout_s=60)
+    assert summary.run.status == RunStatus.SUCCEEDED, summary.items[0].error
+    es = Instrument.objects.get(symbol="ES")
+    assert (es.sec_type, es.local_symbol) == ("CONTFUT", "ESZ4")
+    days = Bar.objects.filter(instrument=es).order_by("ts").values_list("ts", flat=True)
+    assert [d.date() for d in days[:1]] + [d.date() for d in days][-1:] == [
+        dt.date(2024, 5, 1),
+        dt.date(2024, 6, 7),
+    ]
+
+
 def test_a_split_swaps_every_stored_series_of_the_instrument(at, settings, capsys, admin_client):
     """NVDA split 10:1 on 2024-06-10: an update of its daily bars notices that the last one
     stored came back ten times lower, fetches its daily and 1-minute series again and swaps
