@@ -194,6 +194,6 @@ def _served(m: InstrumentModel, what: str, sums: Sums, now: float | None) -> Sum
     """Sums as IBKR serves them at `now`: adjusted for the splits (and, for ADJUSTED_LAST, the
     dividends) since each row's session."""
     factors = m.adjustment(what, sums.session, now) if len(sums.session) else None
-    if factors is None:
+    if factors is None or (np.all(factors[0] == 1) and np.all(factors[1] == 1)):
         return sums
     return sums.adjusted(*factors)

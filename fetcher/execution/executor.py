@@ -124,8 +124,13 @@ class RunExecutor:
     async def _execute(self) -> FetchRun:
         info = self.gateway.info or await self.gateway.connect()
         asked = time.time()
-        present = await self._with_reconnect(self.gateway.current_time)
-        self._clock_offset = present - (asked + time.time()) / 2
+        try:
+            present = await self._with_reconnect(self.gateway.current_time)
+            self._clock_offset = present - (asked + time.time()) / 2
+        except GatewayUnavailable:
+            raise
+        except GatewayError as exc:  # a gateway that does not tell its time: ours, then
+            log.warning("the gateway did not tell its time (%s): planning by this host's", exc)
         # Connecting sent a handful of messages of its own within the last second: count them,
         # so the first burst of requests stays under the gateway's 50 messages a second.
         for _ in range(CONNECT_MESSAGES):
