@@ -55,7 +55,7 @@ def _minute_sums(
         return sums
     # the minute in progress is the last one: its seconds before now, as one minute's row
     last = slice(len(time) - 1, None)
-    seconds = _second_sums(m, what, time[last], session[last], minute[last], base_slice(base, last))
+    seconds = _second_sums(m, what, time[last], session[last], minute[last], _slice(base, last))
     seconds = seconds.take(seconds.label < now)
     partial = seconds.reduce(np.zeros(1, np.int64))
     n = partial.n.astype(np.float64)
@@ -64,8 +64,15 @@ def _minute_sums(
     return Sums.concat([sums.take(slice(0, len(time) - 1)), partial])
 
 
-def base_slice(base: tuple, part) -> tuple:
+def _slice(base: tuple, part) -> tuple:
     return tuple(x[part] for x in base)
+
+
+def _starts(*keys: np.ndarray) -> np.ndarray:
+    """Where each group of consecutive rows begins: the first row, and where any key changes."""
+    new = np.ones(len(keys[0]), bool)
+    new[1:] = np.any([key[1:] != key[:-1] for key in keys], axis=0)
+    return np.flatnonzero(new)
 
 
 def intraday_bars(
@@ -90,23 +97,15 @@ def intraday_bars(
     if bar_seconds < 60:
         time, session, minute, base = _minutes(m, what, use_rth, i0, i1, head, now)
         keep = (time < end) & (time + 60 > start)
-        sums = _second_sums(
-            m, what, time[keep], session[keep], minute[keep], base_slice(base, keep)
-        )
+        sums = _second_sums(m, what, time[keep], session[keep], minute[keep], _slice(base, keep))
         if now is not None:
             sums = sums.take(sums.label < now)
-        bucket = sums.label // bar_seconds
-        new = np.ones(len(bucket), bool)
-        new[1:] = bucket[1:] != bucket[:-1]
-        sums = sums.reduce(np.flatnonzero(new))
+        sums = sums.reduce(_starts(sums.label // bar_seconds))
     else:
         sums = _minute_sums(m, what, use_rth, i0, i1, head, now)
         if bar_seconds > 60:
             local = sums.label + m.sessions.utc_offset[sums.session]
-            bucket = local // bar_seconds
-            new = np.ones(len(bucket), bool)
-            new[1:] = (sums.session[1:] != sums.session[:-1]) | (bucket[1:] != bucket[:-1])
-            sums = sums.reduce(np.flatnonzero(new))
+            sums = sums.reduce(_starts(sums.session, local // bar_seconds))
     sums = sums.take((sums.label >= start) & (sums.label < end))
     return _served(m, what, sums, now).bars(time_averaged, None)
 
@@ -142,19 +141,14 @@ def period_bars(
     if unit == "week" and len(days.label):
         monday = _monday(s.day)
         key = monday[days.session]
-        new = np.ones(len(key), bool)
-        new[1:] = key[1:] != key[:-1]
-        firsts = np.flatnonzero(new)
+        firsts = _starts(key)
         lasts = np.append(firsts[1:], len(key)) - 1
         label = days.label[lasts]  # the last session that has begun
         days = days.reduce(firsts)
         days.label = label
         dates = s.date[np.searchsorted(monday, key[firsts], side="right") - 1]
     elif unit == "month" and len(days.label):
-        key = s.date[days.session] // 100
-        new = np.ones(len(key), bool)
-        new[1:] = key[1:] != key[:-1]
-        days = days.reduce(np.flatnonzero(new))
+        days = days.reduce(_starts(s.date[days.session] // 100))
         dates = s.date[days.session]
     else:
         dates = s.date[days.session]
