@@ -345,3 +345,13 @@ def test_history_asked_after_a_split_is_adjusted_for_it(sim_factory, ib_factory)
     for old, new in zip(before, after, strict=True):
         assert new.close == pytest.approx(old.close / 10, abs=5e-5)  # to the 4 decimals sent
         assert new.volume == old.volume * 10
+
+
+def test_quote_history_begins_later_than_the_trades_and_forex_sessions_at_1715(ib):
+    aapl = Stock("AAPL", "SMART", "USD")
+    trades = ib.reqHeadTimeStamp(aapl, "TRADES", True, 2)
+    for what in ("BID", "ASK", "BID_ASK"):
+        quotes = ib.reqHeadTimeStamp(aapl, what, True, 2)
+        assert quotes == dt.datetime(2004, 1, 2, 14, 30, tzinfo=dt.UTC) and quotes > trades
+    hours = hist(ib, Forex("EURUSD"), "20240103 17:00:00 US/Eastern", "1 D", "1 hour", "MIDPOINT")
+    assert hours[0].date.strftime("%H:%M %Z") == "17:15 EST"  # IDEALPRO: 1715-1700
