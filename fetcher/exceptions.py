@@ -75,3 +75,8 @@ class FetchCancelled(IbdataError):
 
 class SourceMismatch(IbdataError):
     """The store holds bars of another gateway kind: simulator bars never mix with real ones."""
+
+
+class HistoryChanged(IbdataError):
+    """IBKR's history changed under the stored bars (a split) and the series could not be
+    fetched again: no bar is added to it on the new scale beside its old ones."""

@@ -17,7 +17,7 @@ from fetcher.domain.planning import PlannedRequest, fetch_plan, probe_request
 from fetcher.domain.ranges import complete_until
 from fetcher.domain.time import zone_info
 from fetcher.domain.timeframes import BY_CODE, TimeframeSpec, WhatToShow
-from fetcher.exceptions import GatewayError, GatewayUnavailable, IbdataError
+from fetcher.exceptions import GatewayError, GatewayUnavailable, HistoryChanged, IbdataError
 from fetcher.ibkr.types import BarRequest, QualifiedInstrument
 from fetcher.models import Instrument, Series
 from fetcher.services.history import item_history_record, series_replace
@@ -41,7 +41,7 @@ async def refetch_on_history_change(
     change = await _probe(ex, instrument.pk, qualified, covered)
     if change is None:
         return False
-    refetched, failed, bars, requests = [], [], 0, 1
+    refetched, failed, bars, requests, own_failed = [], [], 0, 1, False
     for series in await db(selectors.instrument_series)(instrument_id=instrument.pk):
         if not series.bar_count:
             continue
@@ -50,8 +50,10 @@ async def refetch_on_history_change(
             stored, asked = await _refetch(ex, instrument, qualified, series)
         except GatewayUnavailable:
             raise
-        except IbdataError as exc:  # the old bars stay; the next update sees the change again
+        except IbdataError as exc:  # the old bars stay; its next update sees the change again
             failed.append(f"{name} ({getattr(exc, 'message', exc)})")
+            own = (series.timeframe, series.what_to_show, series.rth)
+            own_failed |= own == (ex.tf.code, ex.what, ex.run.use_rth)
             continue
         refetched.append(name)
         bars, requests = bars + stored, requests + asked
@@ -63,6 +65,8 @@ async def refetch_on_history_change(
     await db(item_history_record)(
         run_id=ex.run_id, item_id=item_id, text=text, bars=bars, requests=requests
     )
+    if own_failed:  # adding new bars to its old ones would mix two scales
+        raise HistoryChanged(f"{text}: nothing added to the old bars; fetch it again later")
     return True
 
 
