@@ -340,38 +340,42 @@ class RunExecutor:
         """One attempt at a chunk's request; a failure is recorded on the chunk and raised."""
         if self.cancelled:
             raise FetchCancelled(f"run {self.run_id} cancelled")
-        try:
-            return await self._answer(q, request, key)
-        except GatewayError as exc:
-            final = not exc.retryable or state.attempt_number >= MAX_ATTEMPTS
-            await db(chunks.chunk_fail)(
-                chunk_id=chunk.pk, code=exc.code, message=exc.message, final=final
-            )
-            raise
-
-    async def fetch_bars(
-        self, q: QualifiedInstrument, request: BarRequest, small: bool
-    ) -> BarBatch:
-        """One request outside the run's chunks (a probe, a series fetched again), paced and
-        retried as theirs are; a failure is raised."""
-        key = _request_key(q, request, small)
-        async for attempt in _retrying(retry_if_exception(_retryable)):
-            with attempt:
-                return await self._answer(q, request, key)
-
-    async def _answer(self, q, request: BarRequest, key: RequestKey) -> BarBatch:
-        """The gateway's answer to one request, paced: its bars, none for no data."""
         await self.pacer.acquire(key)
         try:
             await self._ensure_connected()
             return await self.gateway.bars(q, request)
         except NoData:
             return BarBatch.empty()
-        except PacingViolation:
-            self.pacer.penalize(PACING_PENALTY_S)  # the gateway counts differently: hold back
+        except GatewayError as exc:
+            final = not exc.retryable or state.attempt_number >= MAX_ATTEMPTS
+            await db(chunks.chunk_fail)(
+                chunk_id=chunk.pk, code=exc.code, message=exc.message, final=final
+            )
+            if isinstance(exc, PacingViolation):
+                self.pacer.penalize(PACING_PENALTY_S)  # the gateway counts differently: hold back
             raise
         finally:
             await self.pacer.release()
+
+    async def fetch_bars(
+        self, q: QualifiedInstrument, request: BarRequest, small: bool
+    ) -> BarBatch:
+        """One request outside the run's chunks (a probe, a series fetched again), paced and
+        retried as a chunk's are; NoData is no bars, a failure is raised."""
+        key = _request_key(q, request, small)
+        async for attempt in _retrying(retry_if_exception(_retryable)):
+            with attempt:
+                await self.pacer.acquire(key)
+                try:
+                    await self._ensure_connected()
+                    return await self.gateway.bars(q, request)
+                except NoData:
+                    return BarBatch.empty()
+                except PacingViolation:
+                    self.pacer.penalize(PACING_PENALTY_S)
+                    raise
+                finally:
+                    await self.pacer.release()
 
 
 def _request_key(q: QualifiedInstrument, request: BarRequest, small: bool) -> RequestKey:
