@@ -12,13 +12,7 @@ from fetcher.models import (
     Instrument,
 )
 
-
-class DataSource(models.TextChoices):
-    """Where the command read the bars: fetched first when missing (ibkr), or as stored."""
-
-    IBKR = "ibkr", "IBKR (fetch what is missing, then the database)"
-    DB = "db", "database"
-    CATALOG = "catalog", "Parquet catalog"
+from .domain.bars import DataSource
 
 
 class RunKind(models.TextChoices):
@@ -45,7 +39,8 @@ class BacktestRun(models.Model):
     first_bar = models.DateTimeField(null=True, blank=True)
     last_bar = models.DateTimeField(null=True, blank=True)
     bars = models.IntegerField(default=0)
-    data_source = models.CharField(max_length=16, choices=DataSource.choices)
+    # where the bars were read: fetched first when missing (ibkr), or as stored
+    data_source = models.CharField(max_length=16, choices=[(s.value, s.label) for s in DataSource])
     source = models.CharField(
         max_length=16,
         choices=GatewayKind.choices,

@@ -9,15 +9,15 @@ from pathlib import Path
 
 from fetcher.domain.bars import BarBatch
 from fetcher.domain.instruments import InstrumentSpec
-from fetcher.domain.planning import fetch_plan
-from fetcher.domain.time import date_epoch, from_epoch, local_midnight, zone_info
+from fetcher.domain.time import dates_epochs, zone_info
 from fetcher.domain.timeframes import BY_CODE, TimeframeSpec, WhatToShow
 from fetcher.exceptions import InvalidInput
 from fetcher.models import Instrument, Series
-from fetcher.selectors import bars_read, coverage_windows
+from fetcher.selectors import bars_read, instrument_find
 from fetcher.storage.catalog import CatalogSeries, catalog_source, default_root
 
-from .models import BacktestRun, DataSource, RunKind
+from .domain.bars import DataSource
+from .models import BacktestRun, RunKind
 
 
 @dataclass(frozen=True)
@@ -49,63 +49,6 @@ class BarSet:
         )
 
 
-def instrument_find(*, spec: InstrumentSpec) -> Instrument | None:
-    """The stored instrument a typed spec names (exchange-qualified specs first)."""
-    found = Instrument.objects.filter(
-        symbol=spec.symbol, sec_type=spec.sec_type, currency=spec.currency
-    )
-    if spec.sec_type != "STK":
-        found = found.filter(exchange=spec.exchange)
-    elif spec.primary_exchange:
-        found = found.filter(primary_exchange=spec.primary_exchange)
-    return found.order_by("pk").first()
-
-
-def range_epochs(
-    *, instrument: Instrument, timeframe: TimeframeSpec, start: dt.date, end: dt.date
-) -> tuple[int, int]:
-    """[first, last) epoch seconds of dates start..end inclusive, in the space bars are stored
-    in: 00:00 UTC of each date for daily and longer bars, the exchange's midnight for intraday."""
-    after = end + dt.timedelta(days=1)
-    if not timeframe.intraday:
-        return date_epoch(start), date_epoch(after)
-    zone = zone_info(instrument.time_zone)
-    return local_midnight(start, zone), local_midnight(after, zone)
-
-
-def range_covered(
-    *,
-    instrument: Instrument,
-    timeframe: TimeframeSpec,
-    what_to_show: WhatToShow,
-    rth: bool,
-    start: dt.date,
-    end: dt.date,
-    now: float,
-) -> bool:
-    """True when a fetch of the range would make no request: the fetcher's own range and
-    planning (its first data, the complete bars, sessions, stored windows) leave nothing."""
-    covered = coverage_windows(
-        instrument_id=instrument.pk,
-        timeframe=timeframe.code,
-        what_to_show=int(what_to_show),
-        rth=rth,
-    )
-    head = instrument.head_timestamps.get(what_to_show.name)
-    plan = fetch_plan(
-        listing=instrument,
-        timeframe=timeframe,
-        use_rth=rth,
-        start=start,
-        end=end,
-        since_head=False,
-        head=dt.datetime.fromisoformat(head) if head else None,
-        covered=covered,
-        now=now,
-    )
-    return not plan.requests
-
-
 def _series_of(instrument: Instrument) -> list[Series]:
     return list(Series.objects.filter(instrument=instrument, bar_count__gt=0))
 
@@ -133,27 +76,12 @@ def backtest_bars_load(
 ) -> BarSet:
     """One series' bars over start..end (inclusive dates), or InvalidInput saying what is
     missing and how to get it."""
-    label = spec.label
-    fetch_hint = (
-        f"python manage.py fetch --instruments {label} --start {start} --end {end} "
+    hint = (
+        f"python manage.py fetch --instruments {spec.label} --start {start} --end {end} "
         f"--timeframe {timeframe.name}"
     )
-    instrument = instrument_find(spec=spec)
-    series = _series_of(instrument) if instrument else []
-    if instrument is None or not series:
-        raise InvalidInput(f"no bars of {label} are stored (never fetched): run `{fetch_hint}`")
-    wanted = [
-        s
-        for s in series
-        if s.timeframe == timeframe.code and s.what_to_show == what_to_show and s.rth == rth
-    ]
-    if not wanted:
-        raise InvalidInput(
-            f"{label} has no {timeframe.name} {what_to_show.name} bars stored (stored: "
-            f"{_stored_elsewhere(series, rth)}): fetch them with `{fetch_hint}`"
-        )
-    stored = wanted[0]
-    first, last = range_epochs(instrument=instrument, timeframe=timeframe, start=start, end=end)
+    instrument, stored = _stored_series(spec, timeframe, what_to_show, rth, hint)
+    first, last = dates_epochs(start, end, timeframe, zone_info(instrument.time_zone))
     source, account = stored.source, stored.account
     if data_source == DataSource.CATALOG:
         root = Path(catalog_root) if catalog_root else default_root()
@@ -161,9 +89,8 @@ def backtest_bars_load(
             instrument, timeframe=timeframe, what_to_show=what_to_show.name, use_rth=rth
         )
         bars = series.read(root=root, start=first, end=last)
-        recorded = catalog_source(root)
-        if recorded is not None:
-            source, account = recorded.get("source", ""), recorded.get("account", "")
+        recorded = catalog_source(root) or {}
+        source, account = recorded.get("source", source), recorded.get("account", account)
         where = f"the catalog {root}"
     else:
         bars = bars_read(
@@ -182,11 +109,11 @@ def backtest_bars_load(
             else "none"
         )
         raise InvalidInput(
-            f"no {timeframe.name} bars of {label} from {start} to {end} in {where} "
-            f"(stored: {held}): widen the range or run `{fetch_hint}`"
+            f"no {timeframe.name} bars of {spec.label} from {start} to {end} in {where} "
+            f"(stored: {held}): widen the range or run `{hint}`"
         )
     return BarSet(
-        label=label,
+        label=spec.label,
         instrument=instrument,
         timeframe=timeframe,
         what_to_show=what_to_show,
@@ -198,6 +125,28 @@ def backtest_bars_load(
         account=account,
         bars=bars,
     )
+
+
+def _stored_series(
+    spec: InstrumentSpec, timeframe: TimeframeSpec, what_to_show: WhatToShow, rth: bool, hint: str
+) -> tuple[Instrument, Series]:
+    """The stored instrument and series a backtest reads; InvalidInput naming what is stored
+    instead, and the fetch that would store it."""
+    instrument = instrument_find(spec=spec)
+    series = _series_of(instrument) if instrument else []
+    if instrument is None or not series:
+        raise InvalidInput(f"no bars of {spec.label} are stored (never fetched): run `{hint}`")
+    wanted = [
+        s
+        for s in series
+        if s.timeframe == timeframe.code and s.what_to_show == what_to_show and s.rth == rth
+    ]
+    if not wanted:
+        raise InvalidInput(
+            f"{spec.label} has no {timeframe.name} {what_to_show.name} bars stored (stored: "
+            f"{_stored_elsewhere(series, rth)}): fetch them with `{hint}`"
+        )
+    return instrument, wanted[0]
 
 
 def bars_version(*, instrument_id: int, timeframe: int, what_to_show: int, rth: bool) -> tuple:
@@ -229,7 +178,3 @@ def sweep_points_done(*, group: str) -> set[tuple]:
         "params", flat=True
     )
     return {tuple(sorted(p.items())) for p in rows}
-
-
-def epoch_datetime(value: int) -> dt.datetime:
-    return from_epoch(int(value))

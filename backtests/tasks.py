@@ -6,6 +6,7 @@ from celery import shared_task
 
 from fetcher.queues import TaskName
 
+from .domain.sweeps import SweepChunk
 from .services.sweeps import sweep_chunk_run
 
 SWEEP_CHUNK_SOFT_TIME_LIMIT_S = 15 * 60
@@ -19,8 +20,7 @@ SWEEP_CHUNK_TIME_LIMIT_S = SWEEP_CHUNK_SOFT_TIME_LIMIT_S + 60
     time_limit=SWEEP_CHUNK_TIME_LIMIT_S,
     soft_time_limit=SWEEP_CHUNK_SOFT_TIME_LIMIT_S,
 )
-def sweep_chunk(request: dict, strategy: str, points: list[dict], config: dict, group: str) -> int:
-    """Backtest a chunk of a sweep's grid; safe to run twice (stored points are skipped)."""
-    return sweep_chunk_run(
-        request=request, strategy=strategy, points=points, config=config, group=group
-    )
+def sweep_chunk(chunk: dict) -> int:
+    """Backtest a chunk of a sweep's grid (SweepChunk.to_json); safe to run twice (stored
+    points are skipped)."""
+    return sweep_chunk_run(chunk=SweepChunk.from_json(chunk))

@@ -58,18 +58,21 @@ def minute_bars(n: int):
 
 def ours(bars, fast: int, slow: int, commission: float):
     from backtests.domain.commissions import FractionCommission
-    from backtests.domain.engine import EngineConfig
+    from backtests.domain.compute import backtest_compute
+    from backtests.domain.engine import TradingConfig
     from backtests.domain.strategies import strategy_get
-    from backtests.services.runs import backtest_compute
 
-    config = EngineConfig(cash=1_000_000, commission=FractionCommission(commission))
+    trading = TradingConfig(cash=1_000_000, commission=FractionCommission(commission))
     return backtest_compute(
-        bars=bars, strategy=strategy_get("sma"), params={"fast": fast, "slow": slow}, config=config
+        bars=bars,
+        strategy=strategy_get("sma"),
+        params={"fast": fast, "slow": slow},
+        trading=trading,
     )
 
 
 def reference(bars, fast: int, slow: int, commission: float):
-    from tests.backtests.reference import frame, reference_run
+    from tests.support.backtest_reference import frame, reference_run
 
     data = frame(bars.ts, bars.open, bars.high, bars.low, bars.close)
     with warnings.catch_warnings():
@@ -115,12 +118,12 @@ def sweep_figures(bars, bench_db: str, workers: int, chunk: int) -> dict[str, fl
     from django.db import connection
     from ingest import _use_scratch_database
 
+    from backtests.domain.bars import BarsRequest, DataSource
     from backtests.domain.commissions import commission_parse
+    from backtests.domain.engine import TradingConfig
     from backtests.domain.strategies import strategy_get
     from backtests.domain.sweeps import grid_parse, grid_points
     from backtests.services import bars as bars_service
-    from backtests.services.bars import bars_request
-    from backtests.services.runs import Settings
     from backtests.services.sweeps import sweep_chunks_send, sweep_wait
     from fetcher.domain.instruments import instrument_spec_parse
     from fetcher.domain.time import from_epoch
@@ -160,14 +163,14 @@ def sweep_figures(bars, bench_db: str, workers: int, chunk: int) -> dict[str, fl
         what_to_show="TRADES",
         batch=bars,
     )
-    request = bars_request(
+    request = BarsRequest(
         spec=instrument_spec_parse("BENCH"),
         timeframe=tf,
         what_to_show=WhatToShow.TRADES,
         rth=True,
         start=from_epoch(int(bars.ts[0])).date(),
         end=from_epoch(int(bars.ts[-1])).date(),
-        data_source="catalog",
+        data_source=DataSource.CATALOG,
         catalog_root=str(catalog),
     )
     strategy = strategy_get("sma")
@@ -177,17 +180,15 @@ def sweep_figures(bars, bench_db: str, workers: int, chunk: int) -> dict[str, fl
             {"fast": grid_parse(SWEEP_FAST, "fast"), "slow": grid_parse(SWEEP_SLOW, "slow")}
         )
     ]
-    settings = Settings(
-        cash=1_000_000, commission=commission_parse("0.001"), commission_text="0.001"
-    )
+    trading = TradingConfig(cash=1_000_000, commission=commission_parse("0.001"))
 
     def sweep(group: str) -> float:
         started = time.perf_counter()
         sweep_chunks_send(
-            request=request,
+            bars=request,
             strategy="sma",
             points=points,
-            settings=settings,
+            trading=trading,
             group=group,
             chunk_size=chunk,
         )

@@ -85,6 +85,10 @@ class RequestTimeout(RetryableGatewayError):
     """The gateway did not answer in time; the request was cancelled on the gateway."""
 
 
+class ServiceUnavailable(IbdataError):
+    """A service a command needs (the database, the task broker) cannot be reached."""
+
+
 class RunStalled(IbdataError):
     """A followed run stopped moving: the worker (or thread) running it is gone."""
 
@@ -99,3 +103,8 @@ class FetchCancelled(IbdataError):
 
 class SourceMismatch(IbdataError):
     """The store holds bars of another gateway kind: simulator bars never mix with real ones."""
+
+
+class HistoryChanged(IbdataError):
+    """IBKR's history changed under the stored bars (a split) and the series could not be
+    fetched again: no bar is added to it on the new scale beside its old ones."""

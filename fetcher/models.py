@@ -70,8 +70,10 @@ class Bar(models.Model):
     high = models.FloatField()
     low = models.FloatField()
     close = models.FloatField()
-    volume = models.FloatField(default=0)
-    wap = models.FloatField(default=0)
+    # Missing (NaN; NULL where the database has no NaN, as SQLite) where IBKR sends -1: quote
+    # bars (MIDPOINT, BID, ASK, BID_ASK) have no volume or WAP.
+    volume = models.FloatField(default=0, null=True)
+    wap = models.FloatField(default=0, null=True)
     bar_count = models.IntegerField(default=0)
 
     class Meta:
@@ -208,6 +210,8 @@ class FetchRunItem(models.Model):
     start = models.DateTimeField(null=True, blank=True)
     end = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=200, blank=True, default="")
+    # When IBKR's history changed under the stored bars (a split): what was seen, and done.
+    history = models.CharField(max_length=300, blank=True, default="")
     bars_stored = models.BigIntegerField(default=0)
     chunks_planned = models.IntegerField(default=0)
     chunks_done = models.IntegerField(default=0)

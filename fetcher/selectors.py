@@ -13,8 +13,11 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from .domain.bars import BarBatch
-from .domain.planning import intervals_merge
-from .domain.time import epoch, from_epoch
+from .domain.estimates import FetchEstimate, pacing_seconds, plan_bars
+from .domain.instruments import InstrumentSpec, spec_time_zone
+from .domain.planning import FetchPlan, Listing, fetch_plan, intervals_merge
+from .domain.requests import FetchRequest
+from .domain.time import DEFAULT_ZONE, epoch, from_epoch
 from .domain.timeframes import BY_CODE, TimeframeSpec
 from .models import (
     Bar,
@@ -130,6 +133,78 @@ def fetch_runs_orphaned(*, stale_after_s: float | None = None) -> list[int]:
     return list(runs.values_list("pk", flat=True))
 
 
+def instrument_find(*, spec: InstrumentSpec) -> Instrument | None:
+    """The stored instrument a spec names: by conId when known, else by its fields (the
+    exchange for anything but a stock, the listing exchange for a stock that names one)."""
+    if spec.con_id:
+        return Instrument.objects.filter(con_id=spec.con_id).first()
+    found = Instrument.objects.filter(
+        symbol=spec.symbol, sec_type=spec.sec_type, currency=spec.currency
+    )
+    if spec.sec_type != "STK":
+        found = found.filter(exchange=spec.exchange)
+    elif spec.primary_exchange:
+        found = found.filter(primary_exchange=spec.primary_exchange)
+    return found.order_by("pk").first()
+
+
+def fetch_plans(
+    *, request: FetchRequest, now: float
+) -> list[tuple[InstrumentSpec, FetchPlan, bool]]:
+    """Each instrument's plan, as the executor will make it from what is stored: the stored
+    instrument's listing, coverage and first data point (a new instrument: its listing as its
+    spec tells, its first data point unknown), and whether that first data point was known."""
+    tf, what = request.timeframe, request.what_to_show
+    plans = []
+    for spec in request.instruments:
+        instrument = instrument_find(spec=spec)
+        listing = instrument or Listing(
+            spec.sec_type,
+            spec.exchange,
+            spec.primary_exchange,
+            spec_time_zone(spec) or DEFAULT_ZONE,
+        )
+        covered, retry, head = [], [], None
+        if instrument is not None:
+            series = {
+                "instrument_id": instrument.pk,
+                "timeframe": tf.code,
+                "what_to_show": what,
+                "rth": request.use_rth,
+            }
+            covered, retry = coverage_windows(**series), coverage_retry(**series)
+            stored_head = instrument.head_timestamps.get(what.name)
+            head = dt.datetime.fromisoformat(stored_head) if stored_head else None
+        plan = fetch_plan(
+            listing=listing,
+            timeframe=tf,
+            use_rth=request.use_rth,
+            start=request.start,
+            end=request.end,
+            since_head=request.since_head,
+            head=head,
+            covered=covered,
+            now=now,
+            retry=retry,
+        )
+        plans.append((spec, plan, head is not None))
+    return plans
+
+
+def fetch_estimate(*, request: FetchRequest, now: float) -> FetchEstimate:
+    """What a request will cost: its plans' requests, bars and pacing time; the instruments
+    whose part reaches back to a first data point the gateway has not told yet."""
+    tf = request.timeframe
+    requests = bars = 0
+    unknown = []
+    for spec, plan, head_known in fetch_plans(request=request, now=now):
+        requests += len(plan.requests)
+        bars += plan_bars(plan, tf, request.use_rth)
+        if not head_known and plan.note.startswith("since the gateway's first data"):
+            unknown.append(spec.label)
+    return FetchEstimate(requests, bars, pacing_seconds(requests, tf), tuple(unknown))
+
+
 def instrument_time_zone(*, symbol: str, sec_type: str, exchange: str, currency: str) -> str:
     """The time zone IBKR reported for a stored instrument ('' when not fetched yet)."""
     zone = (
@@ -239,6 +314,20 @@ def coverage_suspect(
     return [
         SuspectWindow(c.start, c.end, c.empty_since, c.empty_tries, c.is_settled)
         for c in rows.order_by("start")
+    ]
+
+
+def coverage_retry(
+    *, instrument_id: int, timeframe: int, what_to_show: int, rth: bool
+) -> list[tuple[int, int]]:
+    """The suspect windows of one series later fetches still ask for (epoch seconds): what
+    `fetch_plan` takes as `retry`."""
+    return [
+        (epoch(w.start), epoch(w.end))
+        for w in coverage_suspect(
+            instrument_id=instrument_id, timeframe=timeframe, what_to_show=what_to_show, rth=rth
+        )
+        if not w.settled
     ]
 
 

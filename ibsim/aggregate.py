@@ -24,6 +24,15 @@ class BarArrays:
     def __len__(self) -> int:
         return len(self.time)
 
+    def without_volume(self) -> BarArrays:
+        """The bars with volume, WAP and count -1, as IBKR sends quote bars (MIDPOINT, BID, ASK,
+        BID_ASK): there were no trades to count."""
+        minus = np.full(len(self.time), -1, np.int64)
+        return BarArrays(
+            self.time, self.dates, self.open, self.high, self.low, self.close, minus,
+            minus.astype(np.float64), minus,
+        )  # fmt: skip
+
     @classmethod
     def empty(cls, daily: bool) -> BarArrays:
         f, i = np.empty(0, np.float64), np.empty(0, np.int64)
@@ -75,6 +84,25 @@ class Sums:
             o=add(self.o, starts),
             c=add(self.c, starts),
             n=add(self.n, starts),
+        )
+
+    def adjusted(self, prices: np.ndarray, volumes: np.ndarray) -> Sums:
+        """Prices divided by `prices` and volumes multiplied by `volumes`, row by row (a split
+        of that ratio since: both the ratio, and volume times price stays what it was)."""
+        return Sums(
+            label=self.label,
+            session=self.session,
+            open=self.open / prices,
+            high=self.high / prices,
+            low=self.low / prices,
+            close=self.close / prices,
+            volume=np.rint(self.volume * volumes).astype(np.int64),
+            count=self.count,
+            vw=self.vw * (volumes / prices),
+            w=self.w / prices,
+            o=self.o / prices,
+            c=self.c / prices,
+            n=self.n,
         )
 
     def bars(self, time_averaged: bool, dates: np.ndarray | None) -> BarArrays:

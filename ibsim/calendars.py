@@ -33,7 +33,7 @@ class SessionKind(StrEnum):
     US_EQUITY = "us_equity"  # RTH from the calendar; 04:00-20:00 ET (17:00 on early closes)
     RTH_ONLY = "rth_only"  # an index: no extended hours
     CME_FUTURE = "cme_future"  # the calendar's 17:00-16:00 CT session; RTH 08:30-15:00 CT
-    FOREX = "forex"  # 17:00 ET to 17:00 ET, Monday to Friday session dates
+    FOREX = "forex"  # 17:15 ET to 17:00 ET (IBKR's 1715-1700), Monday to Friday session dates
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,7 +90,7 @@ def _build(calendar: str, kind: SessionKind, time_zone: str) -> Sessions:
         days = days[
             ~((days.month == 12) & (days.day == 25)) & ~((days.month == 1) & (days.day == 1))
         ]
-        ext_start = _local(days, time_zone, -7.0)  # 17:00 the day before
+        ext_start = _local(days, time_zone, -6.75)  # 17:15 the day before
         ext_end = _local(days, time_zone, 17.0)
         rth_start, rth_end = ext_start, ext_end
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -64,6 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not name the simulator in its data-farm notices: clients then take it for a "
         "real TWS (for tests of what records where bars came from)",
+    )
+    parser.add_argument(
+        "--now",
+        default="",
+        help="the simulated present, ISO 8601 with a zone (2024-06-07T20:00Z), which then "
+        "advances with the wall clock: nothing after it exists (default: the real present)",
     )
     parser.add_argument(
         "--stats-file",
@@ -178,6 +185,7 @@ def config_from(options: dict) -> SimConfig:
         for flag in (f"{name}-after-requests", duration and duration[0]):
             if flag and (options[flag.replace("-", "_")] or 0) < 0:
                 raise UsageError(f"--{flag} must not be negative")
+    now = present_from(options.get("now") or "")
     return SimConfig(
         host=options["host"],
         port=options["port"],
@@ -202,11 +210,27 @@ def config_from(options: dict) -> SimConfig:
             no_data_seed=options["no_data_seed"],
         ),
         identify=not options["no_identify"],
+        now=now,
         logged_off=options["logged_off"],
         no_permission=frozenset(
             s.strip().upper() for s in options["no_permission"].split(",") if s.strip()
         ),
     )
+
+
+def present_from(text: str) -> float | None:
+    """--now as epoch seconds (None when not given); UsageError unless ISO 8601 with a zone."""
+    if not text.strip():
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"--now {text!r} is not an ISO 8601 time: e.g. 2024-06-07T20:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise UsageError(f"--now {text!r} has no time zone: e.g. 2024-06-07T20:00Z")
+    return moment.timestamp()
 
 
 def serve(config: SimConfig, *, stats_file: str = "", out=sys.stdout) -> None:
@@ -233,7 +257,7 @@ async def _serve(sim: GatewaySimulator, stats_file: str, out) -> None:
     out.write(
         f"ibdata gateway simulator {state} {cfg.host}:{sim.port} "
         f"(API versions {cfg.min_version}..{cfg.max_version}, "
-        f"account {','.join(cfg.accounts)}, time scale {cfg.time_scale:g}x)\n"
+        f"account {','.join(cfg.accounts)}, time scale {cfg.time_scale:g}x{_present(cfg)})\n"
     )
     out.flush()
     while not stop.is_set():
@@ -245,6 +269,12 @@ async def _serve(sim: GatewaySimulator, stats_file: str, out) -> None:
             await asyncio.wait_for(stop.wait(), STATS_EVERY_S)
     await sim.stop()
     out.write("simulator stopped\n")
+
+
+def _present(config: SimConfig) -> str:
+    if config.now is None:
+        return ""
+    return f", present {dt.datetime.fromtimestamp(config.now, dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
 def main(argv: list[str] | None = None) -> int:

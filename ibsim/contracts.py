@@ -6,8 +6,8 @@ from . import messages as msg
 from .market import Market
 
 
-def listings_for(market: Market, c: msg.ContractFields) -> list:
-    """The listings a contract request matches, by IBKR's matching rules."""
+def listings_for(market: Market, c: msg.ContractFields, now: float | None = None) -> list:
+    """The listings a contract request matches at `now`, by IBKR's matching rules."""
     return market.find(
         c.symbol,
         c.sec_type,
@@ -16,13 +16,17 @@ def listings_for(market: Market, c: msg.ContractFields) -> list:
         con_id=c.con_id,
         local_symbol=c.local_symbol,
         primary_exchange=c.primary_exchange,
+        include_expired=c.include_expired,
+        now=now,
     )
 
 
 def contract_details(
-    spec, exchange: str, trading_hours: str, liquid_hours: str
+    spec, exchange: str, trading_hours: str, liquid_hours: str, sec_type: str = ""
 ) -> msg.ContractDetailsFields:
-    sec_type = spec.sec_type
+    """CONTRACT_DATA for `spec`; a continuous future asked for as CONTFUT is answered as one
+    (IBKR: the front contract's fields under secType CONTFUT)."""
+    sec_type = "CONTFUT" if sec_type.strip().upper() == "CONTFUT" else spec.sec_type
     return msg.ContractDetailsFields(
         symbol=spec.symbol,
         sec_type=sec_type,

@@ -72,6 +72,9 @@ class SimConfig:
     # Name the simulator in its data-farm notices, so clients record its bars as synthetic.
     # False stands in for a real TWS (which cannot run here) in tests of that record.
     identify: bool = True
+    # The simulated present when the gateway starts (epoch seconds), which then advances with
+    # the wall clock; None: the real present. Nothing after it exists: bars, splits, listings.
+    now: float | None = None
     # Start logged off: the API port refuses connections until `Gateway.log_in()`.
     logged_off: bool = False
     # Symbols the account has no market data subscription for: head timestamps answer 354,
@@ -179,6 +182,7 @@ class Gateway:
         self._connected.set()
         self._historical_arrived = 0  # since the last fault that counts requests went off
         self._restores: set[asyncio.Task] = set()  # connectivity, the farm, the port restored
+        self._started = time.time()
         self._listener: Listener | None = None
         self._logged_in = not config.logged_off
         self._port_down = False  # refusing connections: restarting or logged off
@@ -190,8 +194,11 @@ class Gateway:
         self._no_data = random.Random(config.faults.no_data_seed)
 
     def now(self) -> float:
-        """The gateway's present, in epoch seconds."""
-        return time.time()
+        """The gateway's present, in epoch seconds: the configured present moved on by the wall
+        clock since the gateway started, or the real present."""
+        if self.config.now is None:
+            return time.time()
+        return self.config.now + (time.time() - self._started)
 
     # --- counters -------------------------------------------------------------------------
 

@@ -52,15 +52,17 @@ def request_window(
     duration = rules.parse_duration(req.duration)
     if duration is None:
         raise Reject(*texts.validation(f"Historical data duration is invalid: {req.duration!r}"))
-    if not rules.duration_allowed(bar_size, duration):
-        limit = rules.MAX_DURATION[bar_size.setting]
-        raise Reject(*texts.invalid_step(bar_size.setting, str(duration), str(limit)))
+    cause = rules.duration_refusal(duration)
+    if cause is not None:
+        raise Reject(*texts.validation(cause))
     if req.what_to_show not in rules.WHAT_TO_SHOW:
         raise Reject(*texts.validation(f"Invalid whatToShow {req.what_to_show!r}"))
     if req.what_to_show == "ADJUSTED_LAST" and req.end.strip():
         raise Reject(*texts.validation("End date not supported with adjusted last"))
     if req.keep_up_to_date and req.end.strip():
         raise Reject(*texts.validation("End date not supported with live updates"))
+    if req.contract.sec_type.strip().upper() == "CONTFUT" and req.end.strip():
+        raise Reject(*texts.CONTINUOUS_END_DATE)
     try:
         end = parse_end(req.end, now=now, local_zone=time_zone)
     except BadEndDate:
@@ -72,6 +74,8 @@ def request_window(
         start = calendar_start(end_epoch, duration, spec.time_zone_id)
     if bar_size.small and start < now - rules.SMALL_BARS_MAX_AGE_S:
         raise Reject(*texts.SMALL_BARS_TOO_OLD)  # refused before pacing counts it
+    if rules.time_length_exceeded(bar_size, duration):
+        raise Reject(*texts.TIME_LENGTH_EXCEEDED)
     if bar_size.small:
         weight = 2 if req.what_to_show == "BID_ASK" else 1
         key = (spec.con_id, req.contract.exchange, req.what_to_show)

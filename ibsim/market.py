@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ibsim import universe
+from ibsim import texts, universe
 from ibsim.aggregate import BarArrays
+from ibsim.barformat import decimals_for
 from ibsim.bars import intraday_bars, period_bars
 from ibsim.calendars import sessions
 from ibsim.calendars import trading_hours as _trading_hours
 from ibsim.model import model
 from ibsim.rules import WHAT_TO_SHOW, BarSize, BarUnit
-from ibsim.universe import Listing
+from ibsim.universe import QUOTE_TYPES, Listing, head_of
 
 __all__ = ["BarArrays", "Listing", "Market", "MarketError"]
 
@@ -35,6 +38,15 @@ _WHAT_WORD = {
     "OPTION_IMPLIED_VOLATILITY": "IV",
 }
 _UNIT_WORD = {BarUnit.DAY: "1d", BarUnit.WEEK: "1w", BarUnit.MONTH: "1M"}
+# Decimals beyond the tick's of prices adjusted for splits or dividends.
+ADJUSTED_DECIMALS = 2
+# An expired future's bars are kept this long after its expiry, then it is gone.
+EXPIRED_KEPT_S = 2 * 365 * 86_400
+
+
+def no_data(spec: Listing, exchange: str, what_to_show: str) -> tuple[int, str]:
+    """IBKR's 162 for a window without bars, naming the instrument as its data farm does."""
+    return texts.no_data(spec.data_name, exchange, what_to_show)
 
 
 class MarketError(Exception):
@@ -75,10 +87,30 @@ class Market:
         con_id: int = 0,
         local_symbol: str = "",
         primary_exchange: str = "",
+        *,
+        include_expired: bool = False,
+        now: float | None = None,
     ) -> list[Listing]:
-        return universe.find(
+        """The listings a contract request matches at `now` (None: whatever the time): none
+        listed after it; an expired future only with `include_expired`, and for two years
+        after its expiry; CONTFUT, the continuous future, never expires."""
+        found = universe.find(
             symbol, sec_type, exchange, currency, con_id, local_symbol, primary_exchange
         )
+        if now is None:
+            return found
+        continuous = sec_type.strip().upper() == "CONTFUT"
+        return [
+            spec
+            for spec in found
+            if spec.head_timestamp <= now
+            and (
+                continuous
+                or spec.expiry is None
+                or now < spec.expiry
+                or (include_expired and now < spec.expiry + EXPIRED_KEPT_S)
+            )
+        ]
 
     def check(self, spec: Listing, what_to_show: str, bar_size: BarSize | None = None) -> None:
         """Raise MarketError when `spec` has no `what_to_show` data (IBKR's codes and texts)."""
@@ -93,14 +125,21 @@ class Market:
                 f"{_bar_word(bar_size)}",
             )
 
-    def head_timestamp(self, spec: Listing, what_to_show: str, use_rth: bool) -> int:
-        """Epoch seconds UTC of the first bar that exists."""
+    def head_timestamp(
+        self, spec: Listing, what_to_show: str, use_rth: bool, now: float | None = None
+    ) -> int:
+        """Epoch seconds UTC of the first bar of `what_to_show` that exists (at `now`)."""
         self.check(spec, what_to_show)
         m = model(spec, self.seed)
+        head = head_of(spec, what_to_show)
         starts, ends = m.sessions.bounds(use_rth)
-        has_hours = ends > np.maximum(starts, m.head)
-        i = m.first + int(np.argmax(has_hours[m.first :]))
-        return max(int(starts[i]), m.head)
+        first = max(m.first, int(np.searchsorted(ends, head, side="right")))
+        has_hours = ends > np.maximum(starts, head)
+        i = first + int(np.argmax(has_hours[first:]))
+        found = max(int(starts[i]), head)
+        if now is not None and found > now:
+            raise MarketError(*no_data(spec, spec.exchange, what_to_show))
+        return found
 
     def sessions_back(self, spec: Listing, end: int, n: int, use_rth: bool) -> int:
         """Start of the n-th last session starting before `end` (`end` when there is none)."""
@@ -120,17 +159,38 @@ class Market:
         use_rth: bool,
         start: int,
         end: int,
+        now: float | None = None,
     ) -> BarArrays:
-        """Bars whose start is in [start, end); day/week/month: whose first session opens there."""
+        """Bars whose start is in [start, end) as IBKR serves them at `now` (None: every bar
+        there will be): none after it, the one in progress partial, history adjusted for the
+        splits since. A day or a month is in the window when its first session opens there, a
+        week when its last session that has begun does. Quote bars carry no volume, WAP or count
+        (-1)."""
         self.check(spec, what_to_show, bar_size)
         m = model(spec, self.seed)
-        start = max(int(start), m.head)
-        end = int(end)
+        head = head_of(spec, what_to_show)
+        start = max(int(start), head)
+        end = int(end) if now is None else min(int(end), math.ceil(now))
         if end <= start:
             return BarArrays.empty(daily=not bar_size.intraday)
         if bar_size.intraday:
-            return intraday_bars(m, what_to_show, use_rth, bar_size.seconds, start, end)
-        return period_bars(m, what_to_show, use_rth, bar_size.unit.value, start, end)
+            b = intraday_bars(
+                m, what_to_show, use_rth, bar_size.seconds, start, end, head=head, now=now
+            )
+        else:
+            b = period_bars(
+                m, what_to_show, use_rth, bar_size.unit.value, start, end, head=head, now=now
+            )
+        if what_to_show in QUOTE_TYPES:
+            return b.without_volume()
+        return b
+
+    def price_decimals(self, spec: Listing, what_to_show: str) -> int:
+        """Decimals of the prices in bar rows: the tick's, and ADJUSTED_DECIMALS more for
+        prices that splits or dividends may have adjusted (IBKR: 74.0575, a quarter of 296.23);
+        WAPs carry two more."""
+        adjusted = bool(spec.splits) or what_to_show == "ADJUSTED_LAST"
+        return decimals_for(spec.min_tick) + (ADJUSTED_DECIMALS if adjusted else 0)
 
     def trading_hours(self, spec: Listing, around: int, days: int = 7) -> tuple[str, str]:
         """IBKR's (tradingHours, liquidHours) for contract details, from the day of `around`."""

@@ -96,10 +96,11 @@ class ContractFields:
     currency: str
     local_symbol: str
     trading_class: str
+    include_expired: bool = False  # the flag that follows the twelve fields in every request
 
 
 def parse_contract(fields: list[str], at: int) -> ContractFields:
-    c = fields[at : at + 12]
+    c = fields[at : at + 13]
     if len(c) < 12:
         raise ValueError("truncated contract")
     return ContractFields(
@@ -115,6 +116,7 @@ def parse_contract(fields: list[str], at: int) -> ContractFields:
         currency=c[9],
         local_symbol=c[10],
         trading_class=c[11],
+        include_expired=len(c) > 12 and c[12] not in ("", "0"),
     )
 
 

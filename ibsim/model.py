@@ -68,9 +68,13 @@ class InstrumentModel:
         self.width = s.max_minutes
         self.tick = spec.min_tick
         self.decimals = spec.price_decimals
+        self.last = len(s) - 1  # the last session with bars: a future's last trading day
+        if spec.expiry is not None:
+            self.last = int(np.searchsorted(s.ext_start, spec.expiry, side="left")) - 1
         self._keys: dict[int, np.uint64] = {}
+        self._build_splits()
         self._build_daily_walk()
-        self._build_adjustment()
+        self._build_dividends()
         self._build_volatility()
 
     def key(self, stream: int) -> np.uint64:
@@ -99,11 +103,28 @@ class InstrumentModel:
         self.log_open = np.concatenate(([self.log_close[0]], self.log_close[:-1])) + gap
         noise = normal(hash64(self.key(Stream.DAY_VOLUME), day))
         self.day_volume = spec.daily_volume * np.exp(0.3 * noise - 0.045)
+        # The walk is split-adjusted as of the anchor; what traded is not: before a split the
+        # price was the ratio higher and the volume the ratio lower, and on the day it drops.
+        raw = self.shares[anchor] / self.shares
+        self.log_open += np.log(raw)
+        self.log_close += np.log(raw)
+        self.day_volume /= raw
 
-    def _build_adjustment(self) -> None:
-        """ADJUSTED_LAST factor per session: a quarterly dividend step for each later ex-date."""
+    def _build_splits(self) -> None:
+        """Shares per share of the first session, per session: the product of the ratios of the
+        splits on or before it (a split takes effect on its ex-date's session)."""
+        s = self.sessions
+        self.shares = np.ones(len(s))
+        self.split_sessions: list[int] = []
+        for date, ratio in self.spec.splits:
+            first = int(np.searchsorted(s.date, int(date.replace("-", ""))))
+            self.shares[first:] *= ratio
+            self.split_sessions.append(first)
+
+    def _build_dividends(self) -> None:
+        """Quarterly ex-dividend dates, as the number of them after each session."""
         date = self.sessions.date
-        quarterly = self.spec.dividend_yield / 4
+        self.quarterly = self.spec.dividend_yield / 4
         month, dom, ym = (date // 100) % 100, date % 100, date // 100
         candidates = np.flatnonzero(
             np.isin(month, (2, 5, 8, 11)) & (dom >= 8 + self.spec.con_id % 10)
@@ -111,8 +132,34 @@ class InstrumentModel:
         first_in_month = candidates[np.r_[True, ym[candidates][1:] != ym[candidates][:-1]]]
         events = np.zeros(len(date))
         events[first_in_month] = 1.0
-        later = events.sum() - np.cumsum(events)  # ex-dates after each session
-        self.adjustment = (1.0 - quarterly) ** later
+        self.ex_dates_after = events.sum() - np.cumsum(events)
+
+    def present_session(self, now: float | None) -> int:
+        """The last session started at `now` (every session when None): what has happened."""
+        if now is None:
+            return len(self.sessions) - 1
+        return int(np.searchsorted(self.sessions.ext_start, now, side="right")) - 1
+
+    def adjustment(
+        self, what: str, session: np.ndarray, now: float | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """How history served at `now` differs from what traded, per session, as (price divisor,
+        volume multiplier): the ratios of the splits since (IBKR: TRADES are 'adjusted for
+        splits, but not dividends'; quotes too), and for ADJUSTED_LAST the dividends since as
+        well, on prices only. None when nothing differs."""
+        if what in FAMILY or (
+            not self.spec.splits and not (what == "ADJUSTED_LAST" and self.quarterly)
+        ):
+            return None
+        present = self.present_session(now)
+        if present < 0:
+            return None
+        splits = self.shares[present] / self.shares[session]
+        prices = splits
+        if what == "ADJUSTED_LAST" and self.quarterly:
+            since = self.ex_dates_after[session] - self.ex_dates_after[present]
+            prices = splits / (1.0 - self.quarterly) ** np.maximum(since, 0)
+        return prices, splits
 
     def _build_volatility(self) -> None:
         u = halves(hash64(self.key(Stream.VOLATILITY), np.arange(8)))[0]
@@ -205,17 +252,15 @@ class InstrumentModel:
     # --- whatToShow --------------------------------------------------------------------------
 
     def show(self, what, o, h, lo, c, volume, count, wap, minute, session):
-        """Turn base bars (TRADES path) into `what`'s bars; elementwise, any array shape."""
-        if what in ("TRADES", "HISTORICAL_VOLATILITY", "OPTION_IMPLIED_VOLATILITY"):
+        """Turn base bars (what traded) into `what`'s bars; elementwise, any array shape.
+        ADJUSTED_LAST is TRADES here: its adjustment depends on the present (adjustment())."""
+        if what in (
+            "TRADES",
+            "ADJUSTED_LAST",
+            "HISTORICAL_VOLATILITY",
+            "OPTION_IMPLIED_VOLATILITY",
+        ):
             return o, h, lo, c, volume, count, wap
-        if what == "ADJUSTED_LAST":
-            f, dec = self.adjustment[session], self.decimals + 2
-            return (
-                *(np.round(x * f, dec) for x in (o, h, lo, c)),
-                volume,
-                count,
-                np.round(wap * f, dec),
-            )
         zero_i, zero_f = np.zeros(np.shape(o), np.int64), np.zeros(np.shape(o))
         if what == "MIDPOINT":
             return o, h, lo, c, zero_i, zero_i, zero_f
@@ -297,9 +342,10 @@ class InstrumentModel:
 
     def daily(self, what: str, use_rth: bool, i0: int, i1: int) -> Sums:
         """Daily aggregates of sessions [i0, i1) that have bars (RTH or whole session)."""
-        i0, i1 = max(i0, self.first), min(i1, len(self.sessions))
+        i0, i1 = max(i0, self.first), min(i1, self.last + 1)
         if i1 <= i0:
             return day_sums_empty()
+        what = "TRADES" if what == "ADJUSTED_LAST" else what  # the same trades (show())
         parts = []
         for block in range(i0 // DAY_BLOCK, (i1 - 1) // DAY_BLOCK + 1):
             cached = DAILY_CACHE.get((self, what, block))

@@ -65,7 +65,7 @@ BAR_SIZES: dict[str, BarSize] = {
 }
 
 # Approximate length of one duration unit in seconds, used only to compare a requested
-# duration with the largest one allowed for a bar size.
+# duration's span with the most IBKR serves of a bar size.
 UNIT_SECONDS = {"S": 1, "D": 86_400, "W": 7 * 86_400, "M": 31 * 86_400, "Y": 366 * 86_400}
 
 _DURATION_RE = re.compile(r"^(\d+) ([SDWMY])$")
@@ -92,41 +92,40 @@ def parse_duration(text: str) -> Duration | None:
     return Duration(int(m.group(1)), m.group(2))
 
 
-# Largest duration per request for each bar size (IBKR's step-size table, inverted).
-# None means "no upper bound": multi-year strings such as "10 Y" are accepted.
-MAX_DURATION: dict[str, Duration | None] = {
-    "1 secs": Duration(1800, "S"),
-    "5 secs": Duration(3600, "S"),
-    "10 secs": Duration(14400, "S"),
-    "15 secs": Duration(14400, "S"),
-    "30 secs": Duration(28800, "S"),
-    "1 min": Duration(1, "D"),
-    "2 mins": Duration(2, "D"),
-    "3 mins": Duration(1, "W"),
-    "5 mins": Duration(1, "W"),
-    "10 mins": Duration(1, "W"),
-    "15 mins": Duration(1, "W"),
-    "20 mins": Duration(1, "W"),
-    "30 mins": Duration(1, "M"),
-    "1 hour": Duration(1, "M"),
-    "2 hours": Duration(1, "M"),
-    "3 hours": Duration(1, "M"),
-    "4 hours": Duration(1, "M"),
-    "8 hours": Duration(1, "M"),
-    "1 day": None,
-    "1 week": None,
-    "1 month": None,
+# How long a duration may be written in each unit; longer ones must be asked in years (IBKR's
+# error 321, docs/tws-protocol.md "Durations"), whatever the bar size.
+LONGEST_IN_UNIT = {"S": 86_400, "D": 365, "W": 52, "M": 12}
+IN_YEARS_CAUSE = {
+    "S": "Historical data request for greater than 86400 seconds rejected.",
+    "D": "Historical data requests for durations longer than 365 days must be made in years.",
+    "W": "Historical data request for durations longer than 52 weeks must be made in years.",
+    "M": "Historical data request for durations longer than 12 months must be made in years.",
 }
 
+# IBKR's step-size table (a duration and the smallest bar size it allows) is, in its own words,
+# a guideline: 5 D of 1-minute bars is served. What it refuses is an intraday request whose span
+# holds more than this many bar lengths ("Time length exceed max."). IBKR publishes no number;
+# this one is the simulator's: a week of 1-minute bars.
+MAX_STEPS = 10_080
 
-def duration_allowed(bar_size: BarSize, duration: Duration) -> bool:
-    """True when IBKR accepts `duration` for `bar_size` (else it answers 162 'invalid step')."""
-    limit = MAX_DURATION[bar_size.setting]
-    if limit is None:
-        return True
-    if duration.unit == limit.unit:
-        return duration.count <= limit.count
-    return duration.approx_seconds <= limit.approx_seconds
+
+def duration_refusal(duration: Duration) -> str | None:
+    """Why IBKR refuses to read `duration` (the cause of its error 321), or None."""
+    longest = LONGEST_IN_UNIT.get(duration.unit)
+    if longest is not None and duration.count > longest:
+        return IN_YEARS_CAUSE[duration.unit]
+    return None
+
+
+def time_length_exceeded(bar_size: BarSize, duration: Duration) -> bool:
+    """True when an intraday request spans more than MAX_STEPS bars (IBKR's 162 'Time length
+    exceed max.'); bars of a day and longer have no such limit."""
+    return bar_size.intraday and duration.approx_seconds > MAX_STEPS * bar_size.seconds
+
+
+def duration_accepted(bar_size: BarSize, duration: Duration) -> bool:
+    """True when IBKR serves `duration` of `bar_size` bars (neither 321 nor 162)."""
+    return duration_refusal(duration) is None and not time_length_exceeded(bar_size, duration)
 
 
 WHAT_TO_SHOW = (

@@ -7,7 +7,7 @@ import time
 
 from . import messages as msg
 from . import rules, texts
-from .barformat import bar_rows, bar_rows_span, decimals_for
+from .barformat import bar_rows, bar_rows_span
 from .contracts import contract_details, listings_for
 from .gateway import Event, Fault, Gateway, Lookup
 from .historical import Reject, Window, request_window
@@ -197,7 +197,7 @@ class Session:
     # --- contract details and head timestamps -----------------------------------------
 
     def _find(self, c: msg.ContractFields):
-        return listings_for(self.gateway.market, c)
+        return listings_for(self.gateway.market, c, self.gateway.now())
 
     def on_contract_data(self, fields: list[str]) -> None:
         req_id, contract = msg.parse_contract_details_request(fields)
@@ -209,7 +209,9 @@ class Session:
             return
         for spec in specs:
             trading, liquid = self.gateway.market.trading_hours(spec, int(self.gateway.now()))
-            details = contract_details(spec, contract.exchange or spec.exchange, trading, liquid)
+            details = contract_details(
+                spec, contract.exchange or spec.exchange, trading, liquid, contract.sec_type
+            )
             self.send(msg.contract_data(self.version, req_id, details))
         self.send(msg.contract_data_end(req_id))
 
@@ -225,7 +227,9 @@ class Session:
             self.send_error(req.req_id, *refused)
             return
         try:
-            head = self.gateway.market.head_timestamp(specs[0], req.what_to_show, req.use_rth)
+            head = self.gateway.market.head_timestamp(
+                specs[0], req.what_to_show, req.use_rth, now=self.gateway.now()
+            )
         except MarketError as exc:
             self.send_error(req.req_id, exc.code, exc.message)
             return
@@ -296,7 +300,7 @@ class Session:
                 await asyncio.Event().wait()
             try:
                 bars = gateway.market.bars(
-                    w.spec, w.bar_size, req.what_to_show, req.use_rth, w.start, w.end
+                    w.spec, w.bar_size, req.what_to_show, req.use_rth, w.start, w.end, gateway.now()
                 )
             except MarketError as exc:
                 self.send_error(req.req_id, exc.code, exc.message)
@@ -305,12 +309,13 @@ class Session:
                 self.send_error(
                     req.req_id,
                     *texts.no_data(
-                        w.spec.symbol, req.contract.exchange or w.spec.exchange, req.what_to_show
+                        w.spec.data_name, req.contract.exchange or w.spec.exchange, req.what_to_show
                     ),
                 )
                 return
             zone = w.spec.time_zone_id
-            rows = bar_rows(bars, zone, req.format_date, decimals_for(w.spec.min_tick))
+            decimals = gateway.market.price_decimals(w.spec, req.what_to_show)
+            rows = bar_rows(bars, zone, req.format_date, decimals)
             span = bar_rows_span(w.start, w.end, zone, req.format_date)
             gateway.count(Event.BARS_SERVED, len(rows))  # before the client can read them
             self.send(msg.historical_data(req.req_id, span[0], span[1], rows))

@@ -37,7 +37,6 @@ SMALL_BARS_TOO_OLD = (
 )
 NO_DATA = 162  # text: HMDS + "HMDS query returned no data: ..."
 CANCELLED = 162  # text: HMDS + "API historical data query cancelled: <reqId>"
-INVALID_STEP = 162
 TOO_MANY_OPEN = (
     322,
     "Error processing request:-'bY' : cause - Only 50 simultaneous API historical data "
@@ -86,14 +85,6 @@ def validation(cause: str) -> tuple[int, str]:
     return VALIDATION, f"Error validating request.-'bX' : cause - {cause}"
 
 
-def invalid_step(bar_size: str, duration: str, limit: str) -> tuple[int, str]:
-    return (
-        INVALID_STEP,
-        HMDS + f"Historical data request invalid step: duration {duration} is longer than "
-        f"{limit}, the largest allowed for bar size {bar_size}",
-    )
-
-
 def no_data(symbol: str, exchange: str, what_to_show: str) -> tuple[int, str]:
     return (
         NO_DATA,
@@ -114,3 +105,11 @@ def message_rate(received: int) -> tuple[int, str]:
     return MESSAGE_RATE, (
         f"Max rate of messages per second has been exceeded:max=50 rec={received} (1)"
     )
+
+
+# Durations and contracts (docs/tws-protocol.md, "Durations", "Futures").
+TIME_LENGTH_EXCEEDED = (162, HMDS + "Time length exceed max.")
+CONTINUOUS_END_DATE = (
+    10339,
+    "Setting end date/time for continuous future security type is not allowed.",
+)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from ibsim.calendars import FOREX_CALENDAR, IANA_ZONES, SessionKind
@@ -40,6 +40,24 @@ class Listing:
     dividend_yield: float = 0.0  # annual, drives the ADJUSTED_LAST factor
     industry: str = ""
     category: str = ""
+    # Stock splits as (ex-date 'YYYY-MM-DD', ratio): from that session on, the traded price is
+    # the ratio lower and the volume the ratio higher (docs/tws-protocol.md, "Corporate actions").
+    splits: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def data_name(self) -> str:
+        """How IBKR's data farm names the instrument in its texts: EUR.USD for a currency pair
+        (the pair, not its base currency), the symbol otherwise."""
+        return self.local_symbol if self.sec_type == "CASH" else self.symbol
+
+    @property
+    def expiry(self) -> int | None:
+        """Epoch seconds of the end (UTC midnight after) of a future's last trading day; None for
+        what does not expire."""
+        if not self.last_trade_date:
+            return None
+        day = datetime.strptime(self.last_trade_date, "%Y%m%d").replace(tzinfo=UTC)
+        return int(day.timestamp()) + 86_400
 
     @property
     def price_decimals(self) -> int:
@@ -65,6 +83,7 @@ def _stock(
     dividend: float = 0.0,
     industry: str = "",
     etf: bool = False,
+    splits: tuple[tuple[str, float], ...] = (),
 ) -> Listing:
     return Listing(
         con_id=con_id,
@@ -88,6 +107,7 @@ def _stock(
         dividend_yield=dividend,
         industry="Funds" if etf else industry,
         category="Equity Fund" if etf else "",
+        splits=splits,
     )
 
 
@@ -96,19 +116,22 @@ def _stock(
 # instruments and the deterministic bars are keyed on them.
 INSTRUMENTS: tuple[Listing, ...] = (
     _stock(265598, "AAPL", "NASDAQ", "APPLE INC", "1980-12-12", 185.0, 0.017, 55,
-           drift=0.15, dividend=0.005, industry="Technology"),
+           drift=0.15, dividend=0.005, industry="Technology",
+           splits=(("2014-06-09", 7.0), ("2020-08-31", 4.0))),
     _stock(272093, "MSFT", "NASDAQ", "MICROSOFT CORP", "1986-03-13", 370.0, 0.016, 22,
            drift=0.15, dividend=0.008, industry="Technology"),
     _stock(208813719, "GOOGL", "NASDAQ", "ALPHABET INC-CL A", "2004-08-19", 140.0, 0.019, 25,
-           drift=0.15, industry="Communications"),
+           drift=0.15, industry="Communications", splits=(("2022-07-18", 20.0),)),
     _stock(3691937, "AMZN", "NASDAQ", "AMAZON.COM INC", "1997-05-15", 151.0, 0.021, 45,
-           drift=0.2, industry="Consumer, Cyclical"),
+           drift=0.2, industry="Consumer, Cyclical", splits=(("2022-06-06", 20.0),)),
     _stock(4815747, "NVDA", "NASDAQ", "NVIDIA CORP", "1999-01-22", 490.0, 0.032, 45,
-           drift=0.25, dividend=0.0003, industry="Technology"),
+           drift=0.25, dividend=0.0003, industry="Technology",
+           splits=(("2021-07-20", 4.0), ("2024-06-10", 10.0))),
     _stock(107113386, "META", "NASDAQ", "META PLATFORMS INC-CLASS A", "2012-05-18", 350.0, 0.026,
            17, drift=0.12, industry="Communications"),
     _stock(76792991, "TSLA", "NASDAQ", "TESLA INC", "2010-06-29", 245.0, 0.035, 110,
-           drift=0.25, industry="Consumer, Cyclical"),
+           drift=0.25, industry="Consumer, Cyclical",
+           splits=(("2020-08-31", 5.0), ("2022-08-25", 3.0))),
     _stock(72063691, "BRK B", "NYSE", "BERKSHIRE HATHAWAY INC-CL B", "1996-05-09", 360.0, 0.009,
            3.5, drift=0.1, industry="Financial"),
     _stock(1520593, "JPM", "NYSE", "JPMORGAN CHASE & CO", "1980-01-02", 170.0, 0.013, 9,
@@ -224,6 +247,20 @@ INSTRUMENTS: tuple[Listing, ...] = (
 )  # fmt: skip
 
 BY_CON_ID: dict[int, Listing] = {spec.con_id: spec for spec in INSTRUMENTS}
+
+# Where IBKR's bid and ask history of stocks, futures and indices begins: years after the trades
+# (docs/tws-protocol.md, "Head timestamps"). IBKR publishes no date; this one is the simulator's.
+QUOTES_START = _epoch("2004-01-02 09:30", "US/Eastern")
+QUOTE_TYPES = frozenset({"MIDPOINT", "BID", "ASK", "BID_ASK"})
+
+
+def head_of(spec: Listing, what_to_show: str) -> int:
+    """Epoch seconds of the first data point of `what_to_show`: a currency pair's quotes are its
+    whole history; anything else's quotes begin at QUOTES_START at the earliest."""
+    if what_to_show in QUOTE_TYPES and spec.sec_type != "CASH":
+        return max(spec.head_timestamp, QUOTES_START)
+    return spec.head_timestamp
+
 
 _EXCHANGE_ALIASES = {"FUT": {"CME", "GLOBEX"}, "IND": {"CBOE"}, "CASH": {"IDEALPRO"}}
 

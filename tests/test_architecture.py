@@ -182,6 +182,25 @@ def test_every_module_of_ibsim_has_its_test_file():
     assert sorted(tested - modules) == []
 
 
+def test_every_module_of_backtests_domain_has_its_test_file():
+    """Tests mirror modules: backtests/domain/x.py is tested in tests/backtests/domain/test_x.py,
+    strategies/sma.py in strategies/test_sma.py, the registry (strategies/__init__.py) in
+    strategies/test_registry.py."""
+    code, tests = ROOT / "backtests/domain", ROOT / "tests/backtests/domain"
+
+    def names(folder: Path, pattern: str) -> set[Path]:
+        return {path.relative_to(folder).with_suffix("") for path in folder.rglob(pattern)}
+
+    modules = {
+        m.with_name("registry") if m.name == "__init__" else m
+        for m in names(code, "*.py")
+        if m != Path("__init__")
+    }
+    tested = {t.with_name(t.name.removeprefix("test_")) for t in names(tests, "test_*.py")}
+    assert sorted(map(str, modules - tested)) == []
+    assert sorted(map(str, tested - modules)) == []
+
+
 def fresh_interpreter(code: str, **env: str) -> list[str]:
     """Run `code` in a new Python with Django set up; it prints module names, one a line."""
     script = (

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fetcher.exceptions import InvalidInput
-
 from .compiled import FRACTION, IBKR_FIXED
+from .problems import InvalidRequest
 
 # Commission fractions backtesting.py accepts (it refuses 10% and more).
 MAX_FRACTION = 0.1
@@ -24,6 +23,11 @@ class FractionCommission:
     @property
     def label(self) -> str:
         return f"{self.rate:g} of each fill" if self.rate else "none"
+
+    @property
+    def text(self) -> str:
+        """As commission_parse reads it back: '0.002', '0'."""
+        return repr(self.rate).removesuffix(".0")
 
     def schedule(self) -> tuple[int, float, float, float, float]:
         """(kind, rate, per share, minimum, max fraction) for the compiled loop."""
@@ -47,6 +51,10 @@ class IbkrFixedCommission:
     def label(self) -> str:
         return "IBKR fixed (USD 0.005/share, min USD 1, max 1% of value)"
 
+    @property
+    def text(self) -> str:
+        return "ibkr"
+
     def schedule(self) -> tuple[int, float, float, float, float]:
         return IBKR_FIXED, 0.0, self.per_share, self.minimum, self.max_fraction
 
@@ -54,20 +62,23 @@ class IbkrFixedCommission:
 Commission = FractionCommission | IbkrFixedCommission
 
 
-def commission_parse(text: str) -> Commission:
-    """'0.002' -> 0.2% of each fill; 'ibkr' -> IBKR's fixed schedule."""
+def commission_parse(text: str, field: str = "commission") -> Commission:
+    """'0.002' -> 0.2% of each fill; 'ibkr' -> IBKR's fixed schedule. InvalidRequest about
+    `field` otherwise."""
     raw = str(text).strip().lower()
     if raw == "ibkr":
         return IbkrFixedCommission()
     try:
         rate = float(raw)
     except ValueError:
-        raise InvalidInput(
-            f"--commission {text!r} is neither a fraction (0.002 = 0.2% of each fill) nor 'ibkr'"
+        raise InvalidRequest.about(
+            field,
+            f"{{{field}}} {text!r} is neither a fraction (0.002 = 0.2% of each fill) nor 'ibkr'",
         ) from None
     if not 0 <= rate < MAX_FRACTION:
-        raise InvalidInput(
-            f"--commission {text!r} must be a fraction from 0 to below {MAX_FRACTION} "
-            "(0.002 = 0.2% of each fill)"
+        raise InvalidRequest.about(
+            field,
+            f"{{{field}}} {text!r} must be a fraction from 0 to below {MAX_FRACTION} "
+            "(0.002 = 0.2% of each fill)",
         )
     return FractionCommission(rate)

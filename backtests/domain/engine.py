@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .commissions import Commission
+from .commissions import Commission, commission_parse
 from .compiled import equity_curve, fills
 
 # backtesting.py's default order size: all available cash, as a fraction just under one.
@@ -24,11 +24,33 @@ FULL_EQUITY = 1 - sys.float_info.epsilon
 
 
 @dataclass(frozen=True)
-class EngineConfig:
+class TradingConfig:
+    """How a backtest trades, whatever the bars: its cash, commission, fills and sides."""
+
     cash: float
     commission: Commission
-    trade_on_close: bool = False
-    long_short: bool = False
+    trade_on_close: bool = False  # fill at the signal bar's close, not the next bar's open
+    long_short: bool = False  # the opposite signal goes short, not flat
+
+    def with_cash(self, cash: float) -> TradingConfig:
+        return replace(self, cash=cash)
+
+    def to_json(self) -> dict:
+        return {
+            "cash": self.cash,
+            "commission": self.commission.text,
+            "trade_on_close": self.trade_on_close,
+            "long_short": self.long_short,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> TradingConfig:
+        return cls(
+            cash=float(data["cash"]),
+            commission=commission_parse(data["commission"]),
+            trade_on_close=bool(data["trade_on_close"]),
+            long_short=bool(data["long_short"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -74,7 +96,7 @@ def backtest_run(
     close: np.ndarray,
     events: np.ndarray,
     warmup: int,
-    config: EngineConfig,
+    config: TradingConfig,
 ) -> BacktestResult:
     """Simulate one instrument. `events[i]` is the strategy's decision on bar i's close: +1 be
     long, -1 be short (long-only: be flat), 0 keep what is held. Bars up to `warmup` only feed
@@ -92,7 +114,7 @@ def backtest_run(
     return replace(result, warmup=warmup)
 
 
-def _simulate(open, close, events, signal_bars, config: EngineConfig, start: int, stop_bar: int):
+def _simulate(open, close, events, signal_bars, config: TradingConfig, start: int, stop_bar: int):
     signal_bars = signal_bars.astype(np.int64)
     processed = signal_bars + 1
     if config.trade_on_close:

@@ -61,6 +61,17 @@ METRICS = (
 )
 
 
+# The metrics a sweep can rank its points by: numbers, not times or durations.
+RANKABLE = tuple(k for k in METRICS if k not in TIMES and k not in DURATIONS)
+
+
+def metric_named(name: str) -> str | None:
+    """The rankable metric `name` names, as backtesting.py writes it ('sharpe ratio' ->
+    'Sharpe Ratio'); None if none."""
+    wanted = str(name).strip().lower()
+    return next((key for key in RANKABLE if key.lower() == wanted), None)
+
+
 def data_period(ts: np.ndarray) -> float:
     """The bars' spacing: the median gap between the last 100 bars, in seconds."""
     tail = ts[-100:]

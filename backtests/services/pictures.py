@@ -9,7 +9,23 @@ from pathlib import Path
 import numpy as np
 
 from ..domain.metrics import drawdown
+from ..domain.problems import InvalidRequest
 from ..models import BacktestRun
+
+
+def picture_path_check(*, field: str, path: Path) -> None:
+    """A picture can be written at `path`: not a folder, and its folder exists (or can be made)
+    and is writable; InvalidRequest about `field` otherwise, so that it fails before any work."""
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidRequest.about(field, f"{{{field}}} '{path}' is a folder: name a .png file")
+    folder = path.absolute().parent
+    while not folder.exists():  # _save makes the missing folders
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InvalidRequest.about(field, f"{{{field}}} '{path}': {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidRequest.about(field, f"{{{field}}} '{path}': cannot write in {folder}")
 
 
 def _pyplot():

@@ -8,37 +8,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fetcher.domain.bars import BarBatch
 from fetcher.domain.time import from_epoch
 from fetcher.exceptions import InvalidInput
 
-from ..domain.commissions import Commission
-from ..domain.engine import BacktestResult, EngineConfig, Trades, backtest_run
-from ..domain.metrics import metrics_compute, metrics_json, time_text
+from ..domain.compute import backtest_compute
+from ..domain.engine import BacktestResult, Trades, TradingConfig
+from ..domain.metrics import metrics_json, time_text
+from ..domain.portfolio import portfolio_compute
 from ..domain.strategies import Strategy
 from ..models import BacktestRun, RunKind
 from ..selectors import BarSet
 
 EQUITY_POINTS = 2_000  # most points of a stored equity curve
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How a backtest trades, whatever the bars."""
-
-    cash: float
-    commission: Commission
-    commission_text: str
-    trade_on_close: bool = False
-    long_short: bool = False
-
-    def engine(self, cash: float | None = None) -> EngineConfig:
-        return EngineConfig(
-            cash=self.cash if cash is None else cash,
-            commission=self.commission,
-            trade_on_close=self.trade_on_close,
-            long_short=self.long_short,
-        )
 
 
 @dataclass(frozen=True)
@@ -63,26 +44,6 @@ def backtest_length_check(*, barset: BarSet, strategy: Strategy, params: dict) -
             f"{barset.end}, but {strategy.name} with {params} needs at least {need} "
             "(its slowest indicator, then one bar to trade): widen the range or shorten the window"
         )
-
-
-def backtest_compute(
-    *,
-    bars: BarBatch,
-    strategy: Strategy,
-    params: dict,
-    config: EngineConfig,
-    indicators: dict | None = None,
-) -> tuple[BacktestResult, dict[str, float]]:
-    """Signals, simulation and metrics on bars in memory (no database)."""
-    warmup = strategy.warmup(params)
-    events = strategy.signals(bars.close, params, {} if indicators is None else indicators)
-    result = backtest_run(
-        open=bars.open, close=bars.close, events=events, warmup=warmup, config=config
-    )
-    metrics = metrics_compute(
-        ts=bars.ts, close=bars.close, equity=result.equity, trades=result.trades, warmup=warmup
-    )
-    return result, metrics
 
 
 def trades_json(trades: Trades, ts: np.ndarray) -> list[dict]:
@@ -128,7 +89,7 @@ def run_fields(
     barset: BarSet,
     strategy: Strategy,
     params: dict,
-    settings: Settings,
+    trading: TradingConfig,
     group: str,
     kind: str,
     ts: np.ndarray,
@@ -160,10 +121,10 @@ def run_fields(
         "source": barset.source,
         "account": barset.account,
         "fetch_run_id": fetch_run_id,
-        "cash": settings.cash,
-        "commission": settings.commission_text,
-        "trade_on_close": settings.trade_on_close,
-        "long_short": settings.long_short,
+        "cash": trading.cash,
+        "commission": trading.commission.text,
+        "trade_on_close": trading.trade_on_close,
+        "long_short": trading.long_short,
         "metrics": metrics_json(metrics),
         "trades": trades_json(result.trades, ts) if with_curves else [],
         "equity": equity_json(ts, result.equity) if with_curves else [],
@@ -176,7 +137,7 @@ def backtest_point(
     barset: BarSet,
     strategy: Strategy,
     params: dict,
-    settings: Settings,
+    trading: TradingConfig,
     group: str,
     kind: str,
     indicators: dict | None = None,
@@ -190,14 +151,14 @@ def backtest_point(
         bars=barset.bars,
         strategy=strategy,
         params=params,
-        config=settings.engine(),
+        trading=trading,
         indicators=indicators,
     )
     fields = run_fields(
         barset=barset,
         strategy=strategy,
         params=params,
-        settings=settings,
+        trading=trading,
         group=group,
         kind=kind,
         ts=barset.bars.ts,
@@ -215,7 +176,7 @@ def backtest_execute(
     barset: BarSet,
     strategy: Strategy,
     params: dict,
-    settings: Settings,
+    trading: TradingConfig,
     group: str,
     fetch_run_id: int | None = None,
 ) -> Outcome:
@@ -224,7 +185,7 @@ def backtest_execute(
         barset=barset,
         strategy=strategy,
         params=params,
-        settings=settings,
+        trading=trading,
         group=group,
         kind=RunKind.SINGLE,
         fetch_run_id=fetch_run_id,
@@ -239,77 +200,38 @@ def backtest_portfolio(
     barsets: list[BarSet],
     strategy: Strategy,
     params: dict,
-    settings: Settings,
+    trading: TradingConfig,
     group: str,
     fetch_run_id: int | None = None,
 ) -> Outcome:
-    """The equal-weight portfolio: each symbol trades its share of the cash on its own bars;
-    the line is the sum of their equities on every timestamp any of them has (each carried
-    forward), its trades all of theirs, its market the average of their normalised closes."""
+    """The equal-weight portfolio of the symbols (backtests.domain.portfolio), stored."""
     began = time.perf_counter()
-    share = settings.cash / len(barsets)
-    union = np.unique(np.concatenate([b.bars.ts for b in barsets]))
-    equity = np.zeros(len(union))
-    market = np.zeros(len(union))
-    warmup_ts = 0
-    parts: list[Trades] = []
-    for barset in barsets:
-        bars = barset.bars
-        result, _ = backtest_compute(
-            bars=bars,
-            strategy=strategy,
-            params=params,
-            config=settings.engine(cash=share),
-        )
-        at = np.searchsorted(bars.ts, union, side="right") - 1
-        held = at >= 0
-        equity += np.where(held, result.equity[np.maximum(at, 0)], share)
-        warmup = strategy.warmup(params)
-        base = bars.close[warmup]
-        market += np.where(held, bars.close[np.maximum(at, 0)], bars.close[0]) / base
-        warmup_ts = max(warmup_ts, int(bars.ts[warmup]))
-        t = result.trades
-        parts.append(
-            Trades(
-                size=t.size,
-                entry_bar=np.searchsorted(union, bars.ts[t.entry_bar]),
-                exit_bar=np.searchsorted(union, bars.ts[t.exit_bar]),
-                entry_price=t.entry_price,
-                exit_price=t.exit_price,
-                pnl=t.pnl,
-                return_pct=t.return_pct,
-                commission=t.commission,
-            )
-        )
-    trades = _trades_concat(parts)
-    market /= len(barsets)
-    warmup = int(np.searchsorted(union, warmup_ts))
-    metrics = metrics_compute(ts=union, close=market, equity=equity, trades=trades, warmup=warmup)
-    result = BacktestResult(equity, trades, None, warmup, float(trades.commission.sum()))
+    portfolio = portfolio_compute(
+        bars=[b.bars for b in barsets], strategy=strategy, params=params, trading=trading
+    )
     elapsed_ms = (time.perf_counter() - began) * 1000
-    label = "Portfolio (" + ", ".join(b.label for b in barsets) + ")"
+    labels = ", ".join(b.label for b in barsets)
     run = BacktestRun.objects.create(
         **run_fields(
             barset=barsets[0],
             strategy=strategy,
             params=params,
-            settings=settings,
+            trading=trading,
             group=group,
             kind=RunKind.PORTFOLIO,
-            ts=union,
-            result=result,
-            metrics=metrics,
+            ts=portfolio.ts,
+            result=portfolio.result,
+            metrics=portfolio.metrics,
             elapsed_ms=elapsed_ms,
             symbol=",".join(b.label for b in barsets),
             fetch_run_id=fetch_run_id,
         )
     )
-    return Outcome(run, label, union, market, result, metrics)
-
-
-def _trades_concat(parts: list[Trades]) -> Trades:
-    """Several symbols' trades as one list, in the order they closed."""
-    fields = Trades.__dataclass_fields__
-    joined = {name: np.concatenate([getattr(p, name) for p in parts]) for name in fields}
-    order = np.lexsort((joined["entry_bar"], joined["exit_bar"]))
-    return Trades(**{name: values[order] for name, values in joined.items()})
+    return Outcome(
+        run,
+        f"Portfolio ({labels})",
+        portfolio.ts,
+        portfolio.market,
+        portfolio.result,
+        portfolio.metrics,
+    )

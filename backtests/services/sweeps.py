@@ -8,76 +8,63 @@ import time
 
 from django.db import transaction
 
-from fetcher.exceptions import IbdataError, InvalidInput
+from fetcher.exceptions import IbdataError
 from fetcher.queues import TaskName, task_send
 
-from ..domain.commissions import commission_parse
-from ..domain.metrics import DURATIONS, TIMES
+from ..domain.bars import BarsRequest
+from ..domain.engine import TradingConfig
 from ..domain.strategies import strategy_get
+from ..domain.sweeps import SweepChunk, chunks_of
 from ..models import BacktestRun, RunKind
 from ..selectors import backtest_runs_count, sweep_points_done
 from .bars import backtest_bars
-from .runs import Settings, backtest_point
+from .runs import backtest_point
 
 SWEEP_POLL_S = 0.2
 
 
 def sweep_chunks_send(
     *,
-    request: dict,
+    bars: BarsRequest,
     strategy: str,
     points: list[dict],
-    settings: Settings,
+    trading: TradingConfig,
     group: str,
     chunk_size: int,
 ) -> list[str]:
     """Queue the grid's chunks (after this transaction commits); returns their task ids."""
-    config = {
-        "cash": settings.cash,
-        "commission": settings.commission_text,
-        "trade_on_close": settings.trade_on_close,
-        "long_short": settings.long_short,
-    }
+    chunks = [
+        SweepChunk(bars, strategy, tuple(part), trading, group)
+        for part in chunks_of(points, chunk_size)
+    ]
     ids: list[str] = []
 
     def send() -> None:
-        for first in range(0, len(points), max(1, chunk_size)):
-            chunk = points[first : first + chunk_size]
-            ids.append(
-                task_send(TaskName.BACKTEST_SWEEP_CHUNK, request, strategy, chunk, config, group)
-            )
+        for chunk in chunks:
+            ids.append(task_send(TaskName.BACKTEST_SWEEP_CHUNK, chunk.to_json()))
 
     transaction.on_commit(send)
     return ids
 
 
-def sweep_chunk_run(
-    *, request: dict, strategy: str, points: list[dict], config: dict, group: str
-) -> int:
+def sweep_chunk_run(*, chunk: SweepChunk) -> int:
     """Backtest a chunk of grid points on one series and store each; points already stored
     (a chunk delivered twice) are skipped. Returns how many were stored."""
-    barset = backtest_bars(request=request)
-    chosen = strategy_get(strategy)
-    settings = Settings(
-        cash=config["cash"],
-        commission=commission_parse(config["commission"]),
-        commission_text=config["commission"],
-        trade_on_close=config["trade_on_close"],
-        long_short=config["long_short"],
-    )
-    done = sweep_points_done(group=group)
+    barset = backtest_bars(request=chunk.bars)
+    strategy = strategy_get(chunk.strategy)
+    done = sweep_points_done(group=chunk.group)
     indicators = _indicator_cache(barset)
     runs = []
-    for point in points:
-        params = chosen.params_resolve(point)
+    for point in chunk.points:
+        params = strategy.params_resolve(point)
         if tuple(sorted(params.items())) in done:
             continue
         run, _, _ = backtest_point(
             barset=barset,
-            strategy=chosen,
+            strategy=strategy,
             params=params,
-            settings=settings,
-            group=group,
+            trading=chunk.trading,
+            group=chunk.group,
             kind=RunKind.SWEEP,
             indicators=indicators,
         )
@@ -111,15 +98,6 @@ def sweep_wait(*, group: str, total: int, timeout_s: float, progress=None) -> in
                 "the backtests queue running? (celery -A ibdata_project worker -Q backtests)"
             )
         time.sleep(SWEEP_POLL_S)
-
-
-def metric_check(name: str, example: dict) -> str:
-    """The metric to rank a sweep by, as backtesting.py names it (a number, not a time)."""
-    numeric = [k for k in example if k not in TIMES and k not in DURATIONS]
-    for key in numeric:
-        if key.lower() == name.strip().lower():
-            return key
-    raise InvalidInput(f"--maximize {name!r} is not a metric: use one of {', '.join(numeric)}")
 
 
 def sweep_best(*, runs: list[BacktestRun], metric: str, limit: int) -> list[BacktestRun]:

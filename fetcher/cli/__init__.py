@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import functools
 import os
-import re
 import sys
 from pathlib import Path
 
-from celery import current_app as app
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from rich.console import Console
 from rich.table import Table
 
 from fetcher.domain.requests import RequestInvalid, date_parse
 from fetcher.exceptions import IbdataError, InvalidInput
-from fetcher.queues import Queue
+from fetcher.execution.preflight import redacted_database_url
 
 
 class UserError(Exception):
@@ -32,29 +28,6 @@ class UserError(Exception):
 
 def console(stderr: bool = False) -> Console:
     return Console(highlight=False, soft_wrap=True, stderr=stderr)
-
-
-def redacted_database_url() -> str:
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"SQLite file {db['NAME']}"
-    return f"{db.get('USER') or ''}@{db.get('HOST') or 'localhost'}:{db.get('PORT') or ''}/{db['NAME']}"
-
-
-def check_database() -> None:
-    """A one-line error when the database cannot be reached or has no tables yet."""
-    try:
-        connection.ensure_connection()
-        with connection.cursor() as cursor:
-            tables = connection.introspection.table_names(cursor)
-    except DatabaseError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(
-            f"Cannot reach the database ({redacted_database_url()}): {first}. "
-            "Check DATABASE_URL, or run `bash scripts/services.sh` to start PostgreSQL"
-        ) from None
-    if "fetcher_fetchrun" not in tables:
-        raise UserError("The database has no ibdata tables yet: run `python manage.py migrate`")
 
 
 def user_errors(handle):
@@ -142,66 +115,6 @@ def display_path(path: Path) -> str:
         return "./" + str(Path(path).resolve().relative_to(Path(os.getcwd()).resolve()))
     except ValueError:
         return str(path)
-
-
-def tasks_in_process() -> bool:
-    """True on the embedded default (no broker): runs execute in this process."""
-    return bool(app.conf.task_always_eager)
-
-
-def gateway_probe() -> None:
-    """Fail before writing anything when the gateway cannot be reached, or when its bars would
-    mix with the store's (simulator and real bars never share a store)."""
-    # Imported here: commands that never connect (fetch_status) do not load ib_insync.
-    from fetcher.ibkr.connect import gateway_from_settings
-    from fetcher.services.provenance import gateway_kind, store_source_check
-    from fetcher.storage.catalog import default_root
-
-    gateway = gateway_from_settings()
-
-    async def probe():
-        try:
-            return await gateway.connect()
-        finally:
-            gateway.disconnect()
-
-    info = asyncio.run(probe())
-    store_source_check(source=gateway_kind(info), account=info.account, catalog_root=default_root())
-
-
-def submit_preflight() -> None:
-    """Before a command starts a fetch: the database reachable, and the gateway (runs in this
-    process) or the broker (runs on the ibkr worker), so a mistake costs no half-made run."""
-    check_database()
-    if tasks_in_process():
-        gateway_probe()
-    else:
-        check_broker()
-
-
-def check_broker() -> None:
-    """A one-line error when the Celery broker (Redis) cannot be reached."""
-    try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=3)
-    except Exception as exc:  # kombu raises transport-specific errors
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(
-            f"Cannot reach the task broker ({_redacted(app.conf.broker_url)}): {first}. "
-            "Start Redis (bash scripts/services.sh) or unset REDIS_URL to run fetches in-process"
-        ) from None
-
-
-def ibkr_workers_alive(timeout: float = 1.0) -> bool:
-    try:
-        queues = app.control.inspect(timeout=timeout).active_queues() or {}
-    except Exception:  # a broker hiccup here only means "cannot tell"
-        return False
-    return any(q.get("name") == Queue.IBKR for qs in queues.values() for q in qs)
-
-
-def _redacted(url: str) -> str:
-    return re.sub(r"//[^@/]*@", "//***@", url or "")
 
 
 def run_source_label(run) -> str:

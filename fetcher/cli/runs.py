@@ -3,6 +3,8 @@ the tables of `fetch_status`."""
 
 from __future__ import annotations
 
+import sys
+
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -13,6 +15,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from fetcher.domain.estimates import FetchEstimate
+from fetcher.domain.timeframes import TimeframeSpec
 from fetcher.models import FetchChunk, FetchRun, ItemStatus, RunStatus
 from fetcher.selectors import RunSummary
 from fetcher.services.submit import FetchHandle
@@ -31,6 +35,48 @@ PROGRESS_COLUMNS = (
     TimeRemainingColumn(),  # from the recent rate: years of minutes take a while
     TextColumn("left"),
 )
+
+
+# A fetch planned to make this many requests is announced (and confirmed on a terminal) first:
+# a year of 1-minute bars for one instrument.
+BIG_FETCH_REQUESTS = 250
+
+
+def fetch_announce(estimate: FetchEstimate, timeframe: TimeframeSpec, *, yes: bool) -> None:
+    """Before a big fetch: say what it will cost, and on a terminal ask to go ahead (`yes`, or
+    no terminal to ask on: it goes ahead); UserError when the answer is no."""
+    if estimate.requests < BIG_FETCH_REQUESTS and not (estimate.unknown and timeframe.intraday):
+        return
+    out = console()
+    unknown = (
+        f", and as far back as the gateway has data for {', '.join(estimate.unknown)}"
+        if estimate.unknown
+        else ""
+    )
+    out.print(
+        f"This fetch plans {plural(estimate.requests, 'request')} for about "
+        f"{plural(estimate.bars, f'{timeframe.name} bar')}{unknown}: at least "
+        f"{duration_text(estimate.seconds)} at IBKR's pacing."
+    )
+    if yes or not sys.stdin.isatty():
+        return
+    answer = input("Go ahead? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise UserError("Not started.", code=1)
+
+
+def duration_text(seconds: float) -> str:
+    """'15 s', '4 min', '2 h 30 min'."""
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 request', '1,250 requests'."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def run_follow(handle: FetchHandle) -> RunSummary:
@@ -69,21 +115,26 @@ def run_report(summary: RunSummary) -> None:
         if item.status == ItemStatus.SUCCEEDED:
             stored = item.bars_stored == 0 and item.chunks_planned == 0
             out.print(
-                f"✅ {item.spec}: {item.bars_stored} bars fetched"
+                f"✅ {item.spec}: {plural(item.bars_stored, 'bar')} fetched"
                 + (" (already stored)" if stored else "")
             )
         else:
             out.print(f"❌ {item.spec}: {item.error or item.status}")
+        if item.history:
+            out.print(f"   ⚠️  {item.history}")
     out.print()
     ok = sum(item.status == ItemStatus.SUCCEEDED for item in summary.items)
     if run.status == RunStatus.SUCCEEDED:
-        out.print(f"✅ Successfully fetched {run.bars_stored} bars for {ok} instruments")
+        out.print(
+            f"✅ Successfully fetched {plural(run.bars_stored, 'bar')} for "
+            f"{plural(ok, 'instrument')}"
+        )
     else:
         failed = len(summary.items) - ok
         reason = f": {run.error}" if run.error else ""
         out.print(
-            f"⚠️  Fetched {run.bars_stored} bars; {failed} of {len(summary.items)} "
-            f"instruments failed{reason}"
+            f"⚠️  Fetched {plural(run.bars_stored, 'bar')}; {failed} of "
+            f"{plural(len(summary.items), 'instrument')} failed{reason}"
         )
     out.print()
     out.print(property_table("Fetch Summary", _properties(summary)))
@@ -96,14 +147,14 @@ def _properties(summary: RunSummary) -> list[tuple[str, str]]:
         ("Start Date", summary.start_label),
         ("End Date", summary.end_label),
         ("Timeframe", summary.timeframe.name),
-        ("Total Bars", str(run.bars_stored)),
+        ("Total Bars", f"{run.bars_stored:,}"),
         ("Data Location", display_path(default_root())),
         ("Source", run_source_label(run)),
     ]
     if summary.range_note:
         rows.insert(3, ("Range", summary.range_note))
     if run.requests_made or run.status != RunStatus.SUCCEEDED:
-        rows.append(("Requests", f"{run.requests_made} ({run.errors_count} errors)"))
+        rows.append(("Requests", f"{run.requests_made:,} ({plural(run.errors_count, 'error')})"))
     rows.append(("Run", str(run.pk)))
     return rows
 
@@ -156,6 +207,9 @@ def run_detail(summary: RunSummary, chunk_errors: list[FetchChunk]) -> None:
             item.error,
         )
     out.print(table)
+    for item in summary.items:
+        if item.history:
+            out.print(f"⚠️  {item.history}")
     for chunk in chunk_errors:
         out.print(
             f"  {chunk.instrument} {chunk.window_start:%Y-%m-%d %H:%M}.."

@@ -12,6 +12,16 @@ from .time import DEFAULT_ZONE, EXCHANGE_ZONES
 SEC_TYPES = ("STK", "CASH", "FUT", "IND", "CFD", "CRYPTO", "CONTFUT")
 _SPEC_RE = re.compile(r"^[A-Z0-9][A-Z0-9 .\-/]{0,30}(?::[A-Z0-9]{2,16})?$")
 FUTURES_EXCHANGES = frozenset({"CME", "GLOBEX", "CBOT", "NYMEX", "COMEX", "EUREX", "ICEUS", "CFE"})
+# Indices users name by their symbol alone, and the exchange IBKR lists each on.
+INDICES = {
+    "SPX": "CBOE",
+    "XSP": "CBOE",
+    "OEX": "CBOE",
+    "VIX": "CBOE",
+    "DJX": "CBOE",
+    "NDX": "NASDAQ",
+    "RUT": "RUSSELL",
+}
 _FOREX_RE = re.compile(r"^([A-Z]{3})\.?([A-Z]{3})$")
 
 
@@ -80,7 +90,8 @@ def instrument_spec_parse(
     """One instrument from the command line: a stock on SMART in USD unless told otherwise.
 
     'SYMBOL:EXCHANGE' names the listing exchange of a stock (or the exchange of anything
-    else); 'EUR.USD' (or EURUSD with --sec-type CASH) is a forex pair on IDEALPRO.
+    else); 'EUR.USD' (or EURUSD with --sec-type CASH) is a forex pair on IDEALPRO; a known
+    index symbol (SPX, NDX, VIX, ...; INDICES) is that index.
     """
     raw = text.strip()
     upper = raw.upper()
@@ -96,12 +107,16 @@ def instrument_spec_parse(
         return InstrumentSpec(
             base, "CASH", venue or exchange.upper() or "IDEALPRO", "", quote, text=raw
         )
+    index_venue = INDICES.get(symbol)
+    if not sec and index_venue and venue in ("", index_venue):
+        sec = "IND"  # 'SPX' is the S&P 500 index, not a stock
     sec = sec or ("FUT" if venue in FUTURES_EXCHANGES else "STK")
     spec = InstrumentSpec(symbol.strip(), sec, text=raw, currency=(currency or "USD").upper())
     if sec == "STK":
         spec = replace(spec, exchange=(exchange or "SMART").upper(), primary_exchange=venue)
     elif sec == "IND":
-        spec = replace(spec, exchange=venue or (exchange or "CBOE").upper())
+        default = index_venue or "CBOE"
+        spec = replace(spec, exchange=venue or (exchange or default).upper())
     else:
         if not (venue or exchange):
             raise InvalidInput(

@@ -21,6 +21,8 @@ from .timeframes import TimeframeSpec
 
 MAX_SECONDS_DURATION = 86_400  # IBKR accepts 'N S' up to one day
 MAX_SESSIONS_PER_DAILY_REQUEST = 250  # about a year, under IBKR's 365-day cap for 'N D'
+MAX_DAYS_IN_DAYS = 365  # IBKR reads no more days: longer durations must be asked in years
+CONTINUOUS_FUTURE = "CONTFUT"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,17 @@ class PlannedRequest:
 
 
 @dataclass(frozen=True)
+class Listing:
+    """Where an instrument trades, as far as planning needs it (a qualified contract and a
+    stored instrument have these fields too)."""
+
+    sec_type: str
+    exchange: str
+    primary_exchange: str
+    time_zone: str
+
+
+@dataclass(frozen=True)
 class FetchPlan:
     """One instrument's part of a fetch: the range [start, end) and why it was chosen, and the
     requests that fetch what of it is not stored yet (none: nothing to fetch)."""
@@ -40,6 +53,7 @@ class FetchPlan:
     end: int
     note: str
     requests: list[PlannedRequest]
+    sessions: SessionTable  # the instrument's, which the requests were planned on
 
 
 def fetch_plan(
@@ -78,27 +92,95 @@ def fetch_plan(
         primary_exchange=listing.primary_exchange,
         time_zone=listing.time_zone,
     )
-
-    def plan(lo: int, hi: int) -> list[PlannedRequest]:
-        return plan_requests(
-            sessions=sessions,
-            timeframe=timeframe,
-            use_rth=use_rth,
-            start=lo,
-            end=hi,
-            covered=covered,
+    window = {
+        "sessions": sessions,
+        "timeframe": timeframe,
+        "use_rth": use_rth,
+        "start": first,
+        "end": last,
+        "covered": covered,
+    }
+    if listing.sec_type == CONTINUOUS_FUTURE:
+        requests, cut = plan_continuous(**window, now=now)
+        note += cut
+    else:
+        requests = plan_requests(**window)
+        again = (
+            sorted((lo, min(hi, first)) for lo, hi in retry if lo < first) if start is None else []
         )
+        if again:  # windows once answered empty although they traded: an update asks again
+            requests = sorted(
+                [
+                    *requests,
+                    *(
+                        r
+                        for lo, hi in again
+                        for r in plan_requests(**window | {"start": lo, "end": hi})
+                    ),
+                ],
+                key=lambda r: r.window_start,
+            )
+            first = again[0][0]
+            note += f"; {len(again)} window(s) once answered empty asked again"
+    return FetchPlan(first, last, note, requests, sessions)
 
-    requests = plan(first, last)
-    again = sorted((lo, min(hi, first)) for lo, hi in retry if lo < first) if start is None else []
-    if again:
-        requests = sorted(
-            [*requests, *(r for lo, hi in again for r in plan(lo, hi))],
-            key=lambda r: r.window_start,
-        )
-        first = again[0][0]
-        note += f"; {len(again)} window(s) once answered empty asked again"
-    return FetchPlan(first, last, note, requests)
+
+def plan_continuous(
+    *,
+    sessions: SessionTable,
+    timeframe: TimeframeSpec,
+    use_rth: bool,
+    start: int,
+    end: int,
+    covered: list[tuple[int, int]],
+    now: float,
+) -> tuple[list[PlannedRequest], str]:
+    """A continuous future takes no end date (IBKR's 10339), so it cannot be paged back: one
+    request ending now (endDateTime ''), as long as the bar size allows, from the first bar not
+    stored; and, when that leaves older bars out, a note that says so."""
+    gaps = intervals_subtract(start, end, list(covered))
+    if not gaps:
+        return [], ""
+    wanted, now_s, tf = gaps[0][0], int(now), timeframe
+    if tf.intraday:
+        count, unit = tf.max_duration.split()
+        if unit == "S":
+            reach = now_s - int(count)
+        elif unit == "D":
+            _, opens, _ = sessions.between(wanted - 7 * DAY * int(count), now_s, use_rth)
+            begun = opens[opens < now_s]
+            reach = int(begun[-int(count)]) if len(begun) >= int(count) else wanted
+        elif unit == "W":
+            reach = now_s - 7 * DAY * int(count)
+        else:
+            reach = months_before(now_s, int(count), sessions.zone)
+        cut, first = reach > wanted, max(wanted, reach)
+        if now_s - first <= MAX_SECONDS_DURATION:
+            n = -(-(now_s - first) // tf.seconds) * tf.seconds
+            request = PlannedRequest(now_s - n, end, f"{n} S", "")
+        else:
+            request = PlannedRequest(reach, end, tf.max_duration, "")
+    else:
+        today = datetime.fromtimestamp(now_s, ZoneInfo(sessions.zone)).date()
+        days = sessions.days_between(-(-wanted // DAY), (today - EPOCH_DATE).days)
+        if not len(days):
+            return [], ""
+        cut, days = len(days) > MAX_DAYS_IN_DAYS, days[-MAX_DAYS_IN_DAYS:]
+        first = wanted if not cut else int(days[0]) * DAY
+        request = PlannedRequest(first, end, f"{len(days)} D", "")
+    note = f"; a continuous future takes no end date (IBKR 10339): the last {request.duration} only"
+    return [request], note if cut else ""
+
+
+def probe_request(*, timeframe: TimeframeSpec, ts: int, zone: ZoneInfo) -> PlannedRequest:
+    """The smallest request that answers the bar starting at `ts` again (date space for daily
+    and larger bars: the session of that date holds a day's open, a week's last day and a
+    month's first): a minute of seconds at least, or one session."""
+    if timeframe.intraday:
+        end = ts + timeframe.seconds
+        return PlannedRequest(ts, end, f"{max(timeframe.seconds, 60)} S", ibkr_utc(end))
+    after = EPOCH_DATE + timedelta(days=ts // DAY + 1)
+    return PlannedRequest(ts, ts + DAY, "1 D", ibkr_utc(local_midnight(after, zone)))
 
 
 def intervals_subtract(

@@ -5,17 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from .time import date_epoch, from_epoch, local_midnight
+from .time import date_epoch, day_start, from_epoch
 from .timeframes import SMALL_BARS_DAYS, TimeframeSpec
 
 # With no start date and nothing stored yet, intraday fetches go this far back.
 INTRADAY_DEFAULT_DAYS = 30
-
-
-def day_start(day: dt.date, tf: TimeframeSpec, zone: ZoneInfo) -> int:
-    """Where a date begins for bars of `tf`: 00:00 in the exchange's zone for intraday bars,
-    the date itself (date space) for daily and larger ones."""
-    return local_midnight(day, zone) if tf.intraday else date_epoch(day)
 
 
 def complete_until(tf: TimeframeSpec, now: float, zone: ZoneInfo) -> int:
@@ -26,11 +20,19 @@ def complete_until(tf: TimeframeSpec, now: float, zone: ZoneInfo) -> int:
         offset = int(dt.datetime.fromtimestamp(now, zone).utcoffset().total_seconds())
         return (int(now) + offset) // tf.seconds * tf.seconds - offset
     today = dt.datetime.fromtimestamp(now, zone).date()
-    if tf.name == "WEEKLY":
-        today -= dt.timedelta(days=today.weekday())
-    elif tf.name == "MONTHLY":
+    if tf.name == "MONTHLY":  # dated by its first session
         today = today.replace(day=1)
+    # a day's bar, and a week's (dated by its last trading day, as IBKR dates it), is complete
+    # once its date has passed
     return date_epoch(today)
+
+
+def last_day(day: dt.date, tf: TimeframeSpec) -> dt.date:
+    """The last date a range ending on `day` reaches: for weekly bars, the Friday of its week
+    (the latest a week's bar is dated, by its last trading day); `day` otherwise."""
+    if tf.name == "WEEKLY":
+        return day + dt.timedelta(days=max(0, 4 - day.weekday()))
+    return day
 
 
 def resolve_range(
@@ -56,7 +58,7 @@ def resolve_range(
     head_space = None
     if head is not None:
         head_space = int(head.timestamp()) if tf.intraday else day_start(head_day, tf, zone)
-    upto = day_start((end or today) + dt.timedelta(days=1), tf, zone)
+    upto = day_start(last_day(end or today, tf) + dt.timedelta(days=1), tf, zone)
     if tf.intraday:
         upto = min(upto, int(now))
     if start:

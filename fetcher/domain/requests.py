@@ -56,7 +56,7 @@ class FetchRequest:
         *,
         instruments: str | None,
         timeframe: str = "DAILY",
-        what_to_show: str = "TRADES",
+        what_to_show: str | None = None,
         use_rth: bool = True,
         start: str | None = None,
         end: str | None = None,
@@ -66,7 +66,8 @@ class FetchRequest:
         currency: str = "",
         today: dt.date | None = None,
     ) -> FetchRequest:
-        """A request from text as users type it (command-line options, a schedule's fields)."""
+        """A request from text as users type it (command-line options, a schedule's fields).
+        No what-to-show: TRADES, or MIDPOINT when every instrument is forex."""
         with _blame("sec_type"):
             sec_type_check(sec_type)
         with _blame("instruments"):
@@ -76,7 +77,7 @@ class FetchRequest:
         with _blame("timeframe"):
             tf = timeframe_parse(timeframe)
         with _blame("what_to_show"):
-            what = WhatToShow.parse(what_to_show)
+            what = WhatToShow.parse(what_to_show) if what_to_show else _default_what(specs)
         return cls(
             instruments=tuple(specs),
             timeframe=tf,
@@ -117,6 +118,19 @@ class FetchRequest:
         )
 
 
+def _default_what(specs: list[InstrumentSpec]) -> WhatToShow:
+    """TRADES; MIDPOINT for forex, which IBKR has no trades of."""
+    forex = [s.label for s in specs if s.sec_type == "CASH"]
+    if not forex:
+        return WhatToShow.TRADES
+    if len(forex) < len(specs):
+        raise InvalidInput(
+            f"{', '.join(forex)}: forex has no TRADES bars at IBKR (its default is MIDPOINT): "
+            "fetch forex apart, or give one what-to-show for all"
+        )
+    return WhatToShow.MIDPOINT
+
+
 def date_parse(text: str | dt.date | None, field_name: str) -> dt.date | None:
     """'2024-01-31' as a date (a date stays one); None for nothing."""
     if text is None or text == "" or isinstance(text, dt.date):
@@ -155,6 +169,13 @@ def _check(request: FetchRequest, today: dt.date) -> None:
         raise RequestInvalid(
             "since_head",
             "'since the first data point' and a start date contradict each other: give one",
+        )
+    forex = [s.label for s in request.instruments if s.sec_type == "CASH"]
+    if forex and request.what_to_show in (WhatToShow.TRADES, WhatToShow.ADJUSTED_LAST):
+        raise RequestInvalid(
+            "what_to_show",
+            f"{', '.join(forex)}: IBKR has no {request.what_to_show.name} bars of forex: "
+            "use MIDPOINT, BID, ASK or BID_ASK",
         )
     if request.what_to_show == WhatToShow.ADJUSTED_LAST and end and end < today:
         raise RequestInvalid("end", "ADJUSTED_LAST bars can only be fetched up to now: no end date")

@@ -90,8 +90,8 @@ def _table(kind: str, zone: str) -> SessionTable:
             eth_open, eth_close = rth_open, rth_close
     else:  # forex and anything without a known calendar: weekday sessions
         days = pd.bdate_range(start, end)
-        if kind == "FX":  # 17:00 ET the day before to 17:00 ET
-            rth_open, rth_close = _at(days, zone, -7), _at(days, zone, 17)
+        if kind == "FX":  # 17:15 ET the day before to 17:00 ET (IBKR: 1715-1700)
+            rth_open, rth_close = _at(days, zone, -6.75), _at(days, zone, 17)
         else:
             rth_open, rth_close = _at(days, zone, 0), _at(days, zone, 24)
         eth_open, eth_close = rth_open, rth_close

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from .timeframes import TimeframeSpec
 
 DAY = 86_400
 EPOCH_DATE = dt.date(1970, 1, 1)
@@ -42,6 +46,20 @@ def date_epoch(day: dt.date) -> int:
 def local_midnight(day: dt.date, zone: ZoneInfo) -> int:
     """Epoch seconds of 00:00 on `day` in `zone`."""
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=zone).timestamp())
+
+
+def day_start(day: dt.date, tf: TimeframeSpec, zone: ZoneInfo) -> int:
+    """Where a date begins for bars of `tf`: 00:00 in the exchange's zone for intraday bars,
+    the date itself (date space) for daily and larger ones."""
+    return local_midnight(day, zone) if tf.intraday else date_epoch(day)
+
+
+def dates_epochs(
+    start: dt.date, end: dt.date, tf: TimeframeSpec, zone: ZoneInfo
+) -> tuple[int, int]:
+    """[first, last) epoch seconds of the dates start..end inclusive, in the space bars of `tf`
+    are stored in (day_start): from the first date's start to the start of the day after end."""
+    return day_start(start, tf, zone), day_start(end + dt.timedelta(days=1), tf, zone)
 
 
 def ibkr_utc(value: int) -> str:

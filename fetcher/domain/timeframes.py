@@ -86,6 +86,30 @@ _SPECS = (
 )
 
 TIMEFRAMES: dict[str, TimeframeSpec] = {t.name: t for t in _SPECS}
+
+# IBKR reads at most this many of each unit; longer durations must be asked in years (its
+# error 321, docs/ibkr.md "Request parameters").
+LONGEST_IN_UNIT = {"S": 86_400, "D": 365, "W": 52, "M": 12}
+_UNIT_DAYS = {"D": 1, "W": 7, "M": 31, "Y": 366}
+
+
+def duration_accepted(tf: TimeframeSpec, duration: str) -> bool:
+    """Whether IBKR accepts `duration` of `tf`'s bars: no more of a unit than it reads (else
+    321), and for intraday bars no longer than the largest duration of IBKR's step table, which
+    IBKR serves however long its unpublished limit ('Time length exceed max.') is."""
+    count, unit = duration.split()
+    if int(count) <= 0 or int(count) > LONGEST_IN_UNIT.get(unit, int(count)):
+        return False
+    if not tf.intraday:
+        return True
+    largest, largest_unit = tf.max_duration.split()
+
+    def seconds(n: str, u: str) -> int:
+        return int(n) if u == "S" else int(n) * _UNIT_DAYS[u] * 86_400
+
+    return seconds(count, unit) <= seconds(largest, largest_unit)
+
+
 BY_CODE: dict[int, TimeframeSpec] = {t.code: t for t in _SPECS}
 # Accepted spellings beyond the canonical names.
 ALIASES = {

@@ -26,7 +26,7 @@ from fetcher import selectors
 from fetcher.domain.bars import BarBatch
 from fetcher.domain.planning import fetch_plan
 from fetcher.domain.ranges import complete_until
-from fetcher.domain.time import epoch, zone_info
+from fetcher.domain.time import zone_info
 from fetcher.domain.timeframes import BY_CODE, WhatToShow
 from fetcher.exceptions import (
     FalseUnknownContract,
@@ -52,14 +52,10 @@ from fetcher.services import chunks, fetch_runs, instruments, items
 from fetcher.storage.catalog import default_root
 from fetcher.timings import HEARTBEAT_S
 
-from .outages import database_patient, one_line
+from .history import refetch_on_history_change
+from .outages import database_patient, db, one_line
 
 log = logging.getLogger("ibdata.fetch")
-
-
-def db(fn):
-    """`fn` on the run's one database thread (in order), waiting out a database outage."""
-    return sync_to_async(database_patient(fn))
 
 
 MAX_ATTEMPTS = 6
@@ -117,6 +113,12 @@ class RunExecutor:
         self._counts = {"chunks_done": 0, "chunks_planned": 0, "bars": 0}
         self.cancelled = False
         self._tasks: list[asyncio.Future] = []
+        self._clock_offset = 0.0  # the gateway's clock minus ours
+
+    def now(self) -> float:
+        """The gateway's present (asked once a run: a simulator's may be years ago, and a real
+        gateway's clock is the one its bars are complete by)."""
+        return time.time() + self._clock_offset
 
     async def execute(self) -> FetchRun:
         try:
@@ -126,6 +128,14 @@ class RunExecutor:
 
     async def _execute(self) -> FetchRun:
         info = self.gateway.info or await self.gateway.connect()
+        asked = time.time()
+        try:
+            present = await self._with_reconnect(self.gateway.current_time)
+            self._clock_offset = present - (asked + time.time()) / 2
+        except GatewayUnavailable:
+            raise
+        except GatewayError as exc:  # a gateway that does not tell its time: ours, then
+            log.warning("the gateway did not tell its time (%s): planning by this host's", exc)
         # Connecting sent a handful of messages of its own within the last second: count them,
         # so the first burst of requests stays under the gateway's 50 messages a second.
         for _ in range(CONNECT_MESSAGES):
@@ -224,7 +234,7 @@ class RunExecutor:
             "rth": run.use_rth,
         }
         covered = await db(selectors.coverage_windows)(**series)
-        suspect = await db(selectors.coverage_suspect)(**series)
+        retry = await db(selectors.coverage_retry)(**series)
         # the head timestamp bounds every range: no request before the first data point
         head = await self._with_reconnect(
             lambda: self.gateway.head_timestamp(qualified, self.what.name, run.use_rth)
@@ -232,19 +242,34 @@ class RunExecutor:
         await db(instruments.instrument_head_set)(
             instrument_id=instrument.pk, what_to_show=self.what.name, head=head
         )
-        plan = fetch_plan(
-            listing=qualified,
-            timeframe=tf,
-            use_rth=run.use_rth,
-            start=run.start,
-            end=run.end,
-            since_head=run.since_head,
-            head=head,
-            covered=covered,
-            now=time.time(),
-            # windows once answered "no data" although they traded: asked again by updates
-            retry=[(epoch(w.start), epoch(w.end)) for w in suspect if not w.settled],
-        )
+
+        def plan_for(covered: list[tuple[int, int]]):
+            return fetch_plan(
+                listing=qualified,
+                timeframe=tf,
+                use_rth=run.use_rth,
+                start=run.start,
+                end=run.end,
+                since_head=run.since_head,
+                head=head,
+                covered=covered,
+                now=self.now(),
+                retry=retry,  # windows once answered "no data" though they traded: asked again
+            )
+
+        plan = plan_for(covered)
+        # IBKR's history may have changed under the stored bars (a split): then every series of
+        # the instrument is fetched again and swapped first, and what is left planned again
+        if (
+            plan.requests
+            and covered
+            and await refetch_on_history_change(
+                self, item_id=item.pk, instrument=instrument, qualified=qualified, covered=covered
+            )
+        ):
+            covered = await db(selectors.coverage_windows)(**series)
+            retry = await db(selectors.coverage_retry)(**series)
+            plan = plan_for(covered)
         chunks = await db(items.item_plan)(item_id=item.pk, instrument_id=instrument.pk, plan=plan)
         self._emit(event="planned", chunks=len(chunks), instrument=qualified.symbol)
         return PreparedItem(item.pk, instrument.pk, qualified, chunks)
@@ -268,6 +293,10 @@ class RunExecutor:
         async with self._reconnecting:
             if not self.gateway.is_connected():
                 await self.reconnect()
+
+    async def gateway_call(self, call):
+        """A gateway call (not a bar request) as the run makes them: paced, reconnecting."""
+        return await self._with_reconnect(call)
 
     async def _with_reconnect(self, call):
         """Run a gateway call (counted by the pacer like every message we send); after a lost
@@ -326,13 +355,7 @@ class RunExecutor:
             what_to_show=self.what.name,
             use_rth=run.use_rth,
         )
-        key = request_key(
-            con_id=q.con_id,
-            exchange=q.exchange,
-            identity=(q.con_id, *astuple(request)),
-            what_to_show=request.what_to_show,
-            small=tf.small,
-        )
+        key = _request_key(q, request, tf.small)
         lo, hi = int(chunk.window_start.timestamp()), int(chunk.window_end.timestamp())
         try:
             async for attempt in _retrying(retry_if_exception(_retryable)):
@@ -347,7 +370,7 @@ class RunExecutor:
             return
         inside = (batch.ts >= lo) & (batch.ts < hi)
         batch = batch if bool(np.all(inside)) else batch.slice(inside)
-        await self._store(chunk.pk, batch, complete_until(tf, time.time(), _zone(q)))
+        await self._store(chunk.pk, batch, complete_until(tf, self.now(), _zone(q)))
         self._emit(event="chunk_done", bars=len(batch), instrument=q.symbol)
 
     async def _store(self, chunk_id: int, batch: BarBatch, covered_until: int) -> None:
@@ -380,17 +403,15 @@ class RunExecutor:
         if self.cancelled:
             raise FetchCancelled(f"run {self.run_id} cancelled")
 
-        async def ask() -> BarBatch:
-            await self._ensure_connected()
-            return await self.gateway.bars(q, request)
-
         async def troubled(exc: GatewayError) -> None:
             await db(chunks.chunk_fail)(
                 chunk_id=chunk.pk, code=exc.code, message=exc.message, final=False
             )
 
         try:
-            return await self._through_holds(ask, key, on_trouble=troubled)
+            return await self._through_holds(
+                lambda: self._bars(q, request), key, on_trouble=troubled
+            )
         except NoData:
             return BarBatch.empty()
         except GatewayError as exc:
@@ -401,6 +422,37 @@ class RunExecutor:
             if isinstance(exc, PacingViolation):
                 self.pacer.penalize(PACING_PENALTY_S)  # the gateway counts differently: hold back
             raise
+
+    async def fetch_bars(
+        self, q: QualifiedInstrument, request: BarRequest, small: bool
+    ) -> BarBatch:
+        """One request outside the run's chunks (a probe, a series fetched again), paced, held
+        and retried as a chunk's are; NoData is no bars, a failure is raised."""
+        key = _request_key(q, request, small)
+        async for attempt in _retrying(retry_if_exception(_retryable)):
+            with attempt:
+                try:
+                    return await self._through_holds(lambda: self._bars(q, request), key)
+                except NoData:
+                    return BarBatch.empty()
+                except PacingViolation:
+                    self.pacer.penalize(PACING_PENALTY_S)
+                    raise
+
+    async def _bars(self, q: QualifiedInstrument, request: BarRequest) -> BarBatch:
+        """One historical request, on the connection once it is up."""
+        await self._ensure_connected()
+        return await self.gateway.bars(q, request)
+
+
+def _request_key(q: QualifiedInstrument, request: BarRequest, small: bool) -> RequestKey:
+    return request_key(
+        con_id=q.con_id,
+        exchange=q.exchange,
+        identity=(q.con_id, *astuple(request)),
+        what_to_show=request.what_to_show,
+        small=small,
+    )
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 
+from asgiref.sync import sync_to_async
 from django.db import InterfaceError, OperationalError, connection
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
@@ -60,3 +61,8 @@ def _waiting(state, fn) -> None:
 def one_line(exc: BaseException | None) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def db(fn):
+    """`fn` on the run's one database thread (in order), waiting out a database outage."""
+    return sync_to_async(database_patient(fn))

@@ -217,6 +217,12 @@ class Gateway:
     def is_connected(self) -> bool:
         return self.ib.isConnected()
 
+    async def current_time(self) -> float:
+        """The gateway's present, in epoch seconds (reqCurrentTime: its own clock, which a
+        simulator may set in the past)."""
+        moment = await self._call(self.ib.reqCurrentTimeAsync(), None)
+        return moment.timestamp()
+
     # --- contracts --------------------------------------------------------------------
 
     async def qualify(self, spec: InstrumentSpec) -> QualifiedInstrument:
@@ -228,6 +234,7 @@ class Gateway:
             primaryExchange=spec.primary_exchange,
             currency=spec.currency,
             lastTradeDateOrContractMonth=spec.last_trade_date,
+            includeExpired=spec.sec_type == "FUT",
         )
         details = await self._call(self.ib.reqContractDetailsAsync(contract), contract)
         if not details:
@@ -325,7 +332,8 @@ class Gateway:
     def _on_bars(self, fields: list[str]) -> None:
         """HISTORICAL_DATA (formatDate=2): [msg id, req id, start, end, n, then n bars of
         HISTORICAL_BAR_FIELDS fields]. Intraday dates are epoch seconds; day and longer bars
-        carry a YYYYMMDD session date, stored at 00:00 UTC of that date (as _to_batch does)."""
+        carry a YYYYMMDD session date (a week's is its last trading day), stored at 00:00 UTC
+        of that date (as _to_batch does). -1 volumes and WAPs are missing (NaN)."""
         req_id, n = int(fields[1]), int(fields[4])
         if n:
             # every field is a number (dates too: epoch seconds or YYYYMMDD), and float64 holds
@@ -347,8 +355,8 @@ class Gateway:
                 high=cells[:, 2],
                 low=cells[:, 3],
                 close=cells[:, 4],
-                volume=np.maximum(cells[:, 5], 0.0),  # -1 where volume has no meaning
-                wap=cells[:, 6],
+                volume=_missing(cells[:, 5]),
+                wap=_missing(cells[:, 6]),
                 bar_count=np.maximum(cells[:, 7].astype(np.int64), 0),
             )
         self.ib.wrapper.historicalDataEnd(req_id, fields[2], fields[3])
@@ -381,6 +389,8 @@ def _contract(instrument: QualifiedInstrument) -> Contract:
         currency=instrument.currency,
         localSymbol=instrument.local_symbol,
         lastTradeDateOrContractMonth=instrument.last_trade_date,
+        # an expired future is found, and its bars served, only when asked for as expired
+        includeExpired=instrument.sec_type == "FUT",
     )
 
 
@@ -403,7 +413,13 @@ def _to_batch(bars) -> BarBatch:
         high=[b.high for b in bars],
         low=[b.low for b in bars],
         close=[b.close for b in bars],
-        volume=[max(b.volume, 0.0) for b in bars],  # IBKR sends -1 where volume has no meaning
-        wap=[b.average for b in bars],
+        volume=_missing(np.array([b.volume for b in bars], dtype=np.float64)),
+        wap=_missing(np.array([b.average for b in bars], dtype=np.float64)),
         bar_count=[max(b.barCount, 0) for b in bars],
     )
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    """IBKR's -1 (quote bars have no volume, WAP or trade count: ib_insync issue 521) as NaN, so
+    that it is never stored as a number."""
+    return np.where(values == -1, np.nan, values)

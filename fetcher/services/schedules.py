@@ -43,7 +43,7 @@ class ScheduledFetch:
 
     instruments: str
     timeframe: str = "DAILY"
-    what_to_show: str = "TRADES"
+    what_to_show: str = ""  # TRADES, or MIDPOINT for forex
     use_rth: bool = True
     sec_type: str = ""
     exchange: str = ""
@@ -139,7 +139,10 @@ def fetch_schedule_add(
     fields = cron_fields(cron)
     zone = fetch_schedule_zone(specs=specs, time_zone=time_zone)
     fetch = dataclasses.replace(
-        fetch, instruments=",".join(s.label for s in specs), timeframe=tf.name
+        fetch,
+        instruments=",".join(s.label for s in specs),
+        timeframe=tf.name,
+        what_to_show=request.what_to_show.name,
     )
     name = name.strip() or f"{fetch.instruments}/{tf.name}"
     if len(name) > NAME_MAX_CHARS:

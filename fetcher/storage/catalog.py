@@ -29,6 +29,10 @@ FILE_NAME = "part-0.parquet"
 LOCK_NAME = ".part-0.lock"
 TEMP_PREFIX = f".{FILE_NAME}."
 TEMP_SUFFIX = ".tmp"
+# A series replaced whole (catalog_replacing): its new files wait under this name beside the old
+# ones, which leave under the other; hidden, and not *.parquet, like the names above.
+STAGED_NAME = f".{FILE_NAME}.new"
+RETIRED_NAME = f".{FILE_NAME}.old"
 
 # Parquet has no second-resolution timestamp, so files store milliseconds (always whole seconds).
 FILE_SCHEMA = pa.schema(
@@ -91,6 +95,11 @@ class CatalogSeries:
             what_to_show=what_to_show,
             use_rth=use_rth,
         )
+
+    def replacing(self, batch: BarBatch, *, root: Path | None = None):
+        """A context in which the series' bars are about to become `batch`: see
+        catalog_replacing."""
+        return catalog_replacing(root=root, **self._identity(), batch=batch)
 
     def write(self, batch: BarBatch, *, root: Path | None = None) -> int:
         return catalog_write(root=root, **self._identity(), batch=batch)
@@ -167,6 +176,61 @@ def catalog_write(
     for year in np.unique(years):
         _partition_merge(base / f"year={int(year)}", batch.slice(years == year))
     return len(batch)
+
+
+@contextlib.contextmanager
+def catalog_replacing(
+    *,
+    root: Path | None = None,
+    symbol: str,
+    exchange: str,
+    currency: str,
+    timeframe: TimeframeSpec,
+    what_to_show: str,
+    batch: BarBatch,
+    use_rth: bool = True,
+) -> Iterator[None]:
+    """Replace a series' bars by `batch`, whole (after IBKR's history changed under them: a
+    split). On entering, the new partition files are written beside the old ones under a hidden
+    name; when the block ends without an error they take the old ones' place: every old file
+    leaves first, then every new one arrives (each a rename, under the partitions' locks), so a
+    reader sees old bars or new ones, never both scales. An error in the block leaves the
+    series as it was."""
+    base = _series_dir(
+        _root(root),
+        symbol=symbol,
+        exchange=exchange,
+        currency=currency,
+        timeframe=timeframe,
+        what_to_show=what_to_show,
+        use_rth=use_rth,
+    )
+    batch = BarBatch.concat([batch])
+    years = _years(batch.ts)
+    staged = []
+    try:
+        for year in np.unique(years):
+            directory = base / f"year={int(year)}"
+            directory.mkdir(parents=True, exist_ok=True)
+            staged.append(directory / STAGED_NAME)
+            _write_file(staged[-1], batch.slice(years == year))
+        yield
+    except BaseException:
+        for path in staged:
+            path.unlink(missing_ok=True)
+        raise
+    directories = sorted(p for p in base.glob("year=*") if p.is_dir())
+    with contextlib.ExitStack() as locks:
+        for directory in directories:
+            locks.enter_context(_partition_lock(directory))
+        for directory in directories:
+            if (directory / FILE_NAME).exists():
+                os.replace(directory / FILE_NAME, directory / RETIRED_NAME)
+        for directory in directories:
+            if (directory / STAGED_NAME).exists():
+                os.replace(directory / STAGED_NAME, directory / FILE_NAME)
+            (directory / RETIRED_NAME).unlink(missing_ok=True)
+            _fsync_dir(directory)
 
 
 def catalog_read(
@@ -303,20 +367,25 @@ def _partition_merge(directory: Path, batch: BarBatch) -> None:
             batch = BarBatch.concat([_table_to_batch(pq.read_table(final)), batch])
         temp = directory / f"{TEMP_PREFIX}{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
         try:
-            with open(temp, "wb") as handle:
-                pq.write_table(
-                    _batch_to_table(batch),
-                    handle,
-                    compression="zstd",
-                    sorting_columns=[pq.SortingColumn(0)],
-                )
-                handle.flush()
-                os.fsync(handle.fileno())
+            _write_file(temp, batch)
             os.replace(temp, final)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
         _fsync_dir(directory)
+
+
+def _write_file(path: Path, batch: BarBatch) -> None:
+    """A partition file of `batch`, on disk (fsynced) when this returns."""
+    with open(path, "wb") as handle:
+        pq.write_table(
+            _batch_to_table(batch),
+            handle,
+            compression="zstd",
+            sorting_columns=[pq.SortingColumn(0)],
+        )
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -44,10 +44,14 @@ def test_larger_bars_follow_the_local_clock_and_start_again_each_session():
     assert clock(rth.time[:4]) == ["09:30:00", "10:00:00", "12:00:00", "14:00:00"]
 
 
-def test_weeks_start_on_monday_and_months_on_the_first():
+def test_weeks_are_dated_by_their_last_trading_day_and_months_by_their_first():
     window = (epoch_at("2024-01-01 00:00"), epoch_at("2024-03-01 00:00"))
     weeks = period_bars(M, "TRADES", True, "week", *window)
-    assert weeks.dates.tolist()[:3] == [20240102, 20240108, 20240116]  # holidays on Mondays
+    assert weeks.dates.tolist()[:3] == [20240105, 20240112, 20240119]  # Fridays
+    easter = period_bars(
+        M, "TRADES", True, "week", epoch_at("2024-03-25 00:00"), epoch_at("2024-03-30 00:00")
+    )
+    assert easter.dates.tolist() == [20240328]  # Good Friday: the week ends on Thursday
     months = period_bars(M, "TRADES", True, "month", *window)
     assert months.dates.tolist() == [20240102, 20240201]
     days = period_bars(M, "TRADES", True, "day", *window)

@@ -48,7 +48,7 @@ def test_future_and_forex_sessions_span_a_weekday():
         EURUSD, epoch_at("2024-01-03 10:00"), epoch_at("2024-01-03 11:00"), True
     )
     assert (starts.tolist(), ends.tolist()) == (
-        [epoch_at("2024-01-02 17:00")],
+        [epoch_at("2024-01-02 17:15")],  # IDEALPRO: 1715-1700
         [epoch_at("2024-01-03 17:00")],
     )
 
@@ -86,7 +86,7 @@ def test_an_index_has_regular_hours_only_and_forex_trades_around_the_clock():
     assert np.array_equal(index.ext_start, index.rth_start)
     assert np.array_equal(index.ext_end, index.rth_end)
     fx = sessions(FOREX_CALENDAR, SessionKind.FOREX, "US/Eastern")
-    assert np.all(fx.ext_end - fx.ext_start == 24 * 3600)
+    assert np.all(fx.ext_end - fx.ext_start == 23.75 * 3600)  # 17:15 to 17:00, New York
     assert 20231225 not in fx.date and 20240101 not in fx.date and 20240102 in fx.date
     assert not np.isin(fx.day % 7, (2, 3)).any()  # no session on a Saturday or Sunday
 
@@ -104,5 +104,5 @@ def test_trading_hours_mark_the_days_without_a_session_closed():
     fx = sessions(FOREX_CALENDAR, SessionKind.FOREX, "US/Eastern")
     trading, liquid = trading_hours(fx, "US/Eastern", epoch_at("2024-01-05 12:00"), days=4)
     # Friday's session; Saturday is closed; Sunday is not: Monday's session opens on it
-    assert trading == "20240104:1700-20240105:1700;20240106:CLOSED;20240107:1700-20240108:1700"
+    assert trading == "20240104:1715-20240105:1700;20240106:CLOSED;20240107:1715-20240108:1700"
     assert liquid == trading

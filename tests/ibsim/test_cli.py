@@ -4,6 +4,7 @@ its own, as users and benchmarks run it."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import signal
@@ -20,26 +21,33 @@ from ibsim.gateway import Faults, SimConfig
 from tests.support import ROOT
 
 
-def ibsim_process(*argv: str) -> subprocess.Popen:
-    """`python -m ibsim ARGV` in a process of its own, its output read through pipes."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "ibsim", *argv],
+@contextlib.contextmanager
+def ibsim_process(*options: str):
+    """`python -m ibsim --port 0 OPTIONS`: the process and its first line, stopped with SIGTERM."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ibsim", "--port", "0", *options],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    try:
+        yield proc, proc.stdout.readline()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
+
+
+def port_of(line: str) -> SimpleNamespace:
+    return SimpleNamespace(port=int(re.search(r"listening on 127\.0\.0\.1:(\d+)", line).group(1)))
 
 
 def test_python_m_ibsim_serves_ib_insync_and_stops_on_sigterm(ib_factory):
-    proc = ibsim_process("--port", "0", "--account", "DU7654321")
-    try:
-        line = proc.stdout.readline()
-        port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", line).group(1))
-        ib = ib_factory(SimpleNamespace(port=port))
+    with ibsim_process("--account", "DU7654321") as (proc, line):
+        ib = ib_factory(port_of(line))
         assert ib.managedAccounts() == ["DU7654321"]
         ib.disconnect()
-    finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
@@ -141,9 +149,7 @@ def test_help_names_the_source_of_each_fault():
 
 
 def test_a_logged_off_simulator_logs_in_on_sigusr1(ib_factory):
-    proc = ibsim_process("--port", "0", "--logged-off")
-    try:
-        line = proc.stdout.readline()
+    with ibsim_process("--logged-off") as (proc, line):
         assert "logged off (SIGUSR1 logs in) on 127.0.0.1:" in line
         port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
         with pytest.raises(ConnectionRefusedError):
@@ -157,9 +163,19 @@ def test_a_logged_off_simulator_logs_in_on_sigusr1(ib_factory):
             except ConnectionRefusedError:
                 time.sleep(0.1)
         assert ib_factory(SimpleNamespace(port=port)).reqCurrentTime()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+
+
+def test_now_sets_the_simulated_present():
+    assert config_from(options("--now", "2024-06-07T20:00Z")).now == 1_717_790_400
+    assert config_from(options("--now", "2024-06-07T16:00-04:00")).now == 1_717_790_400
+    assert config_from(options()).now is None  # the real present
+
+
+def test_python_m_ibsim_now_serves_that_present(ib_factory):
+    with ibsim_process("--now", "2024-06-07T20:00Z") as (_, line):
+        assert "present 2024-06-07T20:00:00Z" in line
+        ib = ib_factory(port_of(line))
+        assert 0 <= ib.reqCurrentTime().timestamp() - 1_717_790_400 < 60
 
 
 @pytest.mark.parametrize(
@@ -172,6 +188,14 @@ def test_a_logged_off_simulator_logs_in_on_sigusr1(ib_factory):
         (("--no-data-rate", "1.5"), "--no-data-rate must be between 0 and 1"),
         (("--restart-after-requests", "-1"), "--restart-after-requests must not be negative"),
         (("--farm-outage-s", "-2"), "--farm-outage-s must not be negative"),
+        (
+            ("--now", "2024-06-07T20:00"),
+            "--now '2024-06-07T20:00' has no time zone: e.g. 2024-06-07T20:00Z",
+        ),
+        (
+            ("--now", "yesterday"),
+            "--now 'yesterday' is not an ISO 8601 time: e.g. 2024-06-07T20:00Z",
+        ),
     ],
 )
 def test_a_bad_option_is_a_usage_error(argv, message):
@@ -182,10 +206,8 @@ def test_a_bad_option_is_a_usage_error(argv, message):
 
 def test_the_stats_file_holds_the_counters(tmp_path, ib_factory):
     stats = tmp_path / "stats.json"
-    proc = ibsim_process("--port", "0", "--stats-file", str(stats))
-    try:
-        port = int(re.search(r":(\d+) ", proc.stdout.readline()).group(1))
-        ib = ib_factory(SimpleNamespace(port=port))
+    with ibsim_process("--stats-file", str(stats)) as (_, line):
+        ib = ib_factory(port_of(line))
         ib.reqCurrentTime()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -195,6 +217,3 @@ def test_the_stats_file_holds_the_counters(tmp_path, ib_factory):
             time.sleep(0.2)
         assert counts["connections"] == 1 and counts["messages"] > 0
         assert counts["errors"] == {"2104": 1, "2106": 1, "2158": 1}  # the farm notices
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from ib_insync import Stock
 from ib_insync.wrapper import RequestError
@@ -10,8 +12,10 @@ from ibsim.contracts import contract_details, listings_for
 from ibsim.market import Market
 from ibsim.messages import ContractFields
 from ibsim.universe import find
+from tests.support import epoch_at, listing
 
 ET = "US/Eastern"
+ES = listing("ES", "FUT")
 
 
 def fields(symbol="", sec_type="", exchange="", currency="USD", con_id=0, **more) -> ContractFields:
@@ -30,6 +34,24 @@ def test_listings_for_a_contract_request():
     assert listings_for(market, fields("AAPL", "STK", "SMART", primary_exchange="NYSE")) == []
     es = listings_for(market, fields(sec_type="FUT", exchange="GLOBEX", local_symbol="ESZ4"))
     assert [s.local_symbol for s in es] == ["ESZ4"]
+
+
+def test_an_expired_future_is_found_only_when_expired_ones_are_asked_for():
+    market, expired = Market(), epoch_at("2025-06-02 12:00")  # ESZ4 expired 2024-12-20
+    future = fields("ES", "FUT", "CME", local_symbol="ESZ4")
+    assert listings_for(market, future, now=epoch_at("2024-06-03 12:00")) == [ES]
+    assert listings_for(market, future, now=expired) == []
+    assert listings_for(market, replace(future, include_expired=True), now=expired) == [ES]
+
+
+def test_a_continuous_future_is_answered_as_one():
+    details = contract_details(ES, "CME", "", "", sec_type="CONTFUT")
+    assert (details.sec_type, details.con_id, details.local_symbol) == (
+        "CONTFUT",
+        ES.con_id,
+        "ESZ4",
+    )
+    assert contract_details(ES, "CME", "", "").sec_type == "FUT"
 
 
 def test_contract_details_of_a_stock_and_a_future():

@@ -96,6 +96,18 @@ def test_the_present_is_the_wall_clock():
     assert abs(gateway().now() - time.time()) < 1
 
 
+def test_a_configured_present_moves_on_with_the_wall_clock():
+    g = gateway(now=1_717_790_400.0)  # 2024-06-07 20:00 UTC
+    first = g.now()
+    time.sleep(0.01)
+    assert 1_717_790_400.0 <= first < g.now() < 1_717_790_400.0 + 60
+
+
+def test_the_client_reads_the_configured_present(sim_factory, ib_factory):
+    ib = ib_factory(sim_factory(now=1_717_790_400.0))
+    assert 0 <= ib.reqCurrentTime().timestamp() - 1_717_790_400 < 60
+
+
 # --- client ids ---------------------------------------------------------------------------
 
 

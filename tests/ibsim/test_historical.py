@@ -81,6 +81,16 @@ def test_invalid_requests_are_refused_with_321(changes, expected):
     assert info.value.pacing == ""
 
 
+def test_a_continuous_future_takes_no_end_date():
+    es = listing("ES", "FUT")
+    contfut = dataclasses.replace(AAPL_FIELDS, symbol="ES", sec_type="CONTFUT", exchange="CME")
+    with pytest.raises(Reject) as info:
+        window(request(contract=contfut, bar_size="1 hour"), listings=[es])
+    assert (info.value.code, info.value.text) == texts.CONTINUOUS_END_DATE
+    w, _ = window(request(contract=contfut, bar_size="1 hour", end=""), listings=[es])
+    assert w.end == NOW
+
+
 def test_an_unknown_or_ambiguous_contract_is_200():
     for listings in ([], [AAPL, AAPL]):
         with pytest.raises(Reject) as info:
@@ -151,13 +161,21 @@ def test_a_zone_less_end_is_answered_with_warning_2174(ib):
     assert warnings == [2174]
 
 
-def test_too_long_duration_is_invalid_step(ib):
+def test_durations_are_refused_as_ibkr_refuses_them(ib):
+    aapl, end = Stock("AAPL", "SMART", "USD"), "20240105 16:00:00 US/Eastern"
+    for duration in ("400 D", "60 W", "13 M", "100000 S"):
+        with pytest.raises(RequestError) as info:
+            hist(ib, aapl, end, duration, "1 hour")
+        assert (
+            info.value.code == 321
+            and "must be made in years" in info.value.message
+            or ("greater than 86400 seconds rejected" in info.value.message)
+        ), duration
     with pytest.raises(RequestError) as info:
-        hist(ib, Stock("AAPL", "SMART", "USD"), "20240105 16:00:00 US/Eastern", "2 D", "1 min")
-    assert info.value.code == 162 and "invalid step" in info.value.message
-    with pytest.raises(RequestError) as info:
-        hist(ib, Stock("AAPL", "SMART", "USD"), "20240105 16:00:00 US/Eastern", "3601 S", "5 secs")
-    assert "invalid step" in info.value.message
+        hist(ib, aapl, end, "1 M", "1 min")
+    assert (info.value.code, info.value.message) == texts.TIME_LENGTH_EXCEEDED
+    assert len(hist(ib, aapl, end, "5 D", "1 min")) == 5 * 390  # the step table is a guideline
+    assert len(hist(ib, aapl, end, "1 Y", "1 day")) == 251
 
 
 def test_small_bars_older_than_six_months_are_refused(ib):

@@ -27,13 +27,17 @@ def market() -> Market:
 
 
 AAPL = listing("AAPL")
+NVDA = listing("NVDA")
+META = listing("META")
 ES = listing("ES", "FUT")
 SPX = listing("SPX", "IND")
 EURUSD = listing("EUR", "CASH")
 
 
-def bars(market: Market, instrument, size: str, start: int, end: int, what="TRADES", rth=True):
-    return market.bars(instrument, BAR_SIZES[size], what, rth, start, end)
+def bars(
+    market: Market, instrument, size: str, start: int, end: int, what="TRADES", rth=True, now=None
+):
+    return market.bars(instrument, BAR_SIZES[size], what, rth, start, end, now)
 
 
 def concat(parts: list[BarArrays]) -> dict[str, np.ndarray]:
@@ -47,7 +51,7 @@ def assert_same(a: BarArrays, b: dict[str, np.ndarray] | BarArrays) -> None:
 
 
 def aggregate(b: BarArrays, lo: int, hi: int, wap: bool = True) -> dict[str, float]:
-    """The bar that rows [lo, hi) of `b` aggregate to."""
+    """The bar that rows [lo, hi) of `b` aggregate to (quote bars: -1, no trades to count)."""
     volume = b.volume[lo:hi]
     out = {
         "open": b.open[lo],
@@ -57,6 +61,8 @@ def aggregate(b: BarArrays, lo: int, hi: int, wap: bool = True) -> dict[str, flo
         "volume": volume.sum(),
         "count": b.count[lo:hi].sum(),
     }
+    if (volume == -1).all():
+        return out | {"volume": -1, "count": -1} | ({"wap": -1.0} if wap else {})
     if wap:
         w = b.wap[lo:hi]
         out["wap"] = (volume * w).sum() / volume.sum() if volume.sum() else w.mean()
@@ -131,7 +137,7 @@ def test_future_and_forex_have_sessions_on_a_weekday(market):
     fx_days = bars(market, EURUSD, "1 day", *window, what="MIDPOINT", rth=False)
     assert es_days.dates.tolist() == [20240102, 20240103, 20240104, 20240105]
     assert fx_days.dates.tolist() == [20240102, 20240103, 20240104, 20240105]
-    assert np.all(es_days.volume > 0) and np.all(fx_days.volume == 0)
+    assert np.all(es_days.volume > 0) and np.all(fx_days.volume == -1)  # quotes: no volume
     es_minutes = bars(
         market,
         ES,
@@ -262,7 +268,7 @@ def test_weekly_and_monthly_bars_aggregate_daily_bars(market):
     window = (epoch_at("2023-12-01 00:00"), epoch_at("2024-02-01 00:00"))
     days = bars(market, AAPL, "1 day", *window)
     weeks = bars(market, AAPL, "1 week", epoch_at("2024-01-08 00:00"), epoch_at("2024-01-22 00:00"))
-    assert weeks.dates.tolist() == [20240108, 20240116]  # MLK Monday: the week opens Tuesday
+    assert weeks.dates.tolist() == [20240112, 20240119]  # dated by their last trading day
     for i, (lo, hi) in enumerate([(20240108, 20240113), (20240116, 20240120)]):
         rows = np.flatnonzero((days.dates >= lo) & (days.dates <= hi))
         assert_bar(weeks, i, aggregate(days, rows[0], rows[-1] + 1))
@@ -348,12 +354,13 @@ def test_ohlc_invariants_hold_for_every_what_to_show(market, instrument):
                     assert np.all(b.low <= np.minimum(b.open, b.close)), (what, size)
                     assert np.all(b.high >= np.maximum(b.open, b.close)), (what, size)
                     assert np.all(b.low > 0) and np.all(np.isfinite(b.wap))
+                    if what in ("MIDPOINT", "BID", "ASK", "BID_ASK"):  # no trades to count
+                        assert np.all(b.volume == -1) and np.all(b.count == -1)
+                        assert np.all(b.wap == -1)
+                        continue
                     assert np.all(b.volume >= 0) and np.all(b.count >= 0)
                     assert np.all(b.count[b.volume > 0] >= 1)
-                    if (
-                        what in ("MIDPOINT", "BID", "ASK", "BID_ASK")
-                        or instrument.daily_volume == 0
-                    ):
+                    if instrument.daily_volume == 0:
                         assert not b.volume.any()
                     if what in ("HISTORICAL_VOLATILITY", "OPTION_IMPLIED_VOLATILITY") and len(b):
                         assert b.low.min() > 0.05 and b.high.max() < 1.0
@@ -366,7 +373,7 @@ def test_bid_ask_midpoint_and_adjusted_relations(market):
         bars(market, AAPL, "1 min", *window, what=w)
         for w in ("TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK", "ADJUSTED_LAST")
     )
-    assert np.array_equal(mid.close, trades.close) and not mid.volume.any()
+    assert np.array_equal(mid.close, trades.close) and np.all(mid.volume == -1)
     assert np.all(bid.close < mid.close) and np.all(ask.close > mid.close)
     assert np.allclose(mid.close - bid.close, ask.close - mid.close)
     assert np.all(both.low == bid.low) and np.all(both.high == ask.high)
@@ -466,3 +473,135 @@ def test_no_data_for_a_tick_type_names_the_bar_size_as_ibkr_does(market, size, w
     assert info.value.message.endswith(f"EUR/CASH@FXSUBPIP Last {word}")
     assert str(info.value) == f"162: {info.value.message}"
     market.check(EURUSD, "MIDPOINT", BAR_SIZES[size] if size else None)  # served
+
+
+# --- the present ---------------------------------------------------------------------------------
+
+NOW = epoch_at("2024-06-07 12:00") + 30  # a Friday, in a session, in a minute
+FRIDAY = (epoch_at("2024-06-07 00:00"), epoch_at("2024-06-08 00:00"))
+
+
+def test_nothing_after_the_present_exists(market):
+    assert clock(bars(market, AAPL, "1 min", *FRIDAY, now=NOW).time[[0, -1]]) == ["09:30", "12:00"]
+    later = (epoch_at("2024-06-10 00:00"), epoch_at("2024-06-12 00:00"))
+    for size in ("1 secs", "1 min", "1 hour", "1 day", "1 month"):
+        assert len(bars(market, AAPL, size, *later, now=NOW)) == 0, size
+    with pytest.raises(MarketError) as info:
+        market.head_timestamp(AAPL, "BID", True, now=epoch_at("2003-06-02 12:00"))
+    assert info.value.code == 162 and "returned no data: AAPL@SMART Bid" in info.value.message
+
+
+def test_the_bar_in_progress_is_partial_up_to_now(market):
+    seconds = bars(market, AAPL, "1 secs", epoch_at("2024-06-07 12:00"), NOW + 60, now=NOW)
+    assert len(seconds) == 30  # 12:00:00 to 12:00:29
+    minutes = bars(market, AAPL, "1 min", *FRIDAY, now=NOW)
+    assert_bar(minutes, len(minutes) - 1, aggregate(seconds, 0, 30, wap=False))
+    day = bars(market, AAPL, "1 day", *FRIDAY, now=NOW)
+    assert len(day) == 1
+    assert_bar(day, 0, aggregate(minutes, 0, len(minutes)))
+    hours = bars(market, AAPL, "1 hour", *FRIDAY, now=NOW)
+    assert clock(hours.time) == ["09:30", "10:00", "11:00", "12:00"]
+    assert_bar(hours, 3, aggregate(minutes, len(minutes) - 1, len(minutes)))
+    complete = bars(market, AAPL, "1 day", *FRIDAY, now=NOW + 6 * 3600)  # after the close
+    assert complete.volume[0] > day.volume[0] and complete.time[0] == day.time[0]
+    assert_same(complete, bars(market, AAPL, "1 day", *FRIDAY))
+
+
+def test_the_week_in_progress_is_dated_by_its_last_trading_day(market):
+    window = (epoch_at("2024-05-27 00:00"), epoch_at("2024-06-08 00:00"))
+    weeks = bars(market, AAPL, "1 week", *window, now=NOW)
+    assert weeks.dates.tolist() == [20240531, 20240607]  # Memorial Day week, this one
+    days = bars(market, AAPL, "1 day", epoch_at("2024-06-03 00:00"), FRIDAY[1], now=NOW)
+    assert_bar(weeks, 1, aggregate(days, 0, len(days)))
+    on_tuesday = bars(market, AAPL, "1 week", *window, now=NOW - 3 * 86400)
+    assert on_tuesday.dates.tolist() == [20240531, 20240607]  # Friday still to come
+    assert on_tuesday.volume[1] < weeks.volume[1]
+
+
+def test_quote_history_begins_years_after_the_trades(market):
+    trades = market.head_timestamp(AAPL, "TRADES", True)
+    for what in ("BID", "ASK", "BID_ASK", "MIDPOINT"):
+        head = market.head_timestamp(AAPL, what, True)
+        assert head == epoch_at("2004-01-02 09:30") and head - trades > 20 * 365 * 86400
+        first = bars(market, AAPL, "1 day", epoch_at("2003-12-01 00:00"), head + 86400, what=what)
+        assert first.dates.tolist() == [20040102], what
+        early = bars(market, AAPL, "1 hour", head - 86400, head + 1800, what=what, rth=False)
+        assert early.time.tolist() == [head], what
+    assert market.head_timestamp(META, "BID", True) == market.head_timestamp(META, "TRADES", True)
+
+
+def test_contracts_exist_from_their_listing_and_futures_until_two_years_after_expiry(market):
+    def found(symbol, sec_type, when, expired=False):
+        return market.find(symbol, sec_type, "", "USD", include_expired=expired, now=when)
+
+    assert found("META", "STK", epoch_at("2012-05-17 12:00")) == []
+    assert found("META", "STK", epoch_at("2012-05-18 12:00")) == [META]
+    expired, gone = epoch_at("2025-01-06 12:00"), epoch_at("2026-12-21 12:00")
+    assert found("ES", "FUT", epoch_at("2024-12-20 12:00")) == [ES]
+    assert found("ES", "FUT", expired) == []
+    assert found("ES", "FUT", expired, expired=True) == [ES]
+    assert found("ES", "FUT", gone, expired=True) == []
+    assert found("ES", "CONTFUT", gone) == [ES]  # a continuous future does not expire
+    window = (epoch_at("2024-12-16 00:00", CT), epoch_at("2025-01-10 00:00", CT))
+    assert bars(market, ES, "1 day", *window, rth=False).dates[-1] == 20241220  # its last day
+    december = bars(market, ES, "1 month", epoch_at("2024-11-20 00:00"), window[1], rth=False)
+    days = bars(market, ES, "1 day", epoch_at("2024-11-25 00:00"), window[1], rth=False)
+    assert december.dates.tolist() == [20241202]
+    assert december.volume[0] == days.volume[days.dates >= 20241202].sum()
+
+
+# --- splits -------------------------------------------------------------------------------------
+
+EVE = epoch_at("2024-06-08 12:00")  # the Saturday before NVDA's 10:1 split of 2024-06-10
+AFTER = epoch_at("2024-06-11 12:00")
+FIRST_WEEK = (epoch_at("2024-06-03 00:00"), epoch_at("2024-06-08 00:00"))
+
+
+def test_history_served_after_a_split_is_adjusted_for_it(market):
+    for size in ("1 min", "1 hour", "1 day", "1 week"):
+        before = bars(market, NVDA, size, *FIRST_WEEK, now=EVE)
+        after = bars(market, NVDA, size, *FIRST_WEEK, now=AFTER)
+        assert len(before) == len(after) > 0 and np.array_equal(before.time, after.time)
+        for field in ("open", "high", "low", "close", "wap"):
+            np.testing.assert_allclose(
+                getattr(after, field) * 10, getattr(before, field), rtol=1e-12
+            )
+        assert np.array_equal(after.volume, before.volume * 10)
+        assert np.array_equal(after.count, before.count)  # as many trades as before
+
+
+def test_what_traded_drops_by_the_ratio_on_the_day_and_adjusted_history_is_continuous(market):
+    eve = bars(market, NVDA, "1 day", *FIRST_WEEK, now=EVE).close[-1]
+    monday = (epoch_at("2024-06-10 00:00"), epoch_at("2024-06-11 00:00"))
+    [opened] = bars(market, NVDA, "1 day", *monday, now=AFTER).open
+    assert opened == pytest.approx(eve / 10, rel=0.05)
+    adjusted = bars(market, NVDA, "1 day", *FIRST_WEEK, now=AFTER).close[-1]
+    assert opened == pytest.approx(adjusted, rel=0.05)
+    # both splits since 2021 (4:1 on 2021-07-20): that history is now 40 times lower
+    old = (epoch_at("2021-07-12 00:00"), epoch_at("2021-07-17 00:00"))
+    then = bars(market, NVDA, "1 day", *old, now=epoch_at("2021-07-17 12:00"))
+    np.testing.assert_allclose(bars(market, NVDA, "1 day", *old, now=AFTER).close * 40, then.close)
+
+
+def test_adjusted_last_is_adjusted_for_splits_and_the_dividends_since(market):
+    q = AAPL.dividend_yield / 4  # four ex-dates between June 2023 and June 2024
+    window = (epoch_at("2023-06-05 00:00"), epoch_at("2023-06-10 00:00"))
+    then, later = epoch_at("2023-06-12 12:00"), epoch_at("2024-06-12 12:00")
+    for now, dividends in ((then, 0), (later, 4)):
+        trades = bars(market, AAPL, "1 day", *window, now=now)
+        adjusted = bars(market, AAPL, "1 day", *window, what="ADJUSTED_LAST", now=now)
+        np.testing.assert_allclose(adjusted.close / trades.close, (1 - q) ** dividends)
+        assert np.array_equal(adjusted.volume, trades.volume)
+    old = (epoch_at("2020-08-24 00:00"), epoch_at("2020-08-29 00:00"))  # before 4:1 in 2020
+    trades = bars(market, AAPL, "1 day", *old, now=epoch_at("2020-08-29 12:00"))
+    adjusted = bars(market, AAPL, "1 day", *old, what="ADJUSTED_LAST", now=later)
+    assert np.all(
+        (adjusted.close * 4 / trades.close < 1) & (adjusted.close * 4 / trades.close > 0.9)
+    )
+
+
+def test_adjusted_prices_carry_more_decimals(market):
+    assert market.price_decimals(AAPL, "TRADES") == 4  # split since: a quarter of 296.23
+    assert market.price_decimals(listing("MSFT"), "TRADES") == 2
+    assert market.price_decimals(listing("MSFT"), "ADJUSTED_LAST") == 4
+    assert market.price_decimals(EURUSD, "MIDPOINT") == 5

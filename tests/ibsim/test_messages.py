@@ -80,7 +80,14 @@ def test_head_timestamp_and_contract_details_requests():
         2,
     )
     req_id, contract = msg.parse_contract_details_request(["9", "8", "4", *C12, "0", "", ""])
-    assert (req_id, contract.con_id) == (4, 265598)
+    assert (req_id, contract.con_id, contract.include_expired) == (4, 265598, False)
+
+
+def test_include_expired_is_read_from_every_request_that_names_a_contract():
+    _, contract = msg.parse_contract_details_request(["9", "8", "4", *C12, "1", "", ""])
+    assert contract.include_expired
+    head = msg.parse_head_timestamp_request(["87", "3", *C12, "1", "1", "TRADES", "2"])
+    assert head.contract.include_expired and head.use_rth
 
 
 def test_errors_gain_a_field_from_version_166():

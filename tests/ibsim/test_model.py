@@ -107,3 +107,27 @@ def test_an_instrument_without_volume_has_none(aapl):
     i = session_index(spx, 20240103)
     grid = spx.minutes(PRICE_FAMILY, i, i + 1)
     assert grid.valid.sum() == 390 and not grid.volume.any() and not grid.count.any()
+
+
+def test_what_traded_is_unadjusted_and_drops_by_the_ratio_on_a_split_day():
+    nvda = model(listing("NVDA"), 0)
+    assert [nvda.sessions.date[i] for i in nvda.split_sessions] == [20210720, 20240610]
+    for first, ratio in zip(nvda.split_sessions, (4, 10), strict=True):
+        assert nvda.shares[first] == ratio * nvda.shares[first - 1]
+        drop = np.exp(nvda.log_open[first] - nvda.log_close[first - 1])
+        assert drop == pytest.approx(1 / ratio, rel=0.05)  # an overnight gap of a few percent
+    anchor = session_index(nvda, 20240102)  # the anchor price is January 2024's, as it traded
+    assert np.exp(nvda.log_close[anchor]) == pytest.approx(listing("NVDA").anchor_price)
+
+
+def test_the_adjustment_counts_what_happened_between_a_session_and_the_present():
+    nvda = model(listing("NVDA"), 0)
+    first_2021, first_2024 = nvda.split_sessions
+    sessions = np.array([first_2021 - 1, first_2021, first_2024 - 1, first_2024])
+    prices, volumes = nvda.adjustment("TRADES", sessions, epoch_at("2024-06-10 04:00"))
+    assert prices.tolist() == volumes.tolist() == [40.0, 10.0, 10.0, 1.0]
+    prices, _ = nvda.adjustment("TRADES", sessions[:3], epoch_at("2024-06-10 03:59"))
+    assert prices.tolist() == [4.0, 1.0, 1.0]  # the split takes effect as its session opens
+    assert model(listing("MSFT"), 0).adjustment("TRADES", sessions, None) is None  # no split
+    prices, volumes = nvda.adjustment("HISTORICAL_VOLATILITY", sessions, None) or (None, None)
+    assert prices is None  # a volatility is no price

@@ -11,7 +11,7 @@ import pytest
 from ib_insync import Contract, Forex, Stock
 from ib_insync.wrapper import RequestError
 
-from tests.support import ErrorLog
+from tests.support import ErrorLog, epoch_at
 from tests.support import historical_bars as hist
 
 ET = "US/Eastern"
@@ -139,7 +139,8 @@ def test_forex_has_no_trades_but_has_midpoint(ib):
     assert len(bars) == 24
 
 
-def test_future_and_index_serve_bars(ib):
+def test_future_and_index_serve_bars(sim_factory, ib_factory):
+    ib = ib_factory(sim_factory(now=epoch_at("2024-06-07 16:00")))  # before ESZ4 expired
     es = Contract(
         symbol="ES",
         secType="FUT",
@@ -261,3 +262,96 @@ def test_a_peer_that_does_not_speak_the_protocol_is_closed_without_an_answer(sim
     with socket.create_connection(("127.0.0.1", sim.port), timeout=3) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
         assert sock.recv(1) == b""
+
+
+# --- habits of a real gateway, for the real client ------------------------------------------
+
+
+def test_quote_bars_carry_volume_wap_and_count_as_minus_one(ib):
+    aapl = Stock("AAPL", "SMART", "USD")
+    for what in ("MIDPOINT", "BID", "ASK", "BID_ASK"):
+        bars = hist(ib, aapl, "20240105 16:00:00 US/Eastern", "1800 S", "1 min", what=what)
+        assert {(b.volume, b.average, b.barCount) for b in bars} == {(-1, -1, -1)}, what
+    [trades] = hist(ib, aapl, "20240105 23:00:00 US/Eastern", "1 D", "1 day")
+    assert trades.volume > 0 and trades.average > 0 and trades.barCount > 0
+
+
+def test_the_no_data_text_names_a_currency_pair_as_ibkr_does(ib):
+    with pytest.raises(RequestError) as info:  # a Saturday
+        hist(ib, Forex("EURUSD"), "20240106 12:00:00 US/Eastern", "3600 S", "1 min", "MIDPOINT")
+    assert info.value.message.endswith("HMDS query returned no data: EUR.USD@IDEALPRO Midpoint")
+
+
+def test_an_expired_future_needs_include_expired_and_is_gone_two_years_after(
+    sim_factory, ib_factory
+):
+    def es(**more):
+        return Contract(symbol="ES", secType="FUT", exchange="CME", currency="USD", **more)
+
+    ib = ib_factory(sim_factory(now=epoch_at("2025-03-03 12:00")))  # ESZ4 expired 2024-12-20
+    with pytest.raises(RequestError) as info:
+        ib.reqContractDetails(es())
+    assert info.value.code == 200
+    [details] = ib.reqContractDetails(es(includeExpired=True))
+    assert details.contract.lastTradeDateOrContractMonth == "20241220"
+    end = "20241231 23:00:00 US/Eastern"
+    bars = hist(ib, es(includeExpired=True), end, "1 M", "1 day", rth=False)
+    assert bars[-1].date == dt.date(2024, 12, 20)  # its last trading day, and nothing after
+    with pytest.raises(RequestError) as info:
+        hist(ib, es(includeExpired=True), "", "2 W", "1 day", rth=False)
+    assert info.value.code == 162 and "returned no data" in info.value.message
+    later = ib_factory(sim_factory(now=epoch_at("2026-12-21 12:00")))
+    with pytest.raises(RequestError) as info:
+        later.reqContractDetails(es(includeExpired=True))
+    assert info.value.code == 200
+
+
+def test_a_continuous_future_refuses_an_end_date(sim_factory, ib_factory):
+    ib = ib_factory(sim_factory(now=epoch_at("2024-06-07 12:00")))
+    contfut = Contract(symbol="ES", secType="CONTFUT", exchange="CME", currency="USD")
+    [details] = ib.reqContractDetails(contfut)
+    assert (details.contract.secType, details.contract.localSymbol) == ("CONTFUT", "ESZ4")
+    with pytest.raises(RequestError) as info:
+        hist(ib, contfut, "20240605 16:00:00 US/Eastern", "1 D", "1 hour", rth=False)
+    assert info.value.code == 10339
+    assert len(hist(ib, contfut, "", "1 W", "1 day", rth=False)) == 5
+
+
+def test_at_a_present_of_its_own_the_last_bars_are_partial(sim_factory, ib_factory):
+    friday_noon = epoch_at("2024-06-07 12:00")
+    ib = ib_factory(sim_factory(now=friday_noon + 90))
+    aapl = Stock("AAPL", "SMART", "USD")
+    days = hist(ib, aapl, "", "5 D", "1 day")
+    assert days[-1].date == dt.date(2024, 6, 7)  # today's, so far
+    hours = hist(ib, aapl, "", "1 D", "1 hour", fmt=2)
+    assert [int(b.date.timestamp()) for b in hours][-1] == friday_noon  # this hour's first minute
+    [week] = hist(ib, aapl, "", "3 D", "1 week")
+    assert week.date == dt.date(2024, 6, 7)  # the week so far, dated by its last trading day
+    later = ib_factory(sim_factory(now=friday_noon + 5 * 3600))  # after the close
+    [complete] = hist(later, aapl, "20240607 23:00:00 US/Eastern", "1 D", "1 day")
+    assert complete.volume > days[-1].volume and complete.date == days[-1].date
+
+
+def test_history_asked_after_a_split_is_adjusted_for_it(sim_factory, ib_factory):
+    nvda = Stock("NVDA", "SMART", "USD")
+    end = "20240607 23:00:00 US/Eastern"
+    before = hist(
+        ib_factory(sim_factory(now=epoch_at("2024-06-08 12:00"))), nvda, end, "5 D", "1 day"
+    )
+    after = hist(
+        ib_factory(sim_factory(now=epoch_at("2024-06-11 12:00"))), nvda, end, "5 D", "1 day"
+    )
+    assert [b.date for b in before] == [b.date for b in after]
+    for old, new in zip(before, after, strict=True):
+        assert new.close == pytest.approx(old.close / 10, abs=5e-5)  # to the 4 decimals sent
+        assert new.volume == old.volume * 10
+
+
+def test_quote_history_begins_later_than_the_trades_and_forex_sessions_at_1715(ib):
+    aapl = Stock("AAPL", "SMART", "USD")
+    trades = ib.reqHeadTimeStamp(aapl, "TRADES", True, 2)
+    for what in ("BID", "ASK", "BID_ASK"):
+        quotes = ib.reqHeadTimeStamp(aapl, what, True, 2)
+        assert quotes == dt.datetime(2004, 1, 2, 14, 30, tzinfo=dt.UTC) and quotes > trades
+    hours = hist(ib, Forex("EURUSD"), "20240103 17:00:00 US/Eastern", "1 D", "1 hour", "MIDPOINT")
+    assert hours[0].date.strftime("%H:%M %Z") == "17:15 EST"  # IDEALPRO: 1715-1700

@@ -20,9 +20,6 @@ def test_texts_built_from_a_request():
         321,
         "Error validating request.-'bX' : cause - Invalid whatToShow 'X'",
     )
-    code, text = texts.invalid_step("1 min", "2 D", "1 D")
-    assert code == 162 and text.startswith(texts.HMDS + "Historical data request invalid step")
-    assert "duration 2 D is longer than 1 D, the largest allowed for bar size 1 min" in text
     assert texts.no_data("AAPL", "SMART", "BID_ASK") == (
         162,
         texts.HMDS + "HMDS query returned no data: AAPL@SMART Bid_Ask",
@@ -40,6 +37,11 @@ def test_the_codes_clients_act_on():
     assert texts.TOO_MANY_OPEN[0] == 322 and texts.BAD_END_DATE[0] == 10314
     assert [texts.CONNECTIVITY_LOST[0], texts.CONNECTIVITY_RESTORED_DATA_LOST[0]] == [1100, 1101]
     assert texts.CONNECTIVITY_RESTORED[0] == 1102 and texts.NO_TZ_WARNING[0] == 2174
+    assert texts.TIME_LENGTH_EXCEEDED == (162, texts.HMDS + "Time length exceed max.")
+    assert texts.CONTINUOUS_END_DATE == (
+        10339,
+        "Setting end date/time for continuous future security type is not allowed.",
+    )
 
 
 def test_the_texts_of_a_gateway_in_trouble():

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from ibsim.calendars import CALENDAR_START
-from ibsim.universe import BY_CON_ID, INSTRUMENTS, find
+from ibsim.universe import BY_CON_ID, INSTRUMENTS, QUOTES_START, find, head_of
 from tests.support import epoch_at, listing
 
 AAPL = listing("AAPL")
@@ -72,3 +72,29 @@ def test_every_instrument_trades_on_a_calendar_that_starts_before_its_head():
         assert instrument.calendar in CALENDAR_START, instrument.symbol
         assert epoch_at(f"{CALENDAR_START[instrument.calendar]} 00:00") < instrument.head_timestamp
     assert AAPL.head_timestamp == epoch_at("1980-12-12 09:30")
+
+
+def test_quote_history_begins_years_after_the_trades_except_for_a_currency_pair():
+    assert head_of(AAPL, "TRADES") == AAPL.head_timestamp == epoch_at("1980-12-12 09:30")
+    for what in ("BID", "ASK", "BID_ASK", "MIDPOINT"):
+        assert head_of(AAPL, what) == QUOTES_START == epoch_at("2004-01-02 09:30")
+    meta = listing("META")  # listed after QUOTES_START: quotes from its first day
+    assert head_of(meta, "BID") == meta.head_timestamp
+    assert head_of(EURUSD, "BID") == head_of(EURUSD, "MIDPOINT") == EURUSD.head_timestamp
+
+
+def test_what_the_data_farm_calls_an_instrument_and_when_a_future_expires():
+    assert (EURUSD.data_name, AAPL.data_name, ES.data_name) == ("EUR.USD", "AAPL", "ES")
+    assert ES.expiry == epoch_at("2024-12-20 19:00")  # the end of its last trading day, UTC
+    assert AAPL.expiry is None
+
+
+def test_splits_are_the_real_ones():
+    splits = {s.symbol: s.splits for s in INSTRUMENTS if s.splits}
+    assert splits == {
+        "AAPL": (("2014-06-09", 7.0), ("2020-08-31", 4.0)),
+        "GOOGL": (("2022-07-18", 20.0),),
+        "AMZN": (("2022-06-06", 20.0),),
+        "NVDA": (("2021-07-20", 4.0), ("2024-06-10", 10.0)),
+        "TSLA": (("2020-08-31", 5.0), ("2022-08-25", 3.0)),
+    }

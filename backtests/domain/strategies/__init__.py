@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fetcher.exceptions import InvalidInput
+from ..problems import InvalidRequest
 
 # signals(close, params, cache) -> int8 events per bar: +1 go long, -1 go short (or flat when
 # long-only), 0 nothing. `cache` is a dict the caller may keep across calls on the same bars
@@ -28,7 +28,8 @@ class Strategy:
     # The first bar where every indicator has a value (backtesting.py's warm-up): trading starts
     # on the bar after it.
     warmup: Callable[[dict], int]
-    # Raises InvalidInput for parameters that cannot work (fast >= slow ...).
+    # Raises InvalidRequest for parameters that cannot work (fast >= slow ...), about the
+    # parameter, named {fast} in its text.
     check: Callable[[dict], None] = field(default=lambda params: None)
 
     def params_resolve(self, given: dict[str, int | None]) -> dict[str, int]:
@@ -54,5 +55,7 @@ STRATEGIES: dict[str, Strategy] = _discover()
 def strategy_get(name: str) -> Strategy:
     strategy = STRATEGIES.get(str(name).strip().lower())
     if strategy is None:
-        raise InvalidInput(f"unknown strategy {name!r}: use one of {', '.join(sorted(STRATEGIES))}")
+        raise InvalidRequest.about(
+            "strategy", f"unknown strategy {name!r}: use one of {', '.join(sorted(STRATEGIES))}"
+        )
     return strategy

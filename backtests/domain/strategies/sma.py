@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fetcher.exceptions import InvalidInput
-
 from ..compiled import cross_events, rolling_mean_positive, rolling_means
+from ..problems import InvalidRequest
 from . import Strategy
 
 
@@ -46,9 +45,12 @@ def _signals(close: np.ndarray, params: dict, cache: dict) -> np.ndarray:
 def _check(params: dict) -> None:
     fast, slow = params["fast"], params["slow"]
     if fast < 1 or slow < 1:
-        raise InvalidInput(f"SMA windows must be at least 1 bar (got --fast {fast} --slow {slow})")
+        raise InvalidRequest.about(
+            "fast" if fast < 1 else "slow",
+            f"SMA windows must be at least 1 bar (got {{fast}} {fast} {{slow}} {slow})",
+        )
     if fast >= slow:
-        raise InvalidInput(f"--fast {fast} must be smaller than --slow {slow}")
+        raise InvalidRequest.about("fast", f"{{fast}} {fast} must be smaller than {{slow}} {slow}")
 
 
 STRATEGY = Strategy(

@@ -11,7 +11,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from fetcher.cli import console, display_path, redacted_database_url
+from fetcher.cli import console, display_path
+from fetcher.execution.preflight import redacted_database_url
 from fetcher.storage.catalog import default_root
 
 DEMO_FETCH = [

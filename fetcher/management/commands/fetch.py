@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import time
+
 from django.core.management.base import BaseCommand
 
-from fetcher.cli import (
-    check_database,
-    console,
-    ibkr_workers_alive,
-    rth_arguments,
-    submit_preflight,
-    tasks_in_process,
-    user_errors,
-)
-from fetcher.cli.runs import run_follow, run_report
+from fetcher.cli import console, rth_arguments, user_errors
+from fetcher.cli.runs import fetch_announce, run_follow, run_report
 from fetcher.domain.requests import FetchRequest
+from fetcher.domain.timeframes import WhatToShow
+from fetcher.execution.preflight import (
+    database_check,
+    fetch_preflight,
+    ibkr_workers_alive,
+    tasks_in_process,
+)
 from fetcher.models import RequestedBy, RunStatus
+from fetcher.selectors import fetch_estimate
 from fetcher.services.fetch_runs import fetch_run_cancel
 from fetcher.services.submit import fetch_submit
 
@@ -39,8 +41,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--what-to-show",
-            default="TRADES",
-            help="TRADES, MIDPOINT, BID, ASK, BID_ASK, ADJUSTED_LAST",
+            help="TRADES (default; forex: MIDPOINT), MIDPOINT, BID, ASK, BID_ASK, ADJUSTED_LAST",
         )
         rth_arguments(parser)
         parser.add_argument(
@@ -56,12 +57,15 @@ class Command(BaseCommand):
             "--currency", default="", help="currency for every instrument (default USD)"
         )
         parser.add_argument("--no-wait", action="store_true", help="print the run id and return")
+        parser.add_argument(
+            "--yes", action="store_true", help="start a big fetch without asking first"
+        )
         parser.add_argument("--cancel", type=int, metavar="RUN_ID", help="cancel a running fetch")
 
     @user_errors
     def handle(self, *args, **opts):
         if opts["cancel"] is not None:
-            check_database()
+            database_check()
             run = fetch_run_cancel(run_id=opts["cancel"])
             self.stdout.write(f"Run {run.pk} cancelled.")
             return
@@ -74,7 +78,14 @@ class Command(BaseCommand):
             exchange=opts["exchange"],
             currency=opts["currency"],
         )
-        submit_preflight()
+        if opts["what_to_show"] is None and request.what_to_show == WhatToShow.MIDPOINT:
+            console().print(
+                f"{', '.join(request.labels)}: forex has no trades at IBKR: fetching MIDPOINT bars"
+            )
+        database_check()
+        estimate = fetch_estimate(request=request, now=time.time())
+        fetch_announce(estimate, request.timeframe, yes=opts["yes"])
+        fetch_preflight()
         handle = fetch_submit(request=request, requested_by=RequestedBy.CLI)
         if not tasks_in_process() and not ibkr_workers_alive():
             console().print(

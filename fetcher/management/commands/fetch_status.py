@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from fetcher.cli import UserError, check_database, console, user_errors
+from fetcher.cli import UserError, console, user_errors
 from fetcher.cli.runs import run_detail, runs_table
+from fetcher.execution.preflight import database_check
 from fetcher.selectors import (
     fetch_run_chunk_errors,
     fetch_run_get,
@@ -23,7 +24,7 @@ class Command(BaseCommand):
 
     @user_errors
     def handle(self, *args, **opts):
-        check_database()
+        database_check()
         run_id = opts["run_id"]
         if run_id is None:
             console().print(runs_table(fetch_runs_recent(limit=opts["limit"])))

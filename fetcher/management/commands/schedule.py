@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from fetcher.cli import check_database, console, parse_errors_on_one_line, user_errors
+from fetcher.cli import console, parse_errors_on_one_line, user_errors
 from fetcher.exceptions import InvalidInput
+from fetcher.execution.preflight import database_check
 from fetcher.selectors import ScheduleSummary, fetch_schedules
 from fetcher.services.schedules import ScheduledFetch, fetch_schedule_add, fetch_schedule_remove
 
@@ -44,7 +45,11 @@ class Command(BaseCommand):
             default="",
             help="read the cron in this zone instead of the instruments' exchange zone",
         )
-        parser.add_argument("--what-to-show", default="TRADES", help="TRADES, MIDPOINT, BID, ...")
+        parser.add_argument(
+            "--what-to-show",
+            default="",
+            help="TRADES (default; forex: MIDPOINT), MIDPOINT, BID, ...",
+        )
         rth = parser.add_mutually_exclusive_group()
         rth.add_argument("--rth", dest="use_rth", action="store_true", default=True)
         rth.add_argument("--no-rth", dest="use_rth", action="store_false")
@@ -66,7 +71,7 @@ class Command(BaseCommand):
                 raise InvalidInput(f"no instruments given: use {ADD_EXAMPLE}")
             if not opts["cron"]:
                 raise InvalidInput(f"no --cron given: use {ADD_EXAMPLE}")
-        check_database()
+        database_check()
         if action == "add":
             self._add(opts)
         elif action == "remove":

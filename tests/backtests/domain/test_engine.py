@@ -1,26 +1,22 @@
 """Execution rules on small hand-checked series: next open, trade on close, whole shares,
-commission on both fills, an open trade at the end, reversals, commission schedules."""
+commission on both fills, an open trade at the end, reversals, out of money."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
-from backtests.domain.commissions import (
-    FractionCommission,
-    IbkrFixedCommission,
-    commission_parse,
-)
-from backtests.domain.engine import EngineConfig, backtest_run
-from backtests.domain.strategies.sma import crossings, sma
-from fetcher.exceptions import InvalidInput
+from backtests.domain.commissions import FractionCommission, IbkrFixedCommission
+from backtests.domain.engine import TradingConfig, backtest_run
 
 OPEN = np.array([10.0, 11.0, 12.0, 13.0, 14.0, 15.0])
 CLOSE = np.array([10.5, 11.5, 12.5, 13.5, 14.5, 15.5])
 
 
 def run(events, *, commission=0.01, trade_on_close=False, long_short=False, cash=1000.0):
-    config = EngineConfig(cash, FractionCommission(commission), trade_on_close, long_short)
+    config = TradingConfig(cash, FractionCommission(commission), trade_on_close, long_short)
     return backtest_run(
         open=OPEN, close=CLOSE, events=np.array(events, dtype=np.int8), warmup=0, config=config
     )
@@ -91,41 +87,9 @@ def test_too_little_cash_for_one_share_places_no_trade():
     assert len(result.trades) == 0 and result.open_trade is None
 
 
-def test_ibkr_fixed_commission_schedule():
-    ibkr = IbkrFixedCommission()
-    assert ibkr(1000, 100.0) == pytest.approx(5.0)  # USD 0.005 a share
-    assert ibkr(10, 20.0) == pytest.approx(1.0)  # USD 1 minimum
-    assert ibkr(100, 0.5) == pytest.approx(0.5)  # at most 1% of the trade's value
-    assert ibkr(-1000, 100.0) == pytest.approx(5.0)  # sells pay the same
-
-
-def test_commission_parse():
-    assert commission_parse("0.002") == FractionCommission(0.002)
-    assert commission_parse("IBKR") == IbkrFixedCommission()
-    with pytest.raises(InvalidInput, match="neither a fraction"):
-        commission_parse("cheap")
-    with pytest.raises(InvalidInput, match="from 0 to below 0.1"):
-        commission_parse("0.5")
-
-
-def test_crossings_are_strict_on_both_bars():
-    fast = np.array([1.0, 2.0, 3.0, 3.0, 2.0, 2.0, 1.0])
-    slow = np.array([2.0, 2.5, 2.5, 3.0, 3.0, 1.5, 1.5])
-    # up at 2 (below, then above); 3 touches and 4 is below after the touch: no crossing;
-    # up at 5 (below, then above); down at 6 (above, then below).
-    np.testing.assert_array_equal(crossings(fast, slow), [0, 0, 1, 0, 0, 1, -1])
-    np.testing.assert_array_equal(crossings(slow, fast), [0, 0, -1, 0, 0, -1, 1])
-
-
-def test_sma_is_nan_until_the_window_is_full():
-    values = sma(np.array([1.0, 2.0, 3.0, 4.0]), 3)
-    assert np.isnan(values[:2]).all()
-    np.testing.assert_allclose(values[2:], [2.0, 3.0])
-
-
 def test_out_of_money_closes_everything_and_stops():
     prices = np.array([10.0, 10.0, 10.0, 100.0, 300.0, 5.0])
-    config = EngineConfig(1000.0, FractionCommission(0.0), long_short=True)
+    config = TradingConfig(1000.0, FractionCommission(0.0), long_short=True)
     events = np.array([0, -1, 0, 0, 1, 0], dtype=np.int8)
     result = backtest_run(open=prices, close=prices, events=events, warmup=0, config=config)
     # Short 99 at 10 on bar 2 (1000 less one part in 2**52 buys 99, not 100); at bar 3's close
@@ -136,3 +100,13 @@ def test_out_of_money_closes_everything_and_stops():
     assert (trades.exit_bar[0], trades.exit_price[0]) == (3, 100.0)
     np.testing.assert_array_equal(result.equity, [1000, 1000, 1000, 0, 0, 0])
     assert result.open_trade is None
+
+
+@pytest.mark.parametrize(
+    "commission", [FractionCommission(0.0), FractionCommission(0.0015), IbkrFixedCommission()]
+)
+def test_a_trading_config_goes_through_json_unchanged(commission):
+    config = TradingConfig(12_345.5, commission, trade_on_close=True, long_short=True)
+    data = json.loads(json.dumps(config.to_json()))
+    assert TradingConfig.from_json(data) == config
+    assert config.with_cash(100.0) == TradingConfig(100.0, commission, True, True)

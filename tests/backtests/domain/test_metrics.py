@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from backtests.domain.engine import Trades
 from backtests.domain.metrics import (
     DAY,
     annual_periods,
@@ -17,25 +16,9 @@ from backtests.domain.metrics import (
     geometric_mean,
     metrics_compute,
 )
-from backtests.domain.strategies import strategy_get
-from backtests.domain.sweeps import grid_parse, grid_points
-from fetcher.exceptions import InvalidInput
+from tests.support.backtest_data import trades_of
 
 MONDAY = 1_704_067_200  # 2024-01-01 00:00 UTC
-
-
-def trades_of(pnl, returns, entry_bar, exit_bar) -> Trades:
-    n = len(pnl)
-    return Trades(
-        size=np.ones(n, dtype=np.int64),
-        entry_bar=np.asarray(entry_bar, dtype=np.int64),
-        exit_bar=np.asarray(exit_bar, dtype=np.int64),
-        entry_price=np.ones(n),
-        exit_price=np.ones(n),
-        pnl=np.asarray(pnl, dtype=float),
-        return_pct=np.asarray(returns, dtype=float),
-        commission=np.zeros(n),
-    )
 
 
 def test_drawdown_depths_and_durations():
@@ -112,24 +95,3 @@ def test_duration_text():
     assert duration_text(584 * DAY) == "584 days 00:00:00"
     assert duration_text(90 * 60) == "0 days 01:30:00"
     assert duration_text(math.nan) == "-"
-
-
-def test_sweep_grids():
-    assert grid_parse("5:50:5", "--fast") == list(range(5, 51, 5))
-    assert grid_parse("10,30,20", "--fast") == [10, 20, 30]
-    assert grid_parse("10", "--fast") == [10]
-    assert grid_parse(None, "--fast") is None
-    assert len(grid_points({"fast": [5, 10], "slow": [20, 30, 40]})) == 6
-    with pytest.raises(InvalidInput, match="not a whole number"):
-        grid_parse("5:x", "--fast")
-    with pytest.raises(InvalidInput, match="start <= stop"):
-        grid_parse("50:5:5", "--fast")
-
-
-def test_strategy_parameters_are_checked():
-    sma = strategy_get("SMA")
-    assert sma.params_resolve({"fast": None, "slow": None}) == {"fast": 10, "slow": 30}
-    with pytest.raises(InvalidInput, match="--fast 30 must be smaller than --slow 30"):
-        sma.params_resolve({"fast": 30, "slow": 30})
-    with pytest.raises(InvalidInput, match="unknown strategy 'rsi': use one of sma"):
-        strategy_get("rsi")

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
 from backtests.models import BacktestRun, RunKind
-from backtests.services import bars as bars_service
 from fetcher.models import FetchRun, GatewayKind
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 GUIDE = ("--strategy", "sma", "--symbols", "AAPL", "--start", "2024-01-01", "--end", "2024-12-31")
+# Stored, but too few bars for the slow SMA (21 of 31).
+JANUARY = (
+    "--symbols",
+    "AAPL",
+    "--start",
+    "2024-01-01",
+    "--end",
+    "2024-01-31",
+    "--data-source",
+    "db",
+)
 
 
 def test_the_guide_example_fetches_then_backtests(gateway, backtest):
@@ -86,30 +97,54 @@ def test_several_symbols_and_an_equal_weight_portfolio(gateway, backtest, tmp_pa
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+class LogLines(logging.Handler):
+    """The messages of one logger, on the logger itself: the in-process tasks' Django set-up
+    reconfigures the root logger (and drops pytest's caplog handler)."""
+
+    def __init__(self, name: str):
+        super().__init__(logging.INFO)
+        self.logger, self.lines = logging.getLogger(name), []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def __enter__(self) -> list[str]:
+        self.level = self.logger.level
+        self.logger.setLevel(logging.INFO)
+        self.logger.addHandler(self)
+        return self.lines
+
+    def __exit__(self, *exc) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self.level)
+
+
 def test_a_sweep_runs_in_process_reads_the_bars_once_and_draws_a_heatmap(
     gateway, backtest, tmp_path
 ):
     assert backtest(*GUIDE)[0] == 0
     heatmap = tmp_path / "sweep.png"
-    loads = bars_service.loads["count"]
-    code, out, err = backtest(
-        *GUIDE,
-        "--fast",
-        "5:20:5",
-        "--slow",
-        "20:60:20",
-        "--maximize",
-        "sharpe ratio",
-        "--heatmap",
-        str(heatmap),
-        "--data-source",
-        "db",
-    )
+    with LogLines("ibdata.backtests") as lines:
+        code, out, err = backtest(
+            *GUIDE,
+            "--fast",
+            "5:20:5",
+            "--slow",
+            "20:60:20",
+            "--maximize",
+            "sharpe ratio",
+            "--heatmap",
+            str(heatmap),
+            "--data-source",
+            "db",
+        )
     assert code == 0, err
     assert "Sweep of 11 points on AAPL" in out and "1 points skipped" in out
     assert "Best 5 of 11 by Sharpe Ratio" in out
     assert BacktestRun.objects.filter(kind=RunKind.SWEEP).count() == 11
-    assert bars_service.loads["count"] == loads + 1  # the command's read, shared by every chunk
+    reads = [line for line in lines if line.startswith("bars read:")]
+    assert len(reads) == 1, reads  # the command's read, shared by every chunk
+    assert reads[0].startswith("bars read: AAPL DAILY 2024-01-01..2024-12-31 from db")
     assert heatmap.read_bytes()[:4] == b"\x89PNG"
     best = json.loads(
         backtest(*GUIDE, "--fast", "5:20:5", "--slow", "20:60:20", "--json", "--data-source", "db")[
@@ -162,19 +197,7 @@ def test_a_sweep_runs_in_process_reads_the_bars_once_and_draws_a_heatmap(
             ("--symbols", "AAPL", "--start", "2024-01-01", "--fast", "30", "--slow", "10"),
             "--fast 30 must be smaller than --slow 10",
         ),
-        (
-            (
-                "--symbols",
-                "AAPL",
-                "--start",
-                "2024-01-01",
-                "--end",
-                "2024-01-31",
-                "--data-source",
-                "db",
-            ),
-            "21 DAILY bars from 2024-01-01 to 2024-01-31, but sma",
-        ),
+        (JANUARY, "21 DAILY bars from 2024-01-01 to 2024-01-31, but sma"),
         (("--symbols", "AAPL", "--start", "2024-01-01", "--strategy", "rsi"), "unknown strategy"),
         (("--symbols", "AAPL", "--start", "2024-01-01", "--commission", "x"), "neither a fraction"),
         (("--symbols", "AAPL", "--start", "2024-01-01", "--data-source", "csv"), "--data-source"),
@@ -202,16 +225,42 @@ def test_a_sweep_runs_in_process_reads_the_bars_once_and_draws_a_heatmap(
         (("--symbols", "AAPL", "--start", "2024-01-01", "--chunk", "0"), "must be at least 1"),
         (("--start", "2024-01-01"), "no symbols given"),
         (("--symbols", "AAPL"), "no --start given"),
+        (
+            ("--symbols", "AAPL", "--start", "2024-01-01", "--fast", "1:20000000"),
+            "--fast '1:20000000' has 20,000,000 values: a sweep has at most 100,000",
+        ),
+        (
+            ("--symbols", "AAPL", "--start", "2024-01-01", "--fast", "1:1000", "--slow", "1:1000"),
+            "the sweep has 1,000,000 points (--fast × --slow): at most 100,000",
+        ),
+        (
+            ("--symbols", "AAPL", "--start", "2024-01-01", "--plot", "equity.jpg"),
+            "--plot 'equity.jpg' must name a .png file",
+        ),
+        (
+            (*JANUARY, "--fast", "5:10:5"),
+            "21 DAILY bars from 2024-01-01 to 2024-01-31, but sma",  # a sweep: before any point
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_stores_nothing(gateway, backtest, args, message):
     assert backtest(*GUIDE)[0] == 0  # AAPL DAILY 2024 is stored
     runs = BacktestRun.objects.count()
     code, out, err = backtest(*args)
-    assert code != 0
+    assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert BacktestRun.objects.count() == runs
+
+
+def test_a_symbol_with_too_few_bars_stores_no_run_of_the_others(gateway, backtest):
+    # META was listed on 2012-05-18: 20 bars in the range, AAPL has 53.
+    code, out, err = backtest(
+        "--symbols", "AAPL,META", "--start", "2012-04-01", "--end", "2012-06-15"
+    )
+    assert code == 2
+    assert "META: 20 DAILY bars from 2012-04-01 to 2012-06-15, but sma" in err
+    assert len(err.strip().splitlines()) == 1 and BacktestRun.objects.count() == 0
 
 
 def test_an_unknown_symbol_fails_its_fetch_in_one_line(gateway, backtest):
@@ -220,3 +269,31 @@ def test_an_unknown_symbol_fails_its_fetch_in_one_line(gateway, backtest):
     assert "fetching the missing bars failed" in err and "XYZQ" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert BacktestRun.objects.count() == 0
+
+
+def test_a_picture_that_cannot_be_written_fails_before_anything_is_fetched(
+    gateway, backtest, tmp_path
+):
+    assert backtest(*GUIDE)[0] == 0
+    requests = gateway.stats.counts["historical_requests"]
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    (tmp_path / "pictures.png").mkdir()
+    for option, path, message in (
+        ("--plot", tmp_path / "notes.txt" / "equity.png", "notes.txt is not a folder"),
+        ("--plot", tmp_path / "pictures.png", "is a folder: name a .png file"),
+    ):
+        # MSFT is not stored: a backtest would fetch it first.
+        code, out, err = backtest(
+            "--symbols",
+            "AAPL,MSFT",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-12-31",
+            option,
+            str(path),
+        )
+        assert code == 2 and f"{option} '{path}'" in err and message in err, err
+        assert len(err.strip().splitlines()) == 1 and "Fetching" not in out
+    assert gateway.stats.counts["historical_requests"] == requests
+    assert FetchRun.objects.count() == 1 and BacktestRun.objects.count() == 1

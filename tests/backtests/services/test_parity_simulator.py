@@ -9,11 +9,11 @@ import pytest
 
 from backtests.domain.commissions import IbkrFixedCommission
 from backtests.models import BacktestRun
-from fetcher.domain.time import date_epoch, local_midnight, zone_info
+from fetcher.domain.time import dates_epochs, zone_info
 from fetcher.domain.timeframes import timeframe_parse
 from fetcher.models import Instrument
 from fetcher.selectors import bars_read
-from tests.backtests.reference import assert_same_stored, frame, reference_run
+from tests.support.backtest_reference import assert_same_stored, frame, reference_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,12 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def stored_frame(symbol: str, timeframe: str, start: dt.date, end: dt.date):
     instrument = Instrument.objects.get(symbol=symbol)
     tf = timeframe_parse(timeframe)
-    after = end + dt.timedelta(days=1)
-    if tf.intraday:
-        zone = zone_info(instrument.time_zone)
-        first, last = local_midnight(start, zone), local_midnight(after, zone)
-    else:
-        first, last = date_epoch(start), date_epoch(after)
+    first, last = dates_epochs(start, end, tf, zone_info(instrument.time_zone))
     bars = bars_read(
         instrument_id=instrument.pk,
         timeframe=tf.code,

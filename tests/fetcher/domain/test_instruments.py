@@ -170,3 +170,17 @@ def test_label_is_the_text_or_else_the_symbol():
 )
 def test_spec_time_zone_before_the_gateway_is_asked(spec, zone):
     assert spec_time_zone(spec) == zone
+
+
+@pytest.mark.parametrize(
+    ("text", "exchange"),
+    [("SPX", "CBOE"), ("SPX:CBOE", "CBOE"), ("vix", "CBOE"), ("NDX", "NASDAQ")],
+)
+def test_a_known_index_symbol_is_the_index(text, exchange):
+    spec = instrument_spec_parse(text)
+    assert (spec.sec_type, spec.exchange, spec.primary_exchange) == ("IND", exchange, "")
+
+
+def test_a_known_index_symbol_on_another_exchange_or_type_is_what_it_says():
+    assert instrument_spec_parse("SPX:ARCA").sec_type == "STK"
+    assert instrument_spec_parse("SPX", sec_type="STK").sec_type == "STK"

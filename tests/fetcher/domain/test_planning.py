@@ -15,9 +15,10 @@ from fetcher.domain.planning import (
     intervals_subtract,
     months_before,
     plan_requests,
+    probe_request,
 )
 from fetcher.domain.sessions import session_table
-from fetcher.domain.timeframes import timeframe_parse
+from fetcher.domain.timeframes import TIMEFRAMES, duration_accepted, timeframe_parse
 
 NY = ZoneInfo("America/New_York")
 XNYS = session_table(
@@ -301,7 +302,7 @@ def test_fetch_plan_reads_ranges_in_the_listing_zone_and_its_calendar():
     assert plan.requests[-1].window_end == midnight + DAY
 
 
-def test_fetch_plan_for_forex_follows_sessions_from_1700_new_york():
+def test_fetch_plan_for_forex_follows_sessions_from_1715_new_york():
     eurusd = Listing("CASH", "IDEALPRO", "", "")
     weekend = plan_of(listing=eurusd, start=dt.date(2024, 6, 22), end=dt.date(2024, 6, 23))
     assert weekend.requests == []
@@ -316,3 +317,81 @@ def test_a_bare_daily_fetch_asks_for_the_head_date_bar():
     plan = plan_of(end=dt.date(2004, 1, 9))
     assert plan.requests[0].window_start == day_space(2004, 1, 2)
     assert [r.duration for r in plan.requests] == ["6 D"]  # Jan 2 and 5..9
+
+
+@pytest.mark.parametrize("name", list(TIMEFRAMES))
+@pytest.mark.parametrize(
+    "listing",
+    [
+        ("STK", "SMART", "NASDAQ", "US/Eastern"),
+        ("FUT", "CME", "", "US/Central"),
+        ("CASH", "IDEALPRO", "", ""),
+    ],
+    ids=["stock", "future", "forex"],
+)
+def test_every_planned_request_is_one_ibkr_accepts(name, listing):
+    """IBKR refuses more than 365 D (or 52 W, 12 M, 86400 S: 'must be made in years') and
+    over-long intraday spans: a plan over a long range, with holes, asks for neither."""
+    tf = TIMEFRAMES[name]
+    sessions = session_table(
+        sec_type=listing[0], exchange=listing[1], primary_exchange=listing[2], time_zone=listing[3]
+    )
+    days = 20 if tf.small else (400 if tf.intraday else 3 * 366)
+    end = local(2024, 6, 28, 15, 17) if tf.intraday else day_space(2024, 6, 29)
+    start = end - days * DAY
+    covered = [(start + 5 * DAY + 3600, start + 9 * DAY), (end - 40 * DAY, end - 33 * DAY + 60)]
+    plan = plan_requests(
+        sessions=sessions, timeframe=tf, use_rth=False, start=start, end=end, covered=covered
+    )
+    assert plan
+    for request in plan:
+        assert duration_accepted(tf, request.duration), (name, request)
+
+
+def test_durations_ibkr_accepts():
+    minute, daily = TIMEFRAMES["1-MINUTE"], TIMEFRAMES["DAILY"]
+    assert duration_accepted(minute, "1 D") and duration_accepted(minute, "86400 S")
+    assert not duration_accepted(minute, "2 D")  # within IBKR's limit, beyond the step table
+    assert duration_accepted(daily, "365 D") and not duration_accepted(daily, "400 D")
+    assert duration_accepted(daily, "30 Y") and not duration_accepted(daily, "13 M")
+    assert not duration_accepted(TIMEFRAMES["1-SECOND"], "100000 S")
+
+
+def test_a_probe_asks_for_one_stored_bar_again():
+    minute = probe_request(timeframe=TIMEFRAMES["1-MINUTE"], ts=local(2024, 6, 6, 15, 59), zone=NY)
+    assert (minute.duration, minute.end) == ("60 S", "20240606-20:00:00")
+    hour = probe_request(timeframe=TIMEFRAMES["1-HOUR"], ts=local(2024, 6, 6, 15), zone=NY)
+    assert (hour.duration, hour.window_start) == ("3600 S", local(2024, 6, 6, 15))
+    second = probe_request(timeframe=TIMEFRAMES["1-SECOND"], ts=local(2024, 6, 6, 15), zone=NY)
+    assert second.duration == "60 S"  # never less than a minute
+    for name in ("DAILY", "WEEKLY", "MONTHLY"):  # the session of the bar's date
+        day = probe_request(timeframe=TIMEFRAMES[name], ts=day_space(2024, 6, 7), zone=NY)
+        assert (day.duration, day.end) == ("1 D", "20240608-04:00:00"), name
+        assert (day.window_start, day.window_end) == (day_space(2024, 6, 7), day_space(2024, 6, 8))
+
+
+def test_a_continuous_future_is_asked_without_an_end_date_and_not_paged_back():
+    """CONTFUT refuses an end date (IBKR's 10339): one request ending now, as long as the bar
+    size allows, and a note when older bars are left out."""
+    contfut = Listing("CONTFUT", "CME", "", "US/Central")
+    chicago = ZoneInfo("America/Chicago")
+    daily = plan_of(listing=contfut, start=dt.date(2024, 5, 1))
+    [request] = daily.requests
+    assert (request.end, request.duration) == ("", "43 D")  # CME sessions, May 1 to June 28
+    assert request.window_start == day_space(2024, 5, 1) and "10339" not in daily.note
+    years = plan_of(listing=contfut, start=dt.date(2020, 1, 2))
+    [request] = years.requests
+    assert (request.end, request.duration) == ("", "365 D")
+    assert years.note.endswith(
+        "a continuous future takes no end date (IBKR 10339): the last 365 D only"
+    )
+    hours = plan_of(listing=contfut, timeframe="1-HOUR", start=dt.date(2024, 6, 27))
+    [request] = hours.requests
+    assert request.end == "" and request.window_end == NOW
+    assert request.window_start <= int(dt.datetime(2024, 6, 27, tzinfo=chicago).timestamp())
+    minutes = plan_of(listing=contfut, timeframe="1-MINUTE", start=dt.date(2024, 6, 20))
+    # 1-minute bars: one session at most (1 D), which began at 17:00 in Chicago yesterday
+    assert [r.duration for r in minutes.requests] == ["72000 S"]
+    assert "the last 72000 S only" in minutes.note
+    covered = [(daily.start, daily.end)]
+    assert plan_of(listing=contfut, start=dt.date(2024, 5, 1), covered=covered).requests == []

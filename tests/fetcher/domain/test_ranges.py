@@ -12,6 +12,7 @@ from fetcher.domain.time import date_epoch, epoch, local_midnight
 from fetcher.domain.timeframes import SMALL_BARS_DAYS, TIMEFRAMES
 
 NY = ZoneInfo("America/New_York")
+DAY = 86_400
 DAILY, MINUTE, SECONDS = TIMEFRAMES["DAILY"], TIMEFRAMES["1-MINUTE"], TIMEFRAMES["5-SECOND"]
 TODAY = dt.date(2024, 6, 28)  # a Friday
 NOW = epoch(dt.datetime(2024, 6, 28, 14, 0, 7, tzinfo=NY))
@@ -157,8 +158,20 @@ def test_complete_until_multi_hour_bars_follow_the_local_clock(name, forming):
 def test_complete_until_daily_weekly_monthly_is_the_current_period_in_the_exchange_zone():
     evening = ny(2024, 6, 28, 22)  # already Saturday in UTC
     assert complete_until(DAILY, evening, NY) == date_epoch(dt.date(2024, 6, 28))
-    assert complete_until(TIMEFRAMES["WEEKLY"], evening, NY) == date_epoch(dt.date(2024, 6, 24))
+    # a week is dated by its last trading day (IBKR): this one's, June 28, is still today
+    assert complete_until(TIMEFRAMES["WEEKLY"], evening, NY) == date_epoch(dt.date(2024, 6, 28))
     assert complete_until(TIMEFRAMES["MONTHLY"], evening, NY) == date_epoch(dt.date(2024, 6, 1))
+    saturday = ny(2024, 6, 29, 9)  # the week of June 28 is over
+    assert complete_until(TIMEFRAMES["WEEKLY"], saturday, NY) == date_epoch(dt.date(2024, 6, 29))
     monday = ny(2024, 7, 1, 9)
-    assert complete_until(TIMEFRAMES["WEEKLY"], monday, NY) == date_epoch(dt.date(2024, 7, 1))
     assert complete_until(TIMEFRAMES["MONTHLY"], monday, NY) == date_epoch(dt.date(2024, 7, 1))
+
+
+def test_a_weekly_range_reaches_the_friday_of_its_last_week():
+    """The week in progress is dated by its last trading day, days ahead (IBKR's dating)."""
+    weekly = TIMEFRAMES["WEEKLY"]
+    wednesday = dt.date(2024, 6, 26)
+    assert resolve(weekly, start=dt.date(2024, 6, 3), end=wednesday)[1] == date_epoch(TODAY) + DAY
+    assert resolve(weekly, start=dt.date(2024, 6, 3))[1] == date_epoch(dt.date(2024, 6, 29))
+    sunday = dt.date(2024, 6, 30)  # its week ended on Friday the 28th
+    assert resolve(weekly, start=dt.date(2024, 6, 3), end=sunday)[1] == date_epoch(sunday) + DAY

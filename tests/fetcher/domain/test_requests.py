@@ -239,3 +239,20 @@ def test_date_parse_refuses_with_the_field_named(text, problem):
     with pytest.raises(RequestInvalid) as caught:
         date_parse(text, "end")
     assert caught.value.field == "end" and problem in caught.value.problem
+
+
+def test_forex_defaults_to_midpoint_and_refuses_trades():
+    assert FetchRequest.parse(instruments="EUR.USD").what_to_show == WhatToShow.MIDPOINT
+    assert FetchRequest.parse(instruments="AAPL").what_to_show == WhatToShow.TRADES
+    for what in ("TRADES", "ADJUSTED_LAST"):
+        with pytest.raises(RequestInvalid) as error:
+            FetchRequest.parse(instruments="EUR.USD", what_to_show=what)
+        assert error.value.field == "what_to_show"
+        assert f"IBKR has no {what} bars of forex" in error.value.problem
+    with pytest.raises(RequestInvalid) as error:
+        FetchRequest.parse(instruments="AAPL,EUR.USD")
+    assert error.value.field == "what_to_show" and "fetch forex apart" in error.value.problem
+    assert FetchRequest.parse(instruments="AAPL,EUR.USD", what_to_show="BID").labels == [
+        "AAPL",
+        "EUR.USD",
+    ]

@@ -78,14 +78,14 @@ def test_an_index_has_no_extended_hours():
     assert np.array_equal(spx.eth_close, spx.rth_close)
 
 
-def test_forex_trades_weekdays_from_1700_new_york_the_day_before():
+def test_forex_trades_weekdays_from_1715_new_york_the_day_before():
     assert FX.zone == "America/New_York"
-    assert session(FX, dt.date(2024, 1, 5)) == (ny(2024, 1, 4, 17), ny(2024, 1, 5, 17))
+    assert session(FX, dt.date(2024, 1, 5)) == (ny(2024, 1, 4, 17, 15), ny(2024, 1, 5, 17))
     assert session(FX, dt.date(2024, 1, 6)) is None and session(FX, dt.date(2024, 1, 7)) is None
-    assert session(FX, dt.date(2024, 1, 8)) == (ny(2024, 1, 7, 17), ny(2024, 1, 8, 17))
+    assert session(FX, dt.date(2024, 1, 8)) == (ny(2024, 1, 7, 17, 15), ny(2024, 1, 8, 17))
     assert session(FX, dt.date(2024, 12, 25)) is not None  # no exchange holidays
-    # across DST: 17:00 New York time still
-    assert session(FX, dt.date(2024, 3, 11)) == (ny(2024, 3, 10, 17), ny(2024, 3, 11, 17))
+    # across DST: 17:15 New York time still
+    assert session(FX, dt.date(2024, 3, 11)) == (ny(2024, 3, 10, 17, 15), ny(2024, 3, 11, 17))
     assert session(FX, dt.date(2024, 3, 11), rth=False) == session(FX, dt.date(2024, 3, 11))
 
 

@@ -1,4 +1,5 @@
-"""Time: epoch seconds, date space, local midnights across DST, IBKR's zone names and UTC strings."""
+"""Time: epoch seconds, date space, local midnights across DST, dates to the epochs bars of a
+timeframe are stored in, IBKR's zone names and UTC strings."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fetcher.domain.time import (
     DAY,
     DEFAULT_ZONE,
     date_epoch,
+    dates_epochs,
     epoch,
     from_epoch,
     ibkr_utc,
@@ -18,6 +20,7 @@ from fetcher.domain.time import (
     zone_info,
     zone_name,
 )
+from fetcher.domain.timeframes import TIMEFRAMES
 
 NY = ZoneInfo("America/New_York")
 CHICAGO = ZoneInfo("America/Chicago")
@@ -93,3 +96,16 @@ def test_ibkr_utc_is_yyyymmdd_dash_time_in_utc():
 def test_zone_names_from_ibkr_are_canonical(ibkr, iana):
     assert zone_name(ibkr) == iana
     assert zone_info(ibkr) == ZoneInfo(iana)
+
+
+def test_dates_are_inclusive_from_the_first_to_the_start_of_the_day_after_the_last():
+    start, end = dt.date(2024, 3, 9), dt.date(2024, 3, 10)  # DST begins on the 10th in New York
+    first, last = dates_epochs(start, end, TIMEFRAMES["DAILY"], NY)
+    assert (first, last) == (date_epoch(start), date_epoch(dt.date(2024, 3, 11)))
+    assert last - first == 2 * DAY
+    first, last = dates_epochs(start, end, TIMEFRAMES["1-HOUR"], NY)
+    assert first == date_epoch(start) + 5 * 3600  # midnight EST
+    assert last == date_epoch(dt.date(2024, 3, 11)) + 4 * 3600  # midnight EDT
+    assert last - first == 47 * 3600  # the 10th has 23 hours
+    first, last = dates_epochs(end, end, TIMEFRAMES["WEEKLY"], NY)  # one date: one whole day
+    assert last - first == DAY and first % DAY == 0

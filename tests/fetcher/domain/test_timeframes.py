@@ -96,11 +96,11 @@ def test_durations_in_seconds_are_whole_bars_within_a_day():
 
 def test_every_timeframe_asks_what_the_gateway_accepts():
     """The client's table (timeframes.py) against the gateway's rules (the simulator's)."""
-    from ibsim.rules import BAR_SIZES, duration_allowed, parse_duration
+    from ibsim.rules import BAR_SIZES, duration_accepted, parse_duration
 
     assert {t.bar_size for t in TIMEFRAMES.values()} == set(BAR_SIZES)
     for tf in TIMEFRAMES.values():
-        assert duration_allowed(BAR_SIZES[tf.bar_size], parse_duration(tf.max_duration)), tf.name
+        assert duration_accepted(BAR_SIZES[tf.bar_size], parse_duration(tf.max_duration)), tf.name
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -11,7 +17,7 @@ from django.core.management import call_command
 from fetcher.domain.timeframes import timeframe_parse
 from fetcher.models import Bar, Coverage, FetchChunk, FetchRun, Instrument, RunStatus
 from fetcher.storage.catalog import catalog_read
-from tests.support import ROOT
+from tests.support import ROOT, manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -342,3 +348,44 @@ def test_fetch_status_lists_runs_and_shows_one(gateway, capsys):
     call_command("fetch_status", str(run.pk))
     out = capsys.readouterr().out
     assert "partial" in out and "AAPL" in out and "No security" in out
+
+
+YEAR_OF_MINUTES = ("--timeframe", "1-MINUTE", "--start", "2025-01-01", "--end", "2025-12-31")
+
+
+def test_a_big_fetch_is_announced_with_what_it_will_bring(gateway, capsys):
+    assert fetch("--instruments", "AAPL", *YEAR_OF_MINUTES) == 0
+    out = capsys.readouterr().out
+    run = FetchRun.objects.get()
+    # the estimate is the executor's own plan: 250 sessions, 3 of them closing early
+    assert run.chunks_planned == 250 and run.bars_stored == 247 * 390 + 3 * 210
+    assert "This fetch plans 250 requests for about 96,960 1-MINUTE bars: at least 6 s" in out
+    assert fetch("--instruments", "AAPL", "--start", "2025-01-02", "--end", "2025-01-31") == 0
+    assert "This fetch plans" not in capsys.readouterr().out  # a small one is not
+
+
+def test_a_big_fetch_asks_on_a_terminal_and_a_no_starts_nothing(tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "ibdata_project.settings_test",
+        "DATA_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'store.sqlite3'}",
+        "REDIS_URL": "",
+        "IBKR_HOST": "sim",
+    }
+    assert manage(env, "migrate", "-v0").returncode == 0
+    leader, follower = pty.openpty()
+    command = [sys.executable, "manage.py", "fetch", "--instruments", "MSFT", *YEAR_OF_MINUTES]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdin=follower, stdout=follower, stderr=follower
+    )
+    seen, deadline = b"", time.monotonic() + 60
+    while b"Go ahead? [y/N]" not in seen and time.monotonic() < deadline:
+        if select.select([leader], [], [], 1)[0]:
+            seen += os.read(leader, 4096)
+    os.write(leader, b"n\n")
+    assert proc.wait(timeout=60) == 1, seen.decode()
+    assert select.select([leader], [], [], 5)[0] and b"Not started." in os.read(leader, 4096)
+    os.close(follower)
+    assert "This fetch plans 250 requests" in seen.decode()
+    assert "MSFT" not in manage(env, "fetch_status").stdout  # no run was recorded

@@ -291,3 +291,20 @@ def test_bars_read_returns_the_stored_bars_bit_for_bit(instrument):
         len(bars_read(**key, rth=True, start=int(minutes(5, 1)[0]), end=int(minutes(9, 1)[0]))) == 0
     )
     assert len(bars_read(**key, rth=False, start=int(T0), end=int(minutes(20_000, 1)[0]))) == 0
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_missing_volume_and_wap_are_stored_missing(instrument, fresh):
+    """Quote bars have no volume or WAP (IBKR sends -1): stored as missing, never as a number."""
+    batch = make_bars(minutes(0, 3))
+    quotes = BarBatch(**{name: getattr(batch, name) for name in COLUMNS} | {
+        "volume": np.full(3, np.nan), "wap": np.full(3, np.nan)
+    })  # fmt: skip
+    upsert(instrument, quotes, fresh=fresh)
+    upsert(instrument, quotes)  # again: nothing changes, nothing fails
+    read = bars_read(
+        instrument_id=instrument.id, timeframe=M1, what_to_show=WhatToShow.TRADES, rth=True,
+        start=T0, end=T0 + 3 * MINUTE,
+    )  # fmt: skip
+    assert np.isnan(read.volume).all() and np.isnan(read.wap).all()
+    np.testing.assert_array_equal(read.close, batch.close)

@@ -458,3 +458,23 @@ def test_concurrent_writers_to_one_partition_lose_nothing(tmp_path):
     )
     assert_same(read, bars(epoch(2024, 3, 4) + 60 * np.arange(1200)))
     assert len(parquet_files(tmp_path)) == 1
+
+
+def test_a_series_replaced_whole_never_shows_both_versions(tmp_path):
+    """After a split the series is swapped whole: its new files wait hidden beside the old ones
+    (no reader sees them), then take their place; a failed replacement changes nothing."""
+    series = dict(root=tmp_path, symbol="NVDA", **VENUE, timeframe=DAILY, what_to_show="TRADES")
+    old = bars(epoch(2023, 12, 1) + DAY * np.arange(60))  # December and January
+    catalog_write(**series, batch=old)
+    new = bars(epoch(2024, 1, 2) + DAY * np.arange(20), version=3.0)  # January only
+    with catalog.catalog_replacing(**series, batch=new):
+        assert_same(catalog_read(**series), old)  # staged: hidden from every reader
+        assert len(duckdb.sql(DUCKDB_SQL.format(root=tmp_path)).fetchall()) == 60
+    assert_same(catalog_read(**series), new)
+    assert [p.parent.name for p in parquet_files(tmp_path)] == ["year=2024"]
+    assert not [p for p in tmp_path.rglob(".*") if p.name != catalog.LOCK_NAME]  # nothing left
+
+    with pytest.raises(RuntimeError), catalog.catalog_replacing(**series, batch=old):
+        raise RuntimeError("the database transaction failed")
+    assert_same(catalog_read(**series), new)
+    assert not [p for p in tmp_path.rglob(".*") if p.name != catalog.LOCK_NAME]

@@ -1,5 +1,5 @@
 """What several test modules share: where the project is, real Celery worker processes, and
-waiting for a run to end."""
+waiting for a run to end; backtest_reference.py holds backtesting.py as the backtests' reference."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from fetcher.domain.bars import BarBatch
 from fetcher.domain.timeframes import timeframe_parse
 from ibsim.rules import BAR_SIZES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Celery's keys in the broker: the queues and the Redis transport's unacked bookkeeping.
 QUEUE_KEYS = ("ibkr", "default", "backtests", "unacked", "unacked_index", "unacked_mutex")
 # Tests of the deployed shape: worker processes share PostgreSQL and Redis with the test.
