@@ -130,7 +130,7 @@ class RunExecutor:
         info = self.gateway.info or await self.gateway.connect()
         asked = time.time()
         try:
-            present = await self._with_reconnect(self.gateway.current_time)
+            present = await self._with_reconnect(self.gateway.current_time, held=False)
             self._clock_offset = present - (asked + time.time()) / 2
         except GatewayUnavailable:
             raise
@@ -298,9 +298,10 @@ class RunExecutor:
         """A gateway call (not a bar request) as the run makes them: paced, reconnecting."""
         return await self._with_reconnect(call)
 
-    async def _with_reconnect(self, call):
+    async def _with_reconnect(self, call, *, held: bool = True):
         """Run a gateway call (counted by the pacer like every message we send); after a lost
-        connection reconnect with backoff and try again."""
+        connection reconnect with backoff and try again. `held`: it waits for what holds
+        requests (what IBKR's servers answer); the gateway's own clock answers at once."""
 
         async def connected_call():
             await self._ensure_connected()
@@ -308,7 +309,13 @@ class RunExecutor:
 
         async for attempt in _retrying(retry_if_exception_type(GatewayUnavailable)):
             with attempt:
-                return await self._through_holds(connected_call, MESSAGE)
+                if held:
+                    return await self._through_holds(connected_call, MESSAGE)
+                await self.pacer.acquire(MESSAGE)
+                try:
+                    return await connected_call()
+                finally:
+                    await self.pacer.release()
 
     async def _through_holds(self, call, key: RequestKey, on_trouble=None):
         """`call()` once the gateway may be asked (its holds), counted by the pacer. A trouble
