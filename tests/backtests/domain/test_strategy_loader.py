@@ -6,12 +6,14 @@ from __future__ import annotations
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from backtests.domain.problems import InvalidRequest
 from backtests.domain.strategies import strategy_get
 from backtests.domain.strategy_loader import is_user_reference, strategy_load
 from tests.support import ROOT
+from tests.support.backtest_data import batch_of
 
 GOOD = """
 import numpy as np
@@ -175,3 +177,19 @@ def test_the_example_in_the_docs_loads():
     strategy = strategy_get(str(ROOT / "docs/examples/rsi_reversion.py"))
     assert strategy.name == "rsi-reversion"
     assert strategy.defaults == {"period": 14, "lower": 30.0, "upper": 70.0}
+
+
+def test_the_contract_shown_in_the_docs_loads_and_runs(tmp_path):
+    text = (ROOT / "docs/backtests.md").read_text()
+    block = text.split("## Strategies: the contract", 1)[1].split("```python\n", 1)[1]
+    path = write(tmp_path, "breakout.py", block.split("```", 1)[0])
+    strategy = strategy_get(str(path))
+    assert strategy.name == "breakout" and strategy.defaults == {"window": 20, "margin": 0.0}
+    params = strategy.params_resolve({"window": "3", "margin": "1"})
+    close = np.array([10.0, 11.0, 12.0, 12.5, 11.0, 13.0])
+    bars = batch_of(np.arange(6) * 86_400, close, close)
+    assert strategy.events(bars, params, {}).tolist() == [-1, -1, -1, 1, -1, 1]
+    assert strategy.warmup_bars(params) == 3
+    with pytest.raises(InvalidRequest) as raised:
+        strategy.params_resolve({"margin": 60})
+    assert raised.value.phrase(flags) == "--margin 60.0 is too far"
