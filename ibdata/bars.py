@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 
 from fetcher.domain.bars import BarBatch
@@ -22,7 +23,12 @@ from fetcher.domain.requests import date_parse
 from fetcher.domain.time import day_start, zone_name
 from fetcher.domain.timeframes import BY_CODE, TimeframeSpec, WhatToShow, timeframe_parse
 from fetcher.exceptions import InvalidInput
-from fetcher.storage.catalog import CatalogSeries, catalog_dataset, session_name
+from fetcher.storage.catalog import (
+    PARTITION_SCHEMA,
+    CatalogSeries,
+    catalog_dataset,
+    session_name,
+)
 
 COLUMNS = ("Open", "High", "Low", "Close", "Volume")
 # Quotes have no volume: IBKR sends -1, the store keeps 0; the frame says NaN (backtesting.py's
@@ -305,29 +311,32 @@ def _from_catalog(query: _Query, root: Path, zone: str) -> _Found:
     return _Found(batch, zone, spec.label, exchange, currency, str(root))
 
 
-def _partition_keys(root: Path, expression) -> list[dict]:
-    """The partition values (what_to_show, timeframe, ...) of the catalog's files that match
-    `expression` on them: read from folder names, no file opened."""
-    dataset = catalog_dataset(root)
-    return [
-        ds.get_partition_keys(fragment.partition_expression)
-        for fragment in dataset.get_fragments(filter=expression)
-    ]
-
-
 def _catalog_listings(root: Path, query: _Query, symbol: str) -> list[tuple[str, str]]:
-    expression = (
-        (ds.field("what_to_show") == query.what_to_show.name)
-        & (ds.field("timeframe") == query.timeframe.name)
-        & (ds.field("session") == session_name(query.rth))
-        & (ds.field("symbol") == symbol)
+    """(exchange, currency) of each listing of `symbol` with the query's series: only the
+    folder of that whatToShow, timeframe and session is listed (docs/catalog.md's layout)."""
+    folder = (
+        root
+        / f"what_to_show={query.what_to_show.name}"
+        / f"timeframe={query.timeframe.name}"
+        / f"session={session_name(query.rth)}"
     )
-    keys = _partition_keys(root, expression)
+    if not folder.is_dir():
+        return []
+    inner = pa.schema([PARTITION_SCHEMA.field(n) for n in ("symbol", "exchange", "currency")])
+    dataset = ds.dataset(
+        folder, format="parquet", partitioning=ds.partitioning(inner, flavor="hive")
+    )
+    keys = [
+        ds.get_partition_keys(fragment.partition_expression)
+        for fragment in dataset.get_fragments(filter=ds.field("symbol") == symbol)
+    ]
     return sorted({(k["exchange"], k["currency"]) for k in keys})
 
 
 def _catalog_held(root: Path, symbol: str) -> str:
-    keys = _partition_keys(root, ds.field("symbol") == symbol)
+    """What the catalog holds of `symbol`, from its folder names (no file opened)."""
+    fragments = catalog_dataset(root).get_fragments(filter=ds.field("symbol") == symbol)
+    keys = [ds.get_partition_keys(fragment.partition_expression) for fragment in fragments]
     names = sorted(
         {f"{k['timeframe']} {k['what_to_show']} {k['session']} on {k['exchange']}" for k in keys}
     )

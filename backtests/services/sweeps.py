@@ -22,6 +22,7 @@ from .bars import backtest_bars
 from .runs import backtest_point
 
 SWEEP_POLL_S = 0.2
+FAILURES_POLL_S = 2.0  # how often the sweep's tasks are asked whether one failed
 
 
 def sweep_chunks_send(
@@ -104,14 +105,18 @@ def sweep_wait(
     """Wait until every point of the sweep is stored; IbdataError when one of `task_ids`
     failed on a worker (its error in one line), or after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
+    pending, asked = list(task_ids), 0.0
     while True:
         done = backtest_runs_count(group=group, kind=RunKind.SWEEP)
         if progress:
             progress(done)
         if done >= total:
             return done
-        if failed := _task_failure(task_ids):
-            raise IbdataError(f"a sweep task failed on a worker: {failed}")
+        if pending and time.monotonic() - asked >= FAILURES_POLL_S:
+            asked = time.monotonic()
+            pending, failed = _tasks_failed(pending)
+            if failed:
+                raise IbdataError(f"a sweep task failed on a worker: {failed}")
         if time.monotonic() > deadline:
             raise IbdataError(
                 f"the sweep has {done} of {total} points after {timeout_s:.0f} s: is a worker on "
@@ -120,18 +125,20 @@ def sweep_wait(
         time.sleep(SWEEP_POLL_S)
 
 
-def _task_failure(task_ids: list[str]) -> str:
-    """The error of the first of these tasks that failed, on one line ('' when none did)."""
-    if not task_ids:
-        return ""
+def _tasks_failed(task_ids: list[str]) -> tuple[list[str], str]:
+    """The tasks not yet succeeded, and the error of the first that failed on one line ('' when
+    none did)."""
     from celery.result import AsyncResult
 
+    pending = []
     for task_id in task_ids:
         result = AsyncResult(task_id)
         if result.state == "FAILURE":
             last = (result.traceback or "").strip().splitlines()[-1:] or [str(result.result)]
-            return last[0].partition(": ")[2] or last[0]
-    return ""
+            return pending, last[0].partition(": ")[2] or last[0]
+        if result.state != "SUCCESS":
+            pending.append(task_id)
+    return pending, ""
 
 
 def sweep_best(*, runs: list[BacktestRun], metric: str, limit: int) -> list[BacktestRun]:

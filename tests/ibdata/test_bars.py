@@ -254,6 +254,8 @@ def test_errors_name_what_is_stored(tmp_path):
             ibdata.bars(*args, **kwargs)
         assert message in str(raised.value) and "\n" not in str(raised.value)
     assert len(ibdata.bars("SHOP:NYSE", source="catalog", root=tmp_path)) == 3
+    write_series(tmp_path, "BRK B", "NYSE", "USD")  # filed as symbol=BRK%20B
+    assert ibdata.bars("BRK B", source="catalog", root=tmp_path).attrs["exchange"] == "NYSE"
     empty = ibdata.bars(
         "SHOP:NYSE", "DAILY", "2020-01-01", "2020-12-31", source="catalog", root=tmp_path
     )
