@@ -10,7 +10,7 @@ import redis
 from django.conf import settings as django_settings
 
 from ibsim.server import Faults, GatewaySimulator, SimConfig
-from tests.support import QUEUE_KEYS, Worker, deployed_env
+from tests.support import QUEUE_KEYS, SmtpServer, Worker, deployed_env
 
 _client_ids = itertools.count(100)
 
@@ -149,3 +149,11 @@ def workers(tmp_path, clean_broker):
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server on a free loopback port, collecting what is sent to it."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import email.policy
 import os
 import re
 import shutil
@@ -16,6 +17,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -230,6 +233,38 @@ def wait_finished(run_id: int, timeout: float):
     raise AssertionError(
         f"run {run_id} still {FetchRun.objects.get(pk=run_id).status} after {timeout}s"
     )
+
+
+class SmtpServer:
+    """A real SMTP server of the test's own (aiosmtpd) on a free loopback port: the mails ibdata
+    sends, as parsed messages."""
+
+    def __init__(self, port: int | None = None):
+        from aiosmtpd.controller import Controller
+
+        self.port = port or free_port()
+        self.messages: list[EmailMessage] = []
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # aiosmtpd's handler hook
+        message = BytesParser(policy=email.policy.default).parsebytes(envelope.content)
+        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+    def subjects(self) -> list[str]:
+        return [str(m["Subject"]) for m in self.messages]
+
+    def start(self) -> SmtpServer:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
 
 
 class PrivateRedis:
