@@ -123,12 +123,13 @@ def fetch_run_chunk_errors(*, run_id: int, limit: int = 10) -> list[FetchChunk]:
     )
 
 
-def fetch_runs_orphaned(*, stale_after_s: float | None = None) -> list[int]:
-    """Running runs whose executor is gone: all of them when an ibkr worker starts (it is the
-    only one), or those silent for `stale_after_s` when checked periodically."""
-    runs = FetchRun.objects.filter(status=RunStatus.RUNNING)
-    if stale_after_s is not None:
-        runs = runs.filter(heartbeat_at__lt=timezone.now() - dt.timedelta(seconds=stale_after_s))
+def fetch_runs_orphaned(*, stale_after_s: float) -> list[int]:
+    """Running runs whose executor has not beaten for `stale_after_s`: its worker is gone. A
+    run another worker is executing beats every HEARTBEAT_S, and is never among them."""
+    stale_before = timezone.now() - dt.timedelta(seconds=stale_after_s)
+    runs = FetchRun.objects.filter(status=RunStatus.RUNNING).filter(
+        models.Q(heartbeat_at__lt=stale_before) | models.Q(heartbeat_at=None)
+    )
     return list(runs.values_list("pk", flat=True))
 
 

@@ -7,8 +7,9 @@ CELERY_TASK_ROUTES): Celery deprecates the per-task `queue` attribute for task_r
 from __future__ import annotations
 
 from celery import shared_task
+from celery.exceptions import Reject
 
-from .exceptions import InvalidInput
+from .exceptions import InvalidInput, RunHandedBack
 from .execution.executor import fetch_run_execute
 from .execution.progress import TaskProgress
 from .execution.worker import fetch_run_execute_on_worker
@@ -29,11 +30,14 @@ from .timings import FETCH_TASK_SOFT_TIME_LIMIT_S, FETCH_TASK_TIME_LIMIT_S, STAL
 )
 def fetch_run(self, run_id: int) -> str:
     """Execute a fetch run; safe to run twice (done chunks are skipped, bars are upserted). A
+    worker not connected to its gateway hands the run back to the queue, untouched. A
     schedule's run that fails tells the admins."""
     execute = fetch_run_execute if self.request.is_eager else fetch_run_execute_on_worker
     progress = TaskProgress(self)
     try:
         run = execute(run_id=run_id, progress=progress)
+    except RunHandedBack as exc:
+        raise Reject(str(exc), requeue=True) from None
     finally:
         progress.close()  # no PROGRESS after the task's final state
     scheduled_run_alert(run_id=run.pk)
@@ -41,7 +45,7 @@ def fetch_run(self, run_id: int) -> str:
 
 
 @shared_task(name=TaskName.FETCH_RUNS_RECOVER, acks_late=True)
-def fetch_runs_recover_task(stale_after_s: float | None = STALE_AFTER_S) -> list[int]:
+def fetch_runs_recover_task(stale_after_s: float = STALE_AFTER_S) -> list[int]:
     """Resume runs whose worker died (or fail them after repeated deaths)."""
     return fetch_runs_recover(stale_after_s=stale_after_s)
 

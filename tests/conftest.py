@@ -127,6 +127,7 @@ def workers(tmp_path, clean_broker):
         wait: bool = True,
         name: str = "",
         queues: tuple[str, ...] = ("ibkr",),
+        env: dict[str, str] | None = None,
     ) -> Worker:
         env = deployed_env(
             tmp_path,
@@ -136,6 +137,7 @@ def workers(tmp_path, clean_broker):
             # at 600x the gateway's windows are milliseconds: on a loaded test machine allow
             # half a second between admission and arrival
             IBKR_PACING_MARGIN_S="0.5",
+            **(env or {}),
         )
         worker = Worker(
             env,

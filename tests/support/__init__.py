@@ -220,6 +220,16 @@ def wait_until(predicate, timeout: float, what: str, poll: float = 0.2):
     raise AssertionError(f"{what}: not within {timeout}s")
 
 
+def enqueue(symbols: str, start: str, end: str, timeframe: str):
+    """A fetch submitted as the CLI does (queued for the ibkr worker), as its FetchRun."""
+    from fetcher.domain.requests import FetchRequest
+    from fetcher.models import FetchRun
+    from fetcher.services.submit import fetch_submit
+
+    request = FetchRequest.parse(instruments=symbols, timeframe=timeframe, start=start, end=end)
+    return FetchRun.objects.get(pk=fetch_submit(request=request, requested_by="cli").run_id)
+
+
 def wait_finished(run_id: int, timeout: float):
     """The run once it has ended (succeeded, partial, failed or cancelled)."""
     from fetcher.models import FetchRun, RunStatus

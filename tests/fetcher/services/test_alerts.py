@@ -1,5 +1,5 @@
 """Incidents told to the admins: once when opened, once when over, whoever opens them, through a
-real SMTP server; scheduled runs that fail."""
+real SMTP server; scheduled runs that fail; the gateway watch's decisions on its own clock."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from django.core import mail
 
 from fetcher.domain.requests import FetchRequest
 from fetcher.exceptions import InvalidInput
+from fetcher.execution.worker import UnreachableWatch
 from fetcher.models import FetchRun, Incident, IncidentKind, ItemStatus, RunStatus
 from fetcher.services.alerts import incident_close, incident_open, scheduled_run_alert
 from fetcher.services.fetch_runs import fetch_run_create
+from fetcher.timings import ALERT_RETRY_S
 from tests.support import ROOT, SmtpServer, free_port, worker_database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -160,3 +162,38 @@ def test_a_failed_scheduled_run_is_told_once_until_one_succeeds(mailed_to):
     )
     incident = Incident.objects.get()
     assert incident.occurrences == 2 and incident.closed_at is not None
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_gateway_watch_opens_after_the_delay_once_and_closes_once():
+    clock = Clock()
+    watch = UnreachableWatch(after_s=900, clock=clock)
+    assert watch.up()  # at start: an incident a previous process left open is closed
+    watch.closed(done=True)
+    assert not watch.up()  # connected, nothing open: nothing to do
+    assert not watch.down()
+    clock.now += 899
+    assert not watch.down()
+    clock.now += 1
+    assert watch.down() and watch.down_for() == 900
+    watch.opened(told=False)  # the database or the mail server would not take it
+    clock.now += ALERT_RETRY_S - 1
+    assert not watch.down()
+    clock.now += 1
+    assert watch.down()
+    watch.opened(told=True)
+    clock.now += 3600
+    assert not watch.down()  # told once: never again while down
+    assert watch.up()
+    watch.closed(done=True)
+    assert not watch.up()
+    assert not watch.down()  # a new outage counts from its own start
+    clock.now += 900
+    assert watch.down()
