@@ -177,6 +177,8 @@ class FetchRun(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "created_at"])]
+        # What the admin's fetch actions require (viewing runs does not let anyone start one).
+        permissions = [("fetch_bars", "Can start, update, cancel and retry fetches")]
 
     def __str__(self) -> str:
         return f"FetchRun {self.pk} ({self.status})"

@@ -405,6 +405,41 @@ def settled(run):
 # --- bars as tests make, read and expect them ---------------------------------------------
 
 
+DAILY, HOURLY = 19, 14  # timeframe codes
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def store_bars(instrument, timeframe: int, n: int) -> None:
+    """n TRADES bars of one series (daily or hourly) from T0, and its Series row, written as a
+    fetch leaves them."""
+    from fetcher.models import Bar, Series
+
+    step = dt.timedelta(days=1) if timeframe == DAILY else dt.timedelta(hours=1)
+    Bar.objects.bulk_create(
+        Bar(
+            instrument=instrument,
+            timeframe=timeframe,
+            what_to_show=1,
+            ts=T0 + i * step,
+            open=i,
+            high=i + 1,
+            low=i - 1,
+            close=i + 0.5,
+        )
+        for i in range(n)
+    )
+    Series.objects.create(
+        instrument=instrument,
+        timeframe=timeframe,
+        what_to_show=1,
+        rth=True,
+        source="simulator",
+        bar_count=n,
+        first_ts=T0,
+        last_ts=T0 + (n - 1) * step,
+    )
+
+
 def make_bars(ts, price: float = 100.0) -> BarBatch:
     """Bars at the given times, each price a little above the one before."""
     ts = np.asarray(ts, dtype=np.int64)

@@ -2,55 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from fetcher.models import Bar, Instrument, Series
-from tests.support import link, rows
+from fetcher.models import Instrument
+from tests.support import DAILY, HOURLY, link, rows, store_bars
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BARS = "admin:fetcher_bar_changelist"
-DAILY, HOURLY = 19, 14
-T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-
-
-def store(instrument: Instrument, timeframe: int, n: int) -> None:
-    step = dt.timedelta(days=1) if timeframe == DAILY else dt.timedelta(hours=1)
-    Bar.objects.bulk_create(
-        Bar(
-            instrument=instrument,
-            timeframe=timeframe,
-            what_to_show=1,
-            ts=T0 + i * step,
-            open=i,
-            high=i + 1,
-            low=i - 1,
-            close=i + 0.5,
-        )
-        for i in range(n)
-    )
-    Series.objects.create(
-        instrument=instrument,
-        timeframe=timeframe,
-        what_to_show=1,
-        rth=True,
-        source="simulator",
-        bar_count=n,
-        first_ts=T0,
-        last_ts=T0 + (n - 1) * step,
-    )
 
 
 @pytest.fixture
 def stored():
     aapl = Instrument.objects.create(symbol="AAPL", con_id=265598)
     msft = Instrument.objects.create(symbol="MSFT", con_id=272093)
-    store(aapl, DAILY, 150)
-    store(aapl, HOURLY, 30)
-    store(msft, DAILY, 120)
+    store_bars(aapl, DAILY, 150)
+    store_bars(aapl, HOURLY, 30)
+    store_bars(msft, DAILY, 120)
     return aapl, msft
 
 
