@@ -30,6 +30,14 @@ CHART_BARS_MAX = 20_000
 FAR_FUTURE = 253_402_214_400  # 9999-12-31 UTC: "no end"
 
 
+def _day_after_start(end: dt.date | None, tf, zone) -> int:
+    """Where the range asked for ends: the start of the day after `end` (none, or the last
+    day a date can name: no end)."""
+    if end is None or end == dt.date.max:
+        return FAR_FUTURE
+    return day_start(end + dt.timedelta(days=1), tf, zone)
+
+
 def run_link(run_id: int) -> str:
     return format_html(
         '<a href="{}">run {}</a>', reverse("admin:fetcher_fetchrun_change", args=[run_id]), run_id
@@ -250,7 +258,7 @@ class InstrumentAdmin(FetchActionsMixin, admin.ModelAdmin):
             what_to_show=series.what_to_show,
             rth=series.rth,
             start=day_start(start, tf, zone) if start else 0,
-            end=day_start(end + dt.timedelta(days=1), tf, zone) if end else FAR_FUTURE,
+            end=_day_after_start(end, tf, zone),
             last=limit,
         )
         title = f"{instrument} {series_label(series)}: {len(batch):,} bars"

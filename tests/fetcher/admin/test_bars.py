@@ -60,6 +60,13 @@ def test_bad_input_is_said_and_the_first_page_shown(admin_client, stored):
     assert "malformed page cursor" in html and len(rows(html)) == 100
     html = admin_client.get(reverse(BARS), {"timeframe": "DAILY"}).content.decode()
     assert "timeframe must be a number" in html
+    # numbers no column holds: said on the page, never sent to the database
+    response = admin_client.get(reverse(BARS), {"instrument": "9" * 20})
+    assert response.status_code == 200 and len(rows(response.content.decode())) == 100
+    assert "instrument must be a number from 0 to 2,147,483,647" in response.content.decode()
+    for cursor in ("1.19.1.1." + "9" * 20, "9" * 20 + ".19.1.1.0", "1.19.1.1.-" + "9" * 15):
+        html = admin_client.get(reverse(BARS), {"older": cursor}).content.decode()
+        assert f"malformed page cursor &#x27;{cursor}&#x27;" in html and len(rows(html)) == 100
 
 
 def test_staff_without_the_view_permission_cannot_read_bars(client):
