@@ -185,7 +185,7 @@ class GatewayLoop:
             self.gateway.disconnect()
             try:
                 info = await self.gateway.connect()
-            except (ClientIdInUse, GatewayUnavailable) as exc:
+            except GatewayError as exc:  # down, logged off, 326: each may pass; keep trying
                 delay = min(RECONNECT_MAX_S, 0.5 * 2**attempt) * (0.5 + random.random())
                 attempt += 1
                 self._connect_failed(exc, delay)
