@@ -27,7 +27,13 @@ class BacktestRun(models.Model):
 
     group = models.CharField(max_length=32, db_index=True, help_text="runs of one command")
     kind = models.CharField(max_length=16, choices=RunKind.choices, default=RunKind.SINGLE)
-    strategy = models.CharField(max_length=32)
+    strategy = models.CharField(max_length=100)
+    strategy_source = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="a user's own strategy: its file (path:NAME) or module:NAME; empty: built in",
+    )
     params = models.JSONField(default=dict)
     symbol = models.CharField(max_length=200, help_text="the symbol, or the portfolio's symbols")
     instrument = models.ForeignKey(Instrument, null=True, blank=True, on_delete=models.SET_NULL)

@@ -89,6 +89,11 @@ class ServiceUnavailable(IbdataError):
     """A service a command needs (the database, the task broker) cannot be reached."""
 
 
+class RunHandedBack(IbdataError):
+    """An ibkr worker not connected to its gateway does not execute a run: it puts it back on
+    the queue, untouched, for a worker that is (or for itself, once connected)."""
+
+
 class RunStalled(IbdataError):
     """A followed run stopped moving: the worker (or thread) running it is gone."""
 

@@ -1,4 +1,4 @@
-"""Instruments, bars, fetch runs and their planned requests (chunks)."""
+"""Instruments, bars, fetch runs and their planned requests (chunks), incidents told to the admins."""
 
 from __future__ import annotations
 
@@ -177,6 +177,8 @@ class FetchRun(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "created_at"])]
+        # What the admin's fetch actions require (viewing runs does not let anyone start one).
+        permissions = [("fetch_bars", "Can start, update, cancel and retry fetches")]
 
     def __str__(self) -> str:
         return f"FetchRun {self.pk} ({self.status})"
@@ -286,3 +288,41 @@ class Coverage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instrument} {self.start:%Y-%m-%d %H:%M}..{self.end:%Y-%m-%d %H:%M}"
+
+
+class IncidentKind(models.TextChoices):
+    SCHEDULED_RUN = "scheduled_run"  # a schedule's run failed or was partial
+    GATEWAY_UNREACHABLE = "gateway_unreachable"  # the ibkr worker could not connect for a while
+    LOGGED_OFF = "logged_off"  # the gateway is up but its IBKR session is logged off
+    COMPETING_SESSION = "competing_session"  # 10197: another session uses the market data
+
+
+class Incident(models.Model):
+    """Something the admins were told of (fetcher.services.alerts): one open row per (kind,
+    key) at a time, so several processes and restarts mail it once, and once when it is over."""
+
+    kind = models.CharField(max_length=32, choices=IncidentKind.choices)
+    key = models.CharField(max_length=200, help_text="what it concerns: a schedule, a gateway")
+    message = models.TextField(help_text="what was said when it opened")
+    last_message = models.TextField(blank=True, default="", help_text="the latest occurrence")
+    occurrences = models.IntegerField(default=1)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the admins were mailed (logged only, without admins)"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    close_message = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "key"],
+                condition=models.Q(closed_at__isnull=True),
+                name="incident_one_open_per_kind_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.key}"

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+from celery.schedules import ParseException
 from django.db import connections, models, router
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -124,12 +125,13 @@ def fetch_run_chunk_errors(*, run_id: int, limit: int = 10) -> list[FetchChunk]:
     )
 
 
-def fetch_runs_orphaned(*, stale_after_s: float | None = None) -> list[int]:
-    """Running runs whose executor is gone: all of them when an ibkr worker starts (it is the
-    only one), or those silent for `stale_after_s` when checked periodically."""
-    runs = FetchRun.objects.filter(status=RunStatus.RUNNING)
-    if stale_after_s is not None:
-        runs = runs.filter(heartbeat_at__lt=timezone.now() - dt.timedelta(seconds=stale_after_s))
+def fetch_runs_orphaned(*, stale_after_s: float) -> list[int]:
+    """Running runs whose executor has not beaten for `stale_after_s`: its worker is gone. A
+    run another worker is executing beats every HEARTBEAT_S, and is never among them."""
+    stale_before = timezone.now() - dt.timedelta(seconds=stale_after_s)
+    runs = FetchRun.objects.filter(status=RunStatus.RUNNING).filter(
+        models.Q(heartbeat_at__lt=stale_before) | models.Q(heartbeat_at=None)
+    )
     return list(runs.values_list("pk", flat=True))
 
 
@@ -229,6 +231,23 @@ def fetch_schedule_run_going(*, schedule: str) -> FetchRun | None:
     )
 
 
+# A cron that does not fire within this long is refused when added (29 February fires within
+# four years; celery's crontab needs day of month, month and day of week to meet).
+CRON_HORIZON = dt.timedelta(days=5 * 366)
+
+
+def crontab_next_fire(schedule, zone) -> dt.datetime | None:
+    """The minute a celery crontab fires next, on `zone`'s clock; None when that is not within
+    CRON_HORIZON."""
+    now = timezone.now().astimezone(zone)
+    remaining = schedule.remaining_estimate(now)
+    if remaining > CRON_HORIZON:
+        return None
+    # crons fire on whole minutes; the estimate is off by the current second's fraction
+    due = now + remaining + dt.timedelta(seconds=30)
+    return due.replace(second=0, microsecond=0)
+
+
 @dataclass(frozen=True)
 class ScheduleSummary:
     name: str
@@ -239,37 +258,56 @@ class ScheduleSummary:
     last_fired: dt.datetime | None
     next_fire: dt.datetime | None
     last_run: FetchRun | None
+    problem: str = ""  # why the row cannot be read as it is (edited in the admin), if it cannot
 
 
 def fetch_schedules() -> list[ScheduleSummary]:
-    """Every fetch schedule beat knows, with its last firing, next firing and last run."""
-    summaries = []
+    """Every fetch schedule beat knows, with its last firing, next firing and last run. A row
+    that cannot be read as it is (an impossible cron, arguments that are not a JSON object)
+    is listed with its problem, never an exception."""
     tasks = PeriodicTask.objects.filter(task=TaskName.FETCH_SCHEDULE).select_related(
         "crontab", "interval"
     )
-    for task in tasks.order_by("name"):
-        when, zone, next_fire = str(task.interval or task.schedule), "", None
-        if task.crontab is not None:
-            cron = task.crontab
-            when = " ".join(
-                (cron.minute, cron.hour, cron.day_of_month, cron.month_of_year, cron.day_of_week)
-            )
-            zone = str(cron.timezone)
-            now = timezone.now().astimezone(cron.timezone)
-            # crons fire on whole minutes; the estimate is off by the current second's fraction
-            due = now + cron.schedule.remaining_estimate(now) + dt.timedelta(seconds=30)
-            next_fire = due.replace(second=0, microsecond=0)
-        try:
-            kwargs = json.loads(task.kwargs or "{}")
-        except ValueError:
-            kwargs = {}
-        last_run = FetchRun.objects.filter(schedule=task.name).order_by("-pk").first()
-        summaries.append(
-            ScheduleSummary(
-                task.name, kwargs, when, zone, task.enabled, task.last_run_at, next_fire, last_run
-            )
+    return [_schedule_summary(task) for task in tasks.order_by("name")]
+
+
+def _schedule_summary(task: PeriodicTask) -> ScheduleSummary:
+    when, zone, next_fire, problems = "", "", None, []
+    cron = task.crontab
+    if cron is not None:
+        when = " ".join(
+            (cron.minute, cron.hour, cron.day_of_month, cron.month_of_year, cron.day_of_week)
         )
-    return summaries
+        zone = str(cron.timezone)
+        try:
+            next_fire = crontab_next_fire(cron.schedule, cron.timezone)
+        except (ValueError, ParseException) as exc:  # celery's crontab refuses it
+            problems.append(f"its cron {when!r} is invalid: {str(exc).rstrip('.')}")
+        else:
+            if next_fire is None:
+                problems.append(f"its cron {when!r} does not fire within 5 years")
+    else:
+        when = str(task.interval or task.solar or task.clocked or "no schedule")
+    try:
+        kwargs = json.loads(task.kwargs or "{}")
+    except ValueError as exc:
+        kwargs = {}
+        problems.append(f"its arguments are not JSON ({exc})")
+    if not isinstance(kwargs, dict):
+        kwargs = {}
+        problems.append("its arguments are not a JSON object")
+    last_run = FetchRun.objects.filter(schedule=task.name).order_by("-pk").first()
+    return ScheduleSummary(
+        task.name,
+        kwargs,
+        when,
+        zone,
+        task.enabled,
+        task.last_run_at,
+        next_fire,
+        last_run,
+        "; ".join(problems),
+    )
 
 
 def coverage_windows(

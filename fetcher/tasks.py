@@ -7,11 +7,14 @@ CELERY_TASK_ROUTES): Celery deprecates the per-task `queue` attribute for task_r
 from __future__ import annotations
 
 from celery import shared_task
+from celery.exceptions import Reject
 
+from .exceptions import InvalidInput, RunHandedBack
 from .execution.executor import fetch_run_execute
 from .execution.progress import TaskProgress
 from .execution.worker import fetch_run_execute_on_worker
 from .queues import TaskName
+from .services.alerts import fetch_schedule_broken, scheduled_run_alert
 from .services.recovery import fetch_runs_recover
 from .services.schedules import ScheduledFetch, fetch_schedule_fire
 from .timings import FETCH_TASK_SOFT_TIME_LIMIT_S, FETCH_TASK_TIME_LIMIT_S, STALE_AFTER_S
@@ -26,17 +29,23 @@ from .timings import FETCH_TASK_SOFT_TIME_LIMIT_S, FETCH_TASK_TIME_LIMIT_S, STAL
     soft_time_limit=FETCH_TASK_SOFT_TIME_LIMIT_S,
 )
 def fetch_run(self, run_id: int) -> str:
-    """Execute a fetch run; safe to run twice (done chunks are skipped, bars are upserted)."""
+    """Execute a fetch run; safe to run twice (done chunks are skipped, bars are upserted). A
+    worker not connected to its gateway hands the run back to the queue, untouched. A
+    schedule's run that fails tells the admins."""
     execute = fetch_run_execute if self.request.is_eager else fetch_run_execute_on_worker
     progress = TaskProgress(self)
     try:
-        return execute(run_id=run_id, progress=progress).status
+        run = execute(run_id=run_id, progress=progress)
+    except RunHandedBack as exc:
+        raise Reject(str(exc), requeue=True) from None
     finally:
         progress.close()  # no PROGRESS after the task's final state
+    scheduled_run_alert(run_id=run.pk)
+    return run.status
 
 
 @shared_task(name=TaskName.FETCH_RUNS_RECOVER, acks_late=True)
-def fetch_runs_recover_task(stale_after_s: float | None = STALE_AFTER_S) -> list[int]:
+def fetch_runs_recover_task(stale_after_s: float = STALE_AFTER_S) -> list[int]:
     """Resume runs whose worker died (or fail them after repeated deaths)."""
     return fetch_runs_recover(stale_after_s=stale_after_s)
 
@@ -46,7 +55,11 @@ def fetch_schedule(self, **kwargs) -> str:
     """Start a schedule's fetch run (beat names the schedule in a header). Safe to run twice:
     the second delivery finds the first one's run going and starts nothing."""
     schedule = self.request.get("periodic_task_name") or ""
-    handle = fetch_schedule_fire(schedule=schedule, fetch=ScheduledFetch.from_json(kwargs))
+    try:
+        handle = fetch_schedule_fire(schedule=schedule, fetch=ScheduledFetch.from_json(kwargs))
+    except InvalidInput as exc:
+        fetch_schedule_broken(schedule=schedule, error=str(exc))
+        raise
     return (
         f"started run {handle.run_id}" if handle else "not started: the previous run is still going"
     )

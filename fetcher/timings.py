@@ -14,12 +14,16 @@ FETCH_TASK_TIME_LIMIT_S = 24 * 3600
 FETCH_TASK_SOFT_TIME_LIMIT_S = FETCH_TASK_TIME_LIMIT_S - 60
 BROKER_VISIBILITY_TIMEOUT_S = FETCH_TASK_TIME_LIMIT_S + 3600
 
-# The ibkr worker's connection: waited for at start-up, by a run, and re-tried with backoff.
+# The ibkr worker's connection: its first attempt waited for at start-up, waited for by a run
+# that lost it, and re-tried with backoff. The worker consumes the ibkr queue only while
+# connected, and checks that this often.
 WORKER_CONNECT_WAIT_S = 30.0
-RUN_CONNECT_WAIT_S = 60.0
 RUN_RECONNECT_WAIT_S = 300.0
 RECONNECT_MAX_S = 60.0
 CONNECTION_CHECK_S = 0.2
+CONSUMER_SYNC_S = 1.0
+# An incident the database or the mail server would not take is tried again after this long.
+ALERT_RETRY_S = 60.0
 
 # A run waits this long for PostgreSQL to come back before it fails.
 DATABASE_OUTAGE_MAX_S = 300.0
@@ -34,9 +38,6 @@ TROUBLE_PROBE_MAX_S = 60.0
 # A 200 for a contract being qualified counts as the reset's false 200 this long after the
 # gateway's link to IBKR came back (1101/1102) or the connection did (a restart).
 RESET_GRACE_S = 300.0
-# The ibkr worker warns that the gateway may be logged off (its weekly login with 2FA) once its
-# port has refused connections this long.
-LOGGED_OFF_WARN_S = 120.0
 
 # A window answered "no data" although the calendar says it traded is asked again by later
 # fetches until it has been answered empty this many times, over at least this long; then it

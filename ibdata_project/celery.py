@@ -14,8 +14,8 @@ app.autodiscover_tasks()
 
 @worker_ready.connect
 def _ibkr_worker_ready(sender=None, **_):
-    """An ibkr worker connects to the gateway at start-up, then resumes runs its predecessor
-    left running (it is the only worker on that gateway, so they are orphans)."""
+    """An ibkr worker connects to the gateway at start-up, consumes the ibkr queue only while
+    connected, and resumes runs whose worker died (their heartbeat is stale)."""
     from fetcher.execution.worker import ibkr_worker_start
 
     ibkr_worker_start(sender)

@@ -5,6 +5,8 @@ made by whatever needs them (the SQLite backend, the log file, collectstatic). T
 own knobs (web port, Flower) are in ibdata_project/deploy.py; the tests' in settings_test.py.
 """
 
+from email.utils import getaddresses
+
 from django.core.exceptions import ImproperlyConfigured
 
 from fetcher.queues import TASK_ROUTES, TaskName
@@ -151,6 +153,54 @@ TRADING_MODE = env("TRADING_MODE", default="paper")
 TWS_ACCOUNT = env("TWS_ACCOUNT", default="")
 # TWS_USERNAME / TWS_PASSWORD are neither read nor exported from .env (environment.py leaves them
 # out): only an IB Gateway container needs them, and docker-compose.yml hands them to it alone.
+
+# --- Alerts (fetcher/services/alerts.py) ------------------------------------------------
+# Who is mailed when a scheduled run fails or the gateway stays unreachable: DJANGO_ADMINS is
+# "Name <a@example.com>,b@example.com"; empty, the alerts are logged and nobody is mailed.
+
+
+def _admins(text: str) -> list[tuple[str, str]]:
+    """DJANGO_ADMINS as Django's ADMINS: (name, address) pairs; a malformed one, in one line."""
+    entries = [entry for entry in text.split(",") if entry.strip()]
+    admins = getaddresses(entries)
+    for entry, (_, address) in zip(entries, admins, strict=True):
+        if address.count("@") != 1 or address.startswith("@") or address.endswith("@"):
+            raise ImproperlyConfigured(
+                f"DJANGO_ADMINS: {entry.strip()!r} is not an address: use "
+                '"Name <a@example.com>,b@example.com"'
+            )
+    return [(name or address, address) for name, address in admins]
+
+
+def _email_url() -> dict:
+    """EMAIL_URL read by django-environ; an unknown scheme said in one line (not the URL: it
+    may hold a password)."""
+    try:
+        return env.email_url("EMAIL_URL", default="consolemail://")
+    except ImproperlyConfigured:
+        scheme = env("EMAIL_URL").partition(":")[0]
+        raise ImproperlyConfigured(
+            f"EMAIL_URL: {scheme!r} is not a mail scheme: use smtp://host:port, "
+            "smtp+tls://user:password@host:587, smtp+ssl://... or consolemail://"
+        ) from None
+
+
+ADMINS = _admins(env("DJANGO_ADMINS", default=""))
+# How mail leaves: smtp://host:port, smtp+tls://user:password@host:587, smtp+ssl://...:465;
+# unset, consolemail:// (each mail is written to the sending process's output and log).
+_email = _email_url()
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+EMAIL_PORT = _email["EMAIL_PORT"] or 25
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = 10  # seconds: an unreachable mail server never holds a worker for long
+SERVER_EMAIL = env("SERVER_EMAIL", default="ibdata@localhost")
+EMAIL_SUBJECT_PREFIX = "[ibdata] "
+# The ibkr worker tells the admins once it has been unable to reach its gateway this long.
+IBKR_ALERT_AFTER_S = env.float("IBKR_ALERT_AFTER_S", default=900.0)
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -10,7 +10,7 @@ import redis
 from django.conf import settings as django_settings
 
 from ibsim.server import Faults, GatewaySimulator, SimConfig
-from tests.support import QUEUE_KEYS, Worker, deployed_env
+from tests.support import QUEUE_KEYS, SmtpServer, Worker, deployed_env
 
 _client_ids = itertools.count(100)
 
@@ -127,6 +127,7 @@ def workers(tmp_path, clean_broker):
         wait: bool = True,
         name: str = "",
         queues: tuple[str, ...] = ("ibkr",),
+        env: dict[str, str] | None = None,
     ) -> Worker:
         env = deployed_env(
             tmp_path,
@@ -136,6 +137,7 @@ def workers(tmp_path, clean_broker):
             # at 600x the gateway's windows are milliseconds: on a loaded test machine allow
             # half a second between admission and arrival
             IBKR_PACING_MARGIN_S="0.5",
+            **(env or {}),
         )
         worker = Worker(
             env,
@@ -149,3 +151,11 @@ def workers(tmp_path, clean_broker):
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server on a free loopback port, collecting what is sent to it."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()

@@ -16,7 +16,7 @@ import pytest
 from tests.support import ROOT
 
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
-PACKAGES = ("fetcher", "ibsim", "ibdata_project", "backtests")
+PACKAGES = ("fetcher", "ibsim", "ibdata_project", "backtests", "ibdata")
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess:

@@ -19,12 +19,12 @@ def backtest_simulate(
 ) -> BacktestResult:
     """The strategy's trades and equity on `bars`; `indicators` is kept by the caller across
     calls on the same bars (a sweep computes each indicator once)."""
-    events = strategy.signals(bars.close, params, {} if indicators is None else indicators)
+    events = strategy.events(bars, params, {} if indicators is None else indicators)
     return backtest_run(
         open=bars.open,
         close=bars.close,
         events=events,
-        warmup=strategy.warmup(params),
+        warmup=strategy.warmup_bars(params),
         config=trading,
     )
 

@@ -33,7 +33,7 @@ def portfolio_compute(
         backtest_simulate(bars=b, strategy=strategy, params=params, trading=share) for b in bars
     ]
     return portfolio_combine(
-        bars=bars, results=results, share=share.cash, warmup=strategy.warmup(params)
+        bars=bars, results=results, share=share.cash, warmup=strategy.warmup_bars(params)
     )
 
 

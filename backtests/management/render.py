@@ -35,13 +35,17 @@ def outcome_print(out: Console, outcome: BacktestOutcome) -> None:
 
 
 def outcome_json(outcome: BacktestOutcome) -> dict:
-    """The request, then the metrics under backtesting.py's names: of the one symbol, of each
-    symbol and the portfolio, or of a sweep's best points."""
+    """The request, then the metrics under backtesting.py's names and the closed trades: of the
+    one symbol, of each symbol and the portfolio; or a sweep's best points (metrics only)."""
     request = outcome.request
+    strategy = request.strategy_spec
+    named = {"strategy": strategy.name}
+    if not strategy.builtin:
+        named["strategy_source"] = strategy.reference
     if outcome.sweep:
         sweep = outcome.sweep
         return {
-            "strategy": request.strategy,
+            **named,
             "symbol": sweep.label,
             "maximize": request.maximize,
             "points": len(sweep.runs),
@@ -51,7 +55,7 @@ def outcome_json(outcome: BacktestOutcome) -> dict:
             ],
         }
     head = {
-        "strategy": request.strategy,
+        **named,
         "params": request.params,
         "timeframe": request.timeframe.name,
         "start": request.start.isoformat(),
@@ -134,6 +138,8 @@ def _table(title: str) -> Table:
 
 
 def _run_json(o: Outcome) -> dict:
+    """A run: what it is, its metrics, then its closed trades (backtesting.py's columns, times
+    UTC)."""
     run = o.run
     return {
         "symbol": run.symbol,
@@ -141,6 +147,7 @@ def _run_json(o: Outcome) -> dict:
         "bars": run.bars,
         "source": run.source,
         **_ordered(run.metrics),
+        "trades": run.trades,
     }
 
 

@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..domain.metrics import drawdown
-from ..domain.problems import InvalidRequest
 from ..models import BacktestRun
-
-
-def picture_path_check(*, field: str, path: Path) -> None:
-    """A picture can be written at `path`: not a folder, and its folder exists (or can be made)
-    and is writable; InvalidRequest about `field` otherwise, so that it fails before any work."""
-    path = Path(path)
-    if path.is_dir():
-        raise InvalidRequest.about(field, f"{{{field}}} '{path}' is a folder: name a .png file")
-    folder = path.absolute().parent
-    while not folder.exists():  # _save makes the missing folders
-        folder = folder.parent
-    if not folder.is_dir():
-        raise InvalidRequest.about(field, f"{{{field}}} '{path}': {folder} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InvalidRequest.about(field, f"{{{field}}} '{path}': cannot write in {folder}")
+from .exports import file_replace
 
 
 def _pyplot():
@@ -38,16 +22,7 @@ def _pyplot():
 
 
 def _save(figure, path: Path) -> Path:
-    """Write the PNG next to its final name, then rename: never half a picture."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    try:
-        figure.savefig(temp, dpi=110, bbox_inches="tight")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    return path
+    return file_replace(path, lambda temp: figure.savefig(temp, dpi=110, bbox_inches="tight"))
 
 
 def equity_picture_write(

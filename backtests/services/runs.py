@@ -36,7 +36,7 @@ class Outcome:
 
 def backtest_length_check(*, barset: BarSet, strategy: Strategy, params: dict) -> None:
     """A range too short for the strategy's indicators is refused (it could not trade)."""
-    need = strategy.warmup(params) + 2
+    need = strategy.warmup_bars(params) + 2
     have = len(barset.bars)
     if have < need:
         raise InvalidInput(
@@ -106,6 +106,7 @@ def run_fields(
         "group": group,
         "kind": kind,
         "strategy": strategy.name,
+        "strategy_source": "" if strategy.builtin else strategy.reference,
         "params": params,
         "symbol": symbol or barset.label,
         "instrument": barset.instrument if kind != RunKind.PORTFOLIO else None,

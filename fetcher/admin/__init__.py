@@ -1,3 +1,4 @@
-"""Django admin: instruments with their chart, fetch runs with their progress, stored bars."""
+"""Django admin: instruments with their chart, fetch runs with their progress, stored bars,
+incidents, and beat's schedules with their actions behind permissions."""
 
-from . import instruments, runs  # noqa: F401  (registers the model admins)
+from . import incidents, instruments, runs, schedules  # noqa: F401  (registers the model admins)

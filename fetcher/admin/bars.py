@@ -18,6 +18,10 @@ BARS_PERMISSION = "fetcher.view_bar"
 PAGE_SIZE = 100
 FILTERS = ("instrument", "timeframe", "what_to_show", "rth")
 
+# The largest value each filter's column holds: a larger number names no row, and is said as
+# such instead of reaching the database (SQLite cannot even take it).
+LARGEST = {"instrument": 2**31 - 1, "timeframe": 2**15 - 1, "what_to_show": 2**15 - 1}
+
 
 def cursor_text(key: tuple | None) -> str:
     if key is None:
@@ -31,9 +35,21 @@ def cursor_parse(text: str) -> tuple | None:
         return None
     try:
         instrument_id, timeframe, what_to_show, rth, ts = (int(p) for p in text.split("."))
-    except ValueError:
+        numbers = {
+            "instrument": instrument_id,
+            "timeframe": timeframe,
+            "what_to_show": what_to_show,
+        }
+        if not all(_fits(value, name) for name, value in numbers.items()):
+            raise ValueError
+        key = (instrument_id, timeframe, what_to_show, bool(rth), from_epoch(ts))
+    except (ValueError, OverflowError, OSError):  # a number, or an instant, out of range
         raise ValueError(f"malformed page cursor {text!r}") from None
-    return (instrument_id, timeframe, what_to_show, bool(rth), from_epoch(ts))
+    return key
+
+
+def _fits(value: int, name: str) -> bool:
+    return 0 <= value <= LARGEST[name]
 
 
 def _int(request, name: str) -> int | None:
@@ -41,9 +57,12 @@ def _int(request, name: str) -> int | None:
     if not text:
         return None
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise ValueError(f"{name} must be a number, not {text!r}") from None
+    if not _fits(value, name):
+        raise ValueError(f"{name} must be a number from 0 to {LARGEST[name]:,}, not {text!r}")
+    return value
 
 
 def bars_changelist_view(request):

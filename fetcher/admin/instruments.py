@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -19,12 +20,22 @@ from fetcher.selectors import bars_read, fetch_runs_of, instrument_series, instr
 from fetcher.services.instruments import instrument_spec
 from fetcher.services.submit import fetch_submit, fetch_updates_submit
 
+from .bars import BARS_PERMISSION
 from .charts import CHART_ID, PLOTLY_JS, candlestick_html
 from .forms import FetchHistoryForm, InstrumentAddForm
+from .permissions import FetchActionsMixin
 
 CHART_BARS = 2000  # bars a chart shows by default: the last ones of the range asked for
 CHART_BARS_MAX = 20_000
 FAR_FUTURE = 253_402_214_400  # 9999-12-31 UTC: "no end"
+
+
+def _day_after_start(end: dt.date | None, tf, zone) -> int:
+    """Where the range asked for ends: the start of the day after `end` (none, or the last
+    day a date can name: no end)."""
+    if end is None or end == dt.date.max:
+        return FAR_FUTURE
+    return day_start(end + dt.timedelta(days=1), tf, zone)
 
 
 def run_link(run_id: int) -> str:
@@ -43,7 +54,7 @@ def series_label(series: Series) -> str:
 
 
 @admin.register(Instrument)
-class InstrumentAdmin(admin.ModelAdmin):
+class InstrumentAdmin(FetchActionsMixin, admin.ModelAdmin):
     list_display = (
         "symbol_label",
         "sec_type",
@@ -126,7 +137,7 @@ class InstrumentAdmin(admin.ModelAdmin):
 
     # --- actions -----------------------------------------------------------------------
 
-    @admin.action(description="Fetch history...")
+    @admin.action(description="Fetch history...", permissions=["fetch"])
     def fetch_history(self, request, queryset):
         instruments = list(queryset)
         specs = [instrument_spec(i) for i in instruments]
@@ -160,7 +171,9 @@ class InstrumentAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/fetcher/instrument/fetch_history.html", context)
 
-    @admin.action(description="Update to latest (from the last stored bar to now)")
+    @admin.action(
+        description="Update to latest (from the last stored bar to now)", permissions=["fetch"]
+    )
     def update_to_latest(self, request, queryset):
         handles, nothing_stored = fetch_updates_submit(
             instruments=list(queryset), requested_by=RequestedBy.ADMIN
@@ -196,7 +209,10 @@ class InstrumentAdmin(admin.ModelAdmin):
         ]
 
     def plotly_js(self, request):
-        """plotly.js from the installed plotly package: the chart works offline."""
+        """plotly.js from the installed plotly package: the chart works offline. Only for
+        those who may see the chart (BARS_PERMISSION)."""
+        if not request.user.has_perm(BARS_PERMISSION):
+            raise PermissionDenied
         response = FileResponse(PLOTLY_JS.open("rb"), content_type="text/javascript")
         response["Cache-Control"] = "private, max-age=86400"
         return response
@@ -204,7 +220,9 @@ class InstrumentAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         instrument = self.get_object(request, object_id)
         extra = dict(extra_context or {})
-        if instrument is not None:
+        # the chart is stored bars: shown to those who may read them (BARS_PERMISSION)
+        extra["chart_allowed"] = request.user.has_perm(BARS_PERMISSION)
+        if instrument is not None and extra["chart_allowed"]:
             extra.update(self.chart_context(request, instrument))
         return super().change_view(request, object_id, form_url, extra)
 
@@ -240,7 +258,7 @@ class InstrumentAdmin(admin.ModelAdmin):
             what_to_show=series.what_to_show,
             rth=series.rth,
             start=day_start(start, tf, zone) if start else 0,
-            end=day_start(end + dt.timedelta(days=1), tf, zone) if end else FAR_FUTURE,
+            end=_day_after_start(end, tf, zone),
             last=limit,
         )
         title = f"{instrument} {series_label(series)}: {len(batch):,} bars"

@@ -21,6 +21,7 @@ from fetcher.services.fetch_runs import fetch_run_cancel
 from fetcher.services.submit import fetch_retry_submit
 
 from .instruments import run_link
+from .permissions import FetchActionsMixin
 
 REFRESH_S = 2  # how often a going run's page reloads
 CHUNK_ERRORS_SHOWN = 50
@@ -49,7 +50,7 @@ def duration_label(run: FetchRun) -> str:
 
 
 @admin.register(FetchRun)
-class FetchRunAdmin(ReadOnlyAdmin):
+class FetchRunAdmin(FetchActionsMixin, ReadOnlyAdmin):
     list_display = (
         "id",
         "created_at",
@@ -132,13 +133,14 @@ class FetchRunAdmin(ReadOnlyAdmin):
                 chunks_url=reverse("admin:fetcher_fetchchunk_changelist")
                 + f"?run__id__exact={run.pk}",
                 going=going,
+                can_fetch=self.has_fetch_permission(request),
                 refresh_s=REFRESH_S,
                 duration=duration_label(run),
                 changelist_url=reverse("admin:fetcher_fetchrun_changelist"),
             )
         return super().change_view(request, object_id, form_url, extra)
 
-    @admin.action(description="Retry failed chunks (as a new run)")
+    @admin.action(description="Retry failed chunks (as a new run)", permissions=["fetch"])
     def retry_failed_chunks(self, request, queryset):
         for run in queryset.order_by("pk"):
             try:
@@ -155,7 +157,7 @@ class FetchRunAdmin(ReadOnlyAdmin):
                 messages.SUCCESS,
             )
 
-    @admin.action(description="Cancel")
+    @admin.action(description="Cancel", permissions=["fetch"])
     def cancel_runs(self, request, queryset):
         for run in queryset.order_by("pk"):
             try:

@@ -113,11 +113,7 @@ def run_report(summary: RunSummary) -> None:
     run = summary.run
     for item in summary.items:
         if item.status == ItemStatus.SUCCEEDED:
-            stored = item.bars_stored == 0 and item.chunks_planned == 0
-            out.print(
-                f"✅ {item.spec}: {plural(item.bars_stored, 'bar')} fetched"
-                + (" (already stored)" if stored else "")
-            )
+            out.print(f"✅ {item.spec}: {plural(item.bars_stored, 'bar')} fetched{_why_none(item)}")
         else:
             out.print(f"❌ {item.spec}: {item.error or item.status}")
         if item.history:
@@ -138,6 +134,16 @@ def run_report(summary: RunSummary) -> None:
         )
     out.print()
     out.print(property_table("Fetch Summary", _properties(summary)))
+
+
+def _why_none(item) -> str:
+    """Why an instrument that succeeded asked the gateway for nothing: the range was empty
+    (before the gateway's first data, say), or it was stored already."""
+    if item.bars_stored or item.chunks_planned:
+        return ""
+    if item.start is not None and item.start == item.end:
+        return f" (nothing to fetch: {item.note})"
+    return " (already stored)"
 
 
 def _properties(summary: RunSummary) -> list[tuple[str, str]]:

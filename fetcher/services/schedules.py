@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from celery.schedules import ParseException, crontab_parser
+from celery.schedules import ParseException, crontab, crontab_parser
 from django.db import IntegrityError, transaction
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
@@ -18,7 +18,7 @@ from fetcher.domain.time import zone_name
 from fetcher.exceptions import InvalidInput
 from fetcher.models import RequestedBy
 from fetcher.queues import TaskName
-from fetcher.selectors import fetch_schedule_run_going, instrument_time_zone
+from fetcher.selectors import crontab_next_fire, fetch_schedule_run_going, instrument_time_zone
 
 from .submit import FetchHandle, fetch_submit
 
@@ -60,6 +60,12 @@ class ScheduledFetch:
             raise InvalidInput(
                 f"a fetch schedule takes {', '.join(sorted(known))} (got {', '.join(sorted(data))})"
             )
+        for f in dataclasses.fields(cls):  # the arguments may have been edited in the admin
+            kind, said = (bool, "true or false") if f.type == "bool" else (str, "text")
+            if f.name in data and not isinstance(data[f.name], kind):
+                raise InvalidInput(
+                    f"a fetch schedule's {f.name} must be {said} (got {data[f.name]!r})"
+                )
         return cls(**data)
 
     def request(self) -> FetchRequest:
@@ -77,7 +83,9 @@ class ScheduledFetch:
 
 
 def cron_fields(text: str) -> dict[str, str]:
-    """'30 17 * * 1-5' as CrontabSchedule fields, checked by the parser beat uses."""
+    """'30 17 * * 1-5' as CrontabSchedule fields, checked by the parser beat uses, and refused
+    when it never fires (31 February) or not within 5 years ('0 0 29 2 1': celery's crontab
+    needs day of month, month and day of week to meet)."""
     values = text.split()
     if len(values) != len(CRON_FIELDS):
         raise InvalidInput(f"bad --cron {text!r}: {CRON_HELP}")
@@ -91,6 +99,18 @@ def cron_fields(text: str) -> dict[str, str]:
                 f"bad --cron {text!r}: {label} {value!r}: {reason}; {CRON_HELP}"
             ) from None
         fields[field] = value
+    try:
+        schedule = crontab(**fields)
+    except ValueError:  # "day_of_month '31' never occurs in month_of_year '2'"
+        raise InvalidInput(
+            f"bad --cron {text!r}: day of month {fields['day_of_month']!r} never occurs in "
+            f"month {fields['month_of_year']!r}, so it never fires"
+        ) from None
+    if crontab_next_fire(schedule, ZoneInfo("UTC")) is None:
+        raise InvalidInput(
+            f"bad --cron {text!r}: it does not fire within 5 years (its day of month, month "
+            "and day of week must all match)"
+        )
     return fields
 
 
@@ -165,6 +185,16 @@ def fetch_schedule_add(
             )
     except IntegrityError:  # added meanwhile by someone else
         raise taken from None
+
+
+def fetch_schedule_args_problem(*, kwargs: dict) -> str:
+    """Why a schedule's stored arguments (editable in the admin) would start no run; '' when
+    they would."""
+    try:
+        ScheduledFetch.from_json(kwargs).request()
+    except InvalidInput as exc:
+        return str(exc)
+    return ""
 
 
 def _schedule_locked(name: str) -> PeriodicTask | None:

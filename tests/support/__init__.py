@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import email.policy
 import os
 import re
 import shutil
@@ -16,6 +17,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -217,6 +220,16 @@ def wait_until(predicate, timeout: float, what: str, poll: float = 0.2):
     raise AssertionError(f"{what}: not within {timeout}s")
 
 
+def enqueue(symbols: str, start: str, end: str, timeframe: str):
+    """A fetch submitted as the CLI does (queued for the ibkr worker), as its FetchRun."""
+    from fetcher.domain.requests import FetchRequest
+    from fetcher.models import FetchRun
+    from fetcher.services.submit import fetch_submit
+
+    request = FetchRequest.parse(instruments=symbols, timeframe=timeframe, start=start, end=end)
+    return FetchRun.objects.get(pk=fetch_submit(request=request, requested_by="cli").run_id)
+
+
 def wait_finished(run_id: int, timeout: float):
     """The run once it has ended (succeeded, partial, failed or cancelled)."""
     from fetcher.models import FetchRun, RunStatus
@@ -230,6 +243,38 @@ def wait_finished(run_id: int, timeout: float):
     raise AssertionError(
         f"run {run_id} still {FetchRun.objects.get(pk=run_id).status} after {timeout}s"
     )
+
+
+class SmtpServer:
+    """A real SMTP server of the test's own (aiosmtpd) on a free loopback port: the mails ibdata
+    sends, as parsed messages."""
+
+    def __init__(self, port: int | None = None):
+        from aiosmtpd.controller import Controller
+
+        self.port = port or free_port()
+        self.messages: list[EmailMessage] = []
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # aiosmtpd's handler hook
+        message = BytesParser(policy=email.policy.default).parsebytes(envelope.content)
+        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+    def subjects(self) -> list[str]:
+        return [str(m["Subject"]) for m in self.messages]
+
+    def start(self) -> SmtpServer:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
 
 
 class PrivateRedis:
@@ -358,6 +403,41 @@ def settled(run):
 
 
 # --- bars as tests make, read and expect them ---------------------------------------------
+
+
+DAILY, HOURLY = 19, 14  # timeframe codes
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def store_bars(instrument, timeframe: int, n: int) -> None:
+    """n TRADES bars of one series (daily or hourly) from T0, and its Series row, written as a
+    fetch leaves them."""
+    from fetcher.models import Bar, Series
+
+    step = dt.timedelta(days=1) if timeframe == DAILY else dt.timedelta(hours=1)
+    Bar.objects.bulk_create(
+        Bar(
+            instrument=instrument,
+            timeframe=timeframe,
+            what_to_show=1,
+            ts=T0 + i * step,
+            open=i,
+            high=i + 1,
+            low=i - 1,
+            close=i + 0.5,
+        )
+        for i in range(n)
+    )
+    Series.objects.create(
+        instrument=instrument,
+        timeframe=timeframe,
+        what_to_show=1,
+        rth=True,
+        source="simulator",
+        bar_count=n,
+        first_ts=T0,
+        last_ts=T0 + (n - 1) * step,
+    )
 
 
 def make_bars(ts, price: float = 100.0) -> BarBatch:

@@ -1,5 +1,5 @@
-"""backtesting.py 0.6.6 as the reference: the same SMA crossover rules, run by it, and its
-statistics in our shapes, so parity tests compare like with like."""
+"""backtesting.py 0.6.6 as the reference: the built-in strategies' rules (SMA crossover, Donchian
+breakout) run by it, and its statistics in our shapes, so parity tests compare like with like."""
 
 from __future__ import annotations
 
@@ -13,10 +13,29 @@ from backtesting.lib import crossover
 from backtesting.test import SMA
 
 
-class SmaCross(Strategy):
+class _LongOrOut(Strategy):
+    """What a +1 and a -1 signal do, as the engine does them: be long; be short (long_short)
+    or flat."""
+
+    long_short = False
+
+    def go_long(self):
+        if not self.position.is_long:
+            self.position.close()
+            self.buy()
+
+    def go_short_or_out(self):
+        if self.long_short:
+            if not self.position.is_short:
+                self.position.close()
+                self.sell()
+        else:
+            self.position.close()
+
+
+class SmaCross(_LongOrOut):
     fast = 10
     slow = 30
-    long_short = False
 
     def init(self):
         self.fast_sma = self.I(SMA, self.data.Close, self.fast)
@@ -24,16 +43,33 @@ class SmaCross(Strategy):
 
     def next(self):
         if crossover(self.fast_sma, self.slow_sma):
-            if not self.position.is_long:
-                self.position.close()
-                self.buy()
+            self.go_long()
         elif crossover(self.slow_sma, self.fast_sma):
-            if self.long_short:
-                if not self.position.is_short:
-                    self.position.close()
-                    self.sell()
-            else:
-                self.position.close()
+            self.go_short_or_out()
+
+
+class DonchianBreakout(_LongOrOut):
+    """Close above the highest high of the `entry` bars before: long; below the lowest low of
+    the `exit` bars before: flat (short with long_short)."""
+
+    entry = 20
+    exit = 10
+
+    def init(self):
+        self.upper = self.I(_channel, self.data.High, self.entry, "max")
+        self.lower = self.I(_channel, self.data.Low, self.exit, "min")
+
+    def next(self):
+        close = self.data.Close[-1]
+        if close > self.upper[-1]:
+            self.go_long()
+        elif close < self.lower[-1]:
+            self.go_short_or_out()
+
+
+def _channel(values, window: int, side: str):
+    rolling = pd.Series(values).rolling(window)
+    return (rolling.max() if side == "max" else rolling.min()).shift(1)
 
 
 def frame(ts: np.ndarray, open_, high, low, close) -> pd.DataFrame:
@@ -46,19 +82,20 @@ def frame(ts: np.ndarray, open_, high, low, close) -> pd.DataFrame:
 def reference_run(
     data: pd.DataFrame,
     *,
-    fast: int,
-    slow: int,
     cash: float,
     commission,
     trade_on_close: bool = False,
-    long_short: bool = False,
+    strategy: type[Strategy] = SmaCross,
+    **params,
 ) -> pd.Series:
+    """backtesting.py's run of `strategy` (SmaCross: fast, slow; DonchianBreakout: entry,
+    exit; both long_short) on `data`."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         backtest = Backtest(
-            data, SmaCross, cash=cash, commission=commission, trade_on_close=trade_on_close
+            data, strategy, cash=cash, commission=commission, trade_on_close=trade_on_close
         )
-        return backtest.run(fast=fast, slow=slow, long_short=long_short)
+        return backtest.run(**params)
 
 
 def assert_same_run(reference: pd.Series, result, metrics: dict) -> None:

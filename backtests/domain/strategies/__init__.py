@@ -1,50 +1,27 @@
-"""The strategy registry: every module in this package with a STRATEGY is one strategy.
+"""The strategy registry: the built-in strategies (each module here defines one Strategy
+subclass: sma, donchian), and strategy_get, which also loads a user's own from a file or module.
 
-Adding a strategy (RSI, momentum, ...) is adding one module here that defines STRATEGY."""
+Adding a built-in strategy is adding one module here; the contract is backtests.domain.strategy's
+(docs/backtests.md)."""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
-import numpy as np
 
 from ..problems import InvalidRequest
+from ..strategy import Parameter, Strategy
+from ..strategy_loader import is_user_reference, strategy_classes, strategy_load
 
-# signals(close, params, cache) -> int8 events per bar: +1 go long, -1 go short (or flat when
-# long-only), 0 nothing. `cache` is a dict the caller may keep across calls on the same bars
-# (a sweep computes each indicator once).
-Signals = Callable[[np.ndarray, dict, dict], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Strategy:
-    name: str
-    description: str
-    defaults: dict[str, int]
-    signals: Signals
-    # The first bar where every indicator has a value (backtesting.py's warm-up): trading starts
-    # on the bar after it.
-    warmup: Callable[[dict], int]
-    # Raises InvalidRequest for parameters that cannot work (fast >= slow ...), about the
-    # parameter, named {fast} in its text.
-    check: Callable[[dict], None] = field(default=lambda params: None)
-
-    def params_resolve(self, given: dict[str, int | None]) -> dict[str, int]:
-        params = {
-            k: (given.get(k) if given.get(k) is not None else v) for k, v in self.defaults.items()
-        }
-        self.check(params)
-        return params
+# What a strategy module, built in or the user's own, imports from here.
+__all__ = ["STRATEGIES", "InvalidRequest", "Parameter", "Strategy", "strategy_get"]
 
 
 def _discover() -> dict[str, Strategy]:
     found: dict[str, Strategy] = {}
     for module in pkgutil.iter_modules(__path__):
-        strategy = getattr(importlib.import_module(f"{__name__}.{module.name}"), "STRATEGY", None)
-        if isinstance(strategy, Strategy):
+        for cls in strategy_classes(importlib.import_module(f"{__name__}.{module.name}")):
+            strategy = cls()
             found[strategy.name] = strategy
     return found
 
@@ -52,10 +29,17 @@ def _discover() -> dict[str, Strategy]:
 STRATEGIES: dict[str, Strategy] = _discover()
 
 
-def strategy_get(name: str) -> Strategy:
-    strategy = STRATEGIES.get(str(name).strip().lower())
+def strategy_get(reference: str, *, digest: str = "") -> Strategy:
+    """A built-in strategy by its name (any case), or a user's own: a file path/to/mine.py
+    (mine.py:NAME when it defines several) or package.module:NAME (strategy_load)."""
+    text = str(reference).strip()
+    if is_user_reference(text):
+        return strategy_load(text, digest=digest)
+    strategy = STRATEGIES.get(text.lower())
     if strategy is None:
         raise InvalidRequest.about(
-            "strategy", f"unknown strategy {name!r}: use one of {', '.join(sorted(STRATEGIES))}"
+            "strategy",
+            f"unknown strategy {reference!r}: use one of {', '.join(sorted(STRATEGIES))}, or "
+            "your own as path/to/mine.py or package.module:NAME",
         )
     return strategy

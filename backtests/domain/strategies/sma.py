@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from fetcher.domain.bars import BarBatch
+
 from ..compiled import cross_events, rolling_mean_positive, rolling_means
 from ..problems import InvalidRequest
-from . import Strategy
+from ..strategy import Parameter, Strategy
 
 
 def sma(close: np.ndarray, window: int) -> np.ndarray:
@@ -37,27 +39,29 @@ def crossings(fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
     )
 
 
-def _signals(close: np.ndarray, params: dict, cache: dict) -> np.ndarray:
-    averages = smas(close, [params["fast"], params["slow"]], cache)
-    return crossings(averages[params["fast"]], averages[params["slow"]])
+class SmaCross(Strategy):
+    name = "sma"
+    description = "SMA crossover (fast above slow: long; below: flat, or short with --long-short)"
+    parameters = (
+        Parameter("fast", 10, "fast SMA window, in bars"),
+        Parameter("slow", 30, "slow SMA window, in bars"),
+    )
 
+    def warmup(self, params: dict) -> int:
+        return params["slow"] - 1  # the slow SMA's first value
 
-def _check(params: dict) -> None:
-    fast, slow = params["fast"], params["slow"]
-    if fast < 1 or slow < 1:
-        raise InvalidRequest.about(
-            "fast" if fast < 1 else "slow",
-            f"SMA windows must be at least 1 bar (got {{fast}} {fast} {{slow}} {slow})",
-        )
-    if fast >= slow:
-        raise InvalidRequest.about("fast", f"{{fast}} {fast} must be smaller than {{slow}} {slow}")
+    def signals(self, bars: BarBatch, params: dict, cache: dict) -> np.ndarray:
+        averages = smas(bars.close, [params["fast"], params["slow"]], cache)
+        return crossings(averages[params["fast"]], averages[params["slow"]])
 
-
-STRATEGY = Strategy(
-    name="sma",
-    description="SMA crossover (fast above slow: long; below: flat, or short with --long-short)",
-    defaults={"fast": 10, "slow": 30},
-    signals=_signals,
-    warmup=lambda params: params["slow"] - 1,
-    check=_check,
-)
+    def check(self, params: dict) -> None:
+        fast, slow = params["fast"], params["slow"]
+        if fast < 1 or slow < 1:
+            raise InvalidRequest.about(
+                "fast" if fast < 1 else "slow",
+                f"SMA windows must be at least 1 bar (got {{fast}} {fast} {{slow}} {slow})",
+            )
+        if fast >= slow:
+            raise InvalidRequest.about(
+                "fast", f"{{fast}} {fast} must be smaller than {{slow}} {slow}"
+            )

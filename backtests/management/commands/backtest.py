@@ -1,7 +1,9 @@
-"""`manage.py backtest`: backtest a strategy on stored (or first fetched) bars; sweeps and pictures."""
+"""`manage.py backtest`: backtest a strategy (built-in or the user's own) on stored (or first
+fetched) bars; sweeps, pictures and CSVs."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 
@@ -16,16 +18,32 @@ from fetcher.cli import console, display_path, option_of, rth_arguments, user_er
 from fetcher.exceptions import InvalidInput
 from fetcher.execution.preflight import database_check
 
-PARAMETERS = ("fast", "slow")  # the strategies' parameters this command takes
+ALIASES = ("fast", "slow")  # parameters with an option of their own: --fast 10 is --param fast=10
 OPTIONS: tuple[tuple[str, dict], ...] = (
-    ("--strategy", {"default": "sma", "help": f"one of: {', '.join(sorted(STRATEGIES))}"}),
+    (
+        "--strategy",
+        {
+            "default": "sma",
+            "help": f"{', '.join(sorted(STRATEGIES))}, or your own: path/to/mine.py (mine.py:NAME "
+            "when it defines several) or package.module:NAME",
+        },
+    ),
     ("--symbols", {"help": "comma-separated: AAPL,MSFT,GOOGL"}),
     ("--start", {"help": "first date, YYYY-MM-DD"}),
     ("--end", {"help": "last date, inclusive, YYYY-MM-DD (default: today)"}),
     ("--timeframe", {"default": "DAILY", "help": "DAILY, 1-HOUR, 1-MINUTE, ..."}),
     ("--what-to-show", {"default": "TRADES", "help": "TRADES, MIDPOINT, ..."}),
-    ("--fast", {"help": "fast SMA window (default 10), or a grid 5:50:5"}),
-    ("--slow", {"help": "slow SMA window (default 30), or a grid 20:200:10"}),
+    (
+        "--param",
+        {
+            "action": "append",
+            "metavar": "NAME=VALUE",
+            "help": "a strategy parameter (repeat for each): window=20, or a grid window=5:50:5 "
+            "or window=10,20,40 (a sweep)",
+        },
+    ),
+    ("--fast", {"help": "sma's fast window (default 10), or a grid 5:50:5: --param fast=..."}),
+    ("--slow", {"help": "sma's slow window (default 30), or a grid 20:200:10: --param slow=..."}),
     (
         "--data-source",
         {
@@ -45,6 +63,8 @@ OPTIONS: tuple[tuple[str, dict], ...] = (
     ("--trade-on-close", {"action": "store_true", "help": "fill at the signal bar's close"}),
     ("--long-short", {"action": "store_true", "help": "go short on the opposite signal"}),
     ("--plot", {"metavar": "PNG", "help": "write equity and drawdown here"}),
+    ("--trades-csv", {"metavar": "PATH", "help": "write every symbol's closed trades here (CSV)"}),
+    ("--equity-csv", {"metavar": "PATH", "help": "write the equity curves, every bar, here (CSV)"}),
     ("--json", {"action": "store_true", "help": "print one JSON object"}),
     ("--maximize", {"default": "Sharpe Ratio", "help": "metric ranking a sweep's points"}),
     ("--top", {"default": "5", "help": "best sweep points shown (default 5)"}),
@@ -60,16 +80,29 @@ OPTIONS: tuple[tuple[str, dict], ...] = (
 
 
 def _phrased_with_options(handle):
-    """A request's problems phrased with this command's options: '--fast 30 must be ...'."""
+    """A request's problems phrased with this command's options: '--fast 30 must be ...', a
+    strategy's parameter as '--param window' unless it has an option of its own."""
 
     @functools.wraps(handle)
     def wrapper(self, *args, **opts):
         try:
             return handle(self, *args, **opts)
         except InvalidRequest as exc:
-            raise InvalidInput(exc.phrase(functools.partial(option_of, self))) from None
+            raise InvalidInput(exc.phrase(functools.partial(_option, self, opts))) from None
 
     return wrapper
+
+
+def _option(command: BaseCommand, opts: dict, field: str) -> str:
+    given = {item.partition("=")[0].strip() for item in opts.get("param") or ()}
+    own = field in REQUEST_FIELDS or field in getattr(command, "request_options", {})
+    if own or (field in ALIASES and field not in given):
+        return option_of(command, field)
+    return f"--param {field}"
+
+
+# Fields of the request itself (and --param's): any other field a problem names is a parameter.
+REQUEST_FIELDS = {f.name for f in dataclasses.fields(BacktestRequest)} | {"param", "grids"}
 
 
 class Command(BaseCommand):
@@ -98,8 +131,9 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(outcome_json(outcome)))
         else:
             outcome_print(out, outcome)
-        for what, path in outcome.pictures:
-            notes.print(f"🖼  {what}: {display_path(path)}")
+        for what, path in outcome.files:
+            icon = "🖼 " if path.suffix.lower() == ".png" else "📄"
+            notes.print(f"{icon} {what}: {display_path(path)}")
 
 
 def _request(opts: dict) -> BacktestRequest:
@@ -112,7 +146,8 @@ def _request(opts: dict) -> BacktestRequest:
         timeframe=opts["timeframe"],
         what_to_show=opts["what_to_show"],
         rth=opts["use_rth"],
-        grids={name: opts[name] for name in PARAMETERS},
+        grids={name: opts[name] for name in ALIASES},
+        params=opts["param"] or (),
         data_source=opts["data_source"],
         cash=opts["cash"],
         commission=opts["commission"],
@@ -123,4 +158,6 @@ def _request(opts: dict) -> BacktestRequest:
         chunk=opts["chunk"],
         plot=opts["plot"],
         heatmap=opts["heatmap"],
+        trades_csv=opts["trades_csv"],
+        equity_csv=opts["equity_csv"],
     )

@@ -8,7 +8,12 @@ from fetcher.cli import console, parse_errors_on_one_line, user_errors
 from fetcher.exceptions import InvalidInput
 from fetcher.execution.preflight import database_check
 from fetcher.selectors import ScheduleSummary, fetch_schedules
-from fetcher.services.schedules import ScheduledFetch, fetch_schedule_add, fetch_schedule_remove
+from fetcher.services.schedules import (
+    ScheduledFetch,
+    fetch_schedule_add,
+    fetch_schedule_args_problem,
+    fetch_schedule_remove,
+)
 
 ADD_EXAMPLE = (
     'manage.py schedule add --instruments AAPL,MSFT --timeframe DAILY --cron "30 17 * * 1-5"'
@@ -105,13 +110,22 @@ class Command(BaseCommand):
         )
 
     def _list(self) -> None:
-        """One line per schedule (greppable, whatever the terminal's width)."""
+        """One line per schedule (greppable, whatever the terminal's width); a schedule that
+        cannot start a run as it is stored says why, on its line."""
         out = console()
         schedules = fetch_schedules()
         if not schedules:
             out.print(f"No fetch schedules. Add one: {ADD_EXAMPLE}")
             return
         for s in schedules:
+            problem = s.problem or fetch_schedule_args_problem(kwargs=s.kwargs)
+            if problem:
+                out.print(
+                    f"{s.name}: ❌ {problem}; fix it in the admin (Periodic tasks) or remove it "
+                    f"(manage.py schedule remove {s.name!r})",
+                    markup=False,
+                )
+                continue
             run = s.last_run
             last = (
                 f"last run {run.pk} {run.status} ({run.created_at:%Y-%m-%d %H:%M} UTC)"

@@ -109,7 +109,7 @@ def test_problems_of_the_values_once_read():
             "start",
             "--start 2025-07-01 is in the future (today is",
         ),
-        ({"strategy": "rsi"}, "strategy", "unknown strategy 'rsi': use one of sma"),
+        ({"strategy": "rsi"}, "strategy", "unknown strategy 'rsi': use one of donchian, sma"),
         (
             {"grids": {"fast": "30", "slow": "10"}},
             "fast",

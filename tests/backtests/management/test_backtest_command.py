@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 
 import pytest
 
 from backtests.models import BacktestRun, RunKind
+from backtests.services.exports import TRADE_COLUMNS
 from fetcher.models import FetchRun, GatewayKind
+from tests.support import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 GUIDE = ("--strategy", "sma", "--symbols", "AAPL", "--start", "2024-01-01", "--end", "2024-12-31")
+AAPL_MSFT = ("--symbols", "AAPL,MSFT", "--start", "2024-01-01", "--end", "2024-12-31")
 # Stored, but too few bars for the slow SMA (21 of 31).
 JANUARY = (
     "--symbols",
@@ -283,17 +287,173 @@ def test_a_picture_that_cannot_be_written_fails_before_anything_is_fetched(
         ("--plot", tmp_path / "pictures.png", "is a folder: name a .png file"),
     ):
         # MSFT is not stored: a backtest would fetch it first.
-        code, out, err = backtest(
-            "--symbols",
-            "AAPL,MSFT",
-            "--start",
-            "2024-01-01",
-            "--end",
-            "2024-12-31",
-            option,
-            str(path),
-        )
+        code, out, err = backtest(*AAPL_MSFT, option, str(path))
         assert code == 2 and f"{option} '{path}'" in err and message in err, err
         assert len(err.strip().splitlines()) == 1 and "Fetching" not in out
     assert gateway.stats.counts["historical_requests"] == requests
     assert FetchRun.objects.count() == 1 and BacktestRun.objects.count() == 1
+
+
+# --- strategies of one's own, parameters, CSVs ---------------------------------------------
+
+EXAMPLE = str(ROOT / "docs/examples/rsi_reversion.py")
+
+
+def test_json_holds_every_closed_trade(gateway, backtest):
+    code, out, err = backtest(*GUIDE, "--json", "--fast", "5", "--slow", "20")
+    assert code == 0, err
+    data = json.loads(out)
+    run = BacktestRun.objects.get()
+    assert data["trades"] == run.trades and len(data["trades"]) == data["# Trades"] > 0
+    assert list(data["trades"][0]) == list(TRADE_COLUMNS[1:])  # backtesting.py's names
+
+
+def test_the_second_builtin_strategy_takes_its_parameters(gateway, backtest):
+    code, out, err = backtest(*GUIDE[2:], "--strategy", "donchian", "--param", "entry=15", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["strategy"] == "donchian" and data["params"] == {"entry": 15, "exit": 10}
+    assert "strategy_source" not in data
+    run = BacktestRun.objects.get()
+    assert run.strategy == "donchian" and run.strategy_source == ""
+
+
+def test_a_users_strategy_file_runs_and_sweeps_in_process(gateway, backtest, tmp_path):
+    code, out, err = backtest(
+        *GUIDE[2:],
+        "--strategy",
+        EXAMPLE,
+        "--param",
+        "period=10",
+        "--param",
+        "lower=35",
+        "--json",
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["strategy"] == "rsi-reversion" and data["strategy_source"] == EXAMPLE
+    assert data["params"] == {"period": 10, "lower": 35.0, "upper": 70.0}
+    run = BacktestRun.objects.get()
+    assert (run.strategy, run.strategy_source) == ("rsi-reversion", EXAMPLE)
+    code, out, err = backtest(
+        *GUIDE[2:],
+        "--strategy",
+        EXAMPLE,
+        "--param",
+        "period=7:21:7",
+        "--param",
+        "lower=20,30",
+        "--param",
+        "upper=30,70",
+        "--data-source",
+        "db",
+    )
+    assert code == 0, err
+    # 3 periods x 2 lower x 2 upper, less the 3 points with lower 30 >= upper 30
+    assert "Sweep of 9 points on AAPL" in out and "3 points skipped" in out
+    points = BacktestRun.objects.filter(kind=RunKind.SWEEP)
+    assert points.count() == 9 and {p.strategy_source for p in points} == {EXAMPLE}
+    assert {p.params["period"] for p in points} == {7, 14, 21}
+
+
+def test_trades_and_equity_csv(gateway, backtest, tmp_path):
+    trades, equity = tmp_path / "out" / "trades.csv", tmp_path / "equity.csv"
+    code, out, err = backtest(*AAPL_MSFT, "--trades-csv", str(trades), "--equity-csv", str(equity))
+    assert code == 0, err
+    assert "Trades:" in out and "Equity curves:" in out
+    runs = {r.symbol: r for r in BacktestRun.objects.filter(kind=RunKind.SINGLE)}
+    with open(trades, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == list(TRADE_COLUMNS)
+    assert set(TRADE_COLUMNS) == {"Symbol", *runs["AAPL"].trades[0]}
+    for symbol, run in runs.items():
+        mine = [r for r in rows if r["Symbol"] == symbol]
+        assert len(mine) == len(run.trades) > 0
+        for row, trade in zip(mine, run.trades, strict=True):
+            assert float(row["PnL"]) == trade["PnL"] and int(row["Size"]) == trade["Size"]
+            assert row["EntryTime"] == trade["EntryTime"]
+    with open(equity, newline="") as handle:
+        curve = list(csv.DictReader(handle))
+    assert list(curve[0]) == ["Symbol", "Time", "Equity"]
+    assert [r for r in curve if r["Symbol"] == "AAPL"][0] == {
+        "Symbol": "AAPL",
+        "Time": "2024-01-02 00:00:00",
+        "Equity": "100000.0",
+    }
+    portfolio = BacktestRun.objects.get(kind=RunKind.PORTFOLIO)
+    last = [r for r in curve if r["Symbol"] == "Portfolio"][-1]
+    assert float(last["Equity"]) == portfolio.equity[-1][1]
+    assert sum(r["Symbol"] == "MSFT" for r in curve) == runs["MSFT"].bars
+
+
+def test_an_export_that_cannot_be_written_fails_before_anything_is_fetched(
+    gateway, backtest, tmp_path
+):
+    (tmp_path / "folder.csv").mkdir()
+    code, out, err = backtest(
+        "--symbols", "MSFT", "--start", "2024-01-01", "--trades-csv", str(tmp_path / "folder.csv")
+    )
+    assert code == 2 and "is a folder: name a file" in err and "--trades-csv" in err
+    assert FetchRun.objects.count() == 0 and BacktestRun.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--param", "fast"), "--param 'fast': use --param name=value"),
+        (("--param", "windw=5"), "sma has no parameter --param windw (its parameters: fast, slow)"),
+        (("--fast", "5", "--param", "fast=6"), "--param fast is given twice"),
+        (("--param", "fast=1.5"), "--param fast '1.5' is not a whole number"),
+        (("--param", "fast=40"), "--param fast 40 must be smaller than --slow 30"),
+        (("--strategy", "donchian", "--param", "entry=0"), "--param entry 0 must be at least 1"),
+        (("--strategy", "donchian", "--fast", "5"), "donchian has no parameter --fast"),
+        (
+            ("--strategy", EXAMPLE, "--param", "lower=x"),
+            "--param lower 'x' is not a number, a list (0.5,1) or a range (0.5:2:0.5)",
+        ),
+        (
+            ("--strategy", EXAMPLE, "--param", "upper=101"),
+            "--param upper 101.0 must be at most 100",
+        ),
+        (("--strategy", "strategies/nope.py"), "--strategy strategies/nope.py: no such file"),
+        (("--strategy", "no_such_pkg.mod:Fast"), "no module named 'no_such_pkg'"),
+        (
+            ("--fast", "5:10:5", "--trades-csv", "t.csv"),
+            "--trades-csv: a sweep keeps no trades or equity curves: backtest one point",
+        ),
+        (
+            ("--trades-csv", "same.csv", "--equity-csv", "./same.csv"),
+            "--equity-csv is the file of --trades-csv",
+        ),
+    ],
+)
+def test_bad_strategies_and_parameters_are_one_line(gateway, backtest, args, message):
+    code, out, err = backtest("--symbols", "AAPL", "--start", "2024-01-01", *args)
+    assert code == 2, err
+    assert message in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert BacktestRun.objects.count() == 0 and FetchRun.objects.count() == 0
+
+
+def test_a_strategy_that_fails_on_the_bars_is_one_line_and_stores_nothing(
+    gateway, backtest, tmp_path
+):
+    assert backtest(*GUIDE)[0] == 0
+    mine = tmp_path / "mine.py"
+    mine.write_text(
+        "from backtests.domain.strategies import Parameter, Strategy\n\n\n"
+        "class Fragile(Strategy):\n"
+        "    parameters = (Parameter('window', 5),)\n\n"
+        "    def warmup(self, params):\n"
+        "        return params['window']\n\n"
+        "    def signals(self, bars, params, cache):\n"
+        "        return {'a': 1}[params['window']]\n"
+    )
+    runs = BacktestRun.objects.count()
+    for sweep in ((), ("--param", "window=5:7")):
+        code, out, err = backtest(*GUIDE[2:], "--strategy", str(mine), *sweep)
+        assert code == 2, err
+        assert f"--strategy {mine}: Fragile.signals raised KeyError: " in err
+        assert "(line 11)" in err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert BacktestRun.objects.count() == runs

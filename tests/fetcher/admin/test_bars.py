@@ -2,55 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from fetcher.models import Bar, Instrument, Series
-from tests.support import link, rows
+from fetcher.models import Instrument
+from tests.support import DAILY, HOURLY, link, rows, store_bars
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BARS = "admin:fetcher_bar_changelist"
-DAILY, HOURLY = 19, 14
-T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-
-
-def store(instrument: Instrument, timeframe: int, n: int) -> None:
-    step = dt.timedelta(days=1) if timeframe == DAILY else dt.timedelta(hours=1)
-    Bar.objects.bulk_create(
-        Bar(
-            instrument=instrument,
-            timeframe=timeframe,
-            what_to_show=1,
-            ts=T0 + i * step,
-            open=i,
-            high=i + 1,
-            low=i - 1,
-            close=i + 0.5,
-        )
-        for i in range(n)
-    )
-    Series.objects.create(
-        instrument=instrument,
-        timeframe=timeframe,
-        what_to_show=1,
-        rth=True,
-        source="simulator",
-        bar_count=n,
-        first_ts=T0,
-        last_ts=T0 + (n - 1) * step,
-    )
 
 
 @pytest.fixture
 def stored():
     aapl = Instrument.objects.create(symbol="AAPL", con_id=265598)
     msft = Instrument.objects.create(symbol="MSFT", con_id=272093)
-    store(aapl, DAILY, 150)
-    store(aapl, HOURLY, 30)
-    store(msft, DAILY, 120)
+    store_bars(aapl, DAILY, 150)
+    store_bars(aapl, HOURLY, 30)
+    store_bars(msft, DAILY, 120)
     return aapl, msft
 
 
@@ -91,6 +60,13 @@ def test_bad_input_is_said_and_the_first_page_shown(admin_client, stored):
     assert "malformed page cursor" in html and len(rows(html)) == 100
     html = admin_client.get(reverse(BARS), {"timeframe": "DAILY"}).content.decode()
     assert "timeframe must be a number" in html
+    # numbers no column holds: said on the page, never sent to the database
+    response = admin_client.get(reverse(BARS), {"instrument": "9" * 20})
+    assert response.status_code == 200 and len(rows(response.content.decode())) == 100
+    assert "instrument must be a number from 0 to 2,147,483,647" in response.content.decode()
+    for cursor in ("1.19.1.1." + "9" * 20, "9" * 20 + ".19.1.1.0", "1.19.1.1.-" + "9" * 15):
+        html = admin_client.get(reverse(BARS), {"older": cursor}).content.decode()
+        assert f"malformed page cursor &#x27;{cursor}&#x27;" in html and len(rows(html)) == 100
 
 
 def test_staff_without_the_view_permission_cannot_read_bars(client):

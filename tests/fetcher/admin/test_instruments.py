@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from fetcher.domain.timeframes import TIMEFRAMES, WhatToShow
 from fetcher.models import Bar, FetchRun, FetchRunItem, Instrument, RequestedBy, RunStatus, Series
-from tests.support import settled
+from tests.support import DAILY, settled, store_bars
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHANGELIST = "admin:fetcher_instrument_changelist"
@@ -178,6 +178,21 @@ def test_the_instrument_page_charts_its_stored_bars(admin_client, in_process_sim
     js = admin_client.get(reverse("admin:fetcher_plotly_js"))
     assert js.status_code == 200 and js["Content-Type"] == "text/javascript"
     assert b"plotly" in b"".join(js.streaming_content)[:2000].lower()
+
+
+def test_the_chart_takes_any_date_a_date_field_can_hold(admin_client):
+    aapl = Instrument.objects.create(symbol="AAPL", con_id=265598, time_zone="US/Eastern")
+    store_bars(aapl, DAILY, 30)
+    page = reverse("admin:fetcher_instrument_change", args=[aapl.pk])
+    for query, shown in (
+        ({"end": "9999-12-31"}, 30),
+        ({"start": "0001-01-01", "end": "9999-12-31"}, 30),
+        ({"start": "9999-12-31"}, 0),
+        ({"end": "0001-01-01"}, 0),
+    ):
+        response = admin_client.get(page, query)
+        assert response.status_code == 200, query
+        assert f'<span id="chart-shown">{shown}</span>' in response.content.decode(), query
 
 
 def test_a_qualified_instrument_is_read_only_but_its_active_flag(admin_client):

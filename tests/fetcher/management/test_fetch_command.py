@@ -133,6 +133,14 @@ def test_repeated_fetch_makes_no_request(gateway, capsys):
     assert len(stored("AAPL")) == 21
 
 
+def test_a_range_before_the_first_data_says_so_not_already_stored(gateway, capsys):
+    assert fetch("--instruments", "AAPL", "--start", "1900-01-01", "--end", "1900-01-05") == 0
+    out = capsys.readouterr().out
+    assert "✅ AAPL: 0 bars fetched (nothing to fetch: 1900-01-01 to 1900-01-05; clamped to " in out
+    assert "already stored" not in out
+    assert requests_made(gateway) == 0 and stored("AAPL") == []
+
+
 def test_overlapping_fetch_adds_only_the_missing_windows(gateway):
     tf = ("--timeframe", "1-HOUR")
     assert fetch("--instruments", "AAPL", "--start", "2024-01-02", "--end", "2024-01-12", *tf) == 0

@@ -110,6 +110,9 @@ def test_the_zone_is_the_one_ibkr_reported_or_the_one_given(schedule):
         (["--cron", "30 17 * *"], "bad --cron '30 17 * *': use 5 fields"),
         (["--cron", "61 17 * * 1-5"], "minute '61': Invalid end range: 61 > 59"),
         (["--cron", "30 17 * * mon-frx"], "day of week 'mon-frx'"),
+        (["--cron", "0 0 31 2 *"], "day of month '31' never occurs in month '2', so it never"),
+        (["--cron", "0 0 31 2,4 *"], "day of month '31' never occurs in month '2,4'"),
+        (["--cron", "0 0 29 2 1"], "it does not fire within 5 years"),  # a Monday: in 2044
         (["--cron", "30 17 * * 1-5", "--timeframe", "3-DAYS"], "unknown timeframe '3-DAYS'"),
         (["--cron", "30 17 * * 1-5", "--timezone", "Mars/Olympus"], "unknown time zone"),
         (["--cron", "30 17 * * 1-5", "--instruments", "AAPL,ES:CME"], "different time zones"),
@@ -127,6 +130,45 @@ def test_a_bad_add_is_one_line_and_writes_nothing(schedule, args, message):
     assert message in err
     assert len(err.strip().splitlines()) == 1, err
     assert recorded() == before
+
+
+def test_29_february_is_a_cron_that_fires(schedule):
+    code, out, err = schedule("add", "--instruments", "AAPL", "--cron", "0 18 29 2 *")
+    assert code == 0, err
+    assert "-02-29 18:00" in out  # the next leap day
+
+
+def test_a_bad_row_is_one_line_of_the_list_and_adds_go_on(schedule):
+    """Rows edited in the admin (or written before add refused them): an impossible cron,
+    arguments that are not JSON, or that start no run. `list` says what is wrong with each on
+    its line; the good one and later adds are unaffected."""
+    assert schedule("add", "--instruments", "MSFT", "--cron", "0 18 * * *")[0] == 0
+    impossible = CrontabSchedule.objects.create(
+        minute="0", hour="0", day_of_month="31", month_of_year="2", timezone="UTC"
+    )
+    for name, kwargs in (
+        ("feb31", json.dumps({"instruments": "AAPL"})),
+        ("garbled", "{not json"),
+        ("typo", json.dumps({"instruments": "AAPL", "timeframe": "3-DAYS"})),
+    ):
+        PeriodicTask.objects.create(
+            name=name, task=TaskName.FETCH_SCHEDULE, crontab=impossible, kwargs=kwargs
+        )
+    PeriodicTask.objects.filter(name="typo").update(crontab=CrontabSchedule.objects.first())
+    code, out, err = schedule("list")
+    assert code == 0 and err == ""
+    lines = dict(line.split(": ", 1) for line in out.strip().splitlines())
+    assert sorted(lines) == ["MSFT/DAILY", "feb31", "garbled", "typo"]
+    assert lines["MSFT/DAILY"].startswith("DAILY bars of MSFT at")
+    assert "its cron '0 0 31 2 *' is invalid" in lines["feb31"]
+    assert "its arguments are not JSON" in lines["garbled"]
+    assert "unknown timeframe '3-DAYS'" in lines["typo"]
+    for name in ("feb31", "garbled", "typo"):
+        assert f"manage.py schedule remove '{name}'" in lines[name]
+    code, out, err = schedule("add", "--instruments", "NVDA", "--cron", "0 18 * * *")
+    assert code == 0, err
+    assert "Schedule 'NVDA/DAILY' added" in out
+    assert schedule("remove", "feb31")[0] == 0
 
 
 def test_a_taken_name_or_an_unknown_one_is_one_line(schedule):

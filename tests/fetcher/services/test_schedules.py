@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from fetcher.models import FetchRun, RequestedBy, RunStatus
+from fetcher.models import FetchRun, Incident, RequestedBy, RunStatus
 from fetcher.services.schedules import ScheduledFetch, fetch_schedule_add
 from tests.support import DEPLOYED_SHAPE, Process, deployed_env, wait_finished, wait_until
 
@@ -98,6 +98,36 @@ def test_beat_fires_a_run_that_completes_and_starts_no_second_one_while_it_runs(
     runs = schedule_runs("every-second")
     for earlier, later in zip(runs, runs[1:], strict=False):
         assert later.created_at >= earlier.finished_at, "two runs of one schedule overlapped"
+
+
+def test_a_failing_schedule_is_mailed_once_and_once_when_a_run_succeeds(sim, workers, beat, smtp):
+    """Beat fires a schedule every second; its runs fail (an unknown symbol), then its stored
+    arguments are broken in the admin (no run starts): the admins get one mail through a real
+    SMTP server, however many firings fail; fixed, its next run succeeds and one more mail says
+    it is over."""
+    mail = {"EMAIL_URL": smtp.url, "DJANGO_ADMINS": "Ops <ops@example.com>"}
+    workers(sim, env=mail)
+    default = workers(sim, queues=("default",), name="default", env=mail)
+    task = fetch_schedule_add(
+        name="every-second", fetch=ScheduledFetch(instruments="ZZZZ"), cron="* * * * *"
+    )
+    task.crontab = None
+    task.interval = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.SECONDS)
+    task.save()
+    beat()
+    wait_until(lambda: len(schedule_runs("every-second")) >= 3, 60, "three failed runs")
+    assert {r.status for r in schedule_runs("every-second")[:2]} == {RunStatus.FAILED}
+    task.kwargs = '{"instruments": "AAPL", "t": 1}'  # saved as the admin does: beat sees it
+    task.save()
+    default.wait_for("a fetch schedule takes", 60, count=2)  # two firings started nothing
+    assert smtp.subjects() == ["[ibdata] Scheduled Run: every-second"]
+    assert "ZZZZ: failed" in smtp.messages[0].get_content()
+
+    task.kwargs = '{"instruments": "AAPL"}'
+    task.save()
+    wait_until(lambda: len(smtp.messages) == 2, 60, "the mail saying it is over")
+    assert smtp.subjects()[1] == "[ibdata] over: Scheduled Run: every-second"
+    assert Incident.objects.get().closed_at is not None
 
 
 def test_firings_missed_while_beat_was_down_start_one_run_not_one_each(sim, workers, beat):

@@ -19,7 +19,7 @@ def test_strategy_parameters_are_checked():
     sma = strategy_get("SMA")
     assert sma.params_resolve({"fast": None, "slow": None}) == {"fast": 10, "slow": 30}
     assert sma.params_resolve({"fast": 5}) == {"fast": 5, "slow": 30}
-    with pytest.raises(InvalidInput, match="unknown strategy 'rsi': use one of sma"):
+    with pytest.raises(InvalidInput, match="unknown strategy 'rsi': use one of donchian, sma"):
         strategy_get("rsi")
 
 

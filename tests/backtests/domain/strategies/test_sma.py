@@ -7,7 +7,8 @@ import pytest
 
 from backtests.domain.problems import InvalidRequest
 from backtests.domain.strategies import strategy_get
-from backtests.domain.strategies.sma import STRATEGY, crossings, sma, smas
+from backtests.domain.strategies.sma import crossings, sma, smas
+from tests.support.backtest_data import batch_of
 
 
 def flags(field: str) -> str:
@@ -41,11 +42,13 @@ def test_each_window_is_computed_once_per_cache():
 
 def test_signals_are_the_fast_average_crossing_the_slow_one():
     close = np.array([5.0, 4.0, 3.0, 2.0, 3.0, 4.0, 5.0, 4.0, 3.0, 2.0])
+    bars = batch_of(np.arange(len(close)) * 86_400, close, close)
     params = {"fast": 1, "slow": 3}
     expected = crossings(close, sma(close, 3))
-    np.testing.assert_array_equal(STRATEGY.signals(close, params, {}), expected)
+    strategy = strategy_get("sma")
+    np.testing.assert_array_equal(strategy.events(bars, params, {}), expected)
     assert expected.tolist() == [0, 0, 0, 0, 1, 0, 0, -1, 0, 0]
-    assert STRATEGY.warmup(params) == 2  # the slow SMA's first value
+    assert strategy.warmup_bars(params) == 2  # the slow SMA's first value
 
 
 def test_strategy_parameters_are_checked():
