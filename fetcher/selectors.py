@@ -354,7 +354,17 @@ def bars_read(
         "instrument_id = %s AND timeframe = %s AND what_to_show = %s AND rth = %s "
         "AND ts >= %s AND ts < %s"
     )
-    params = [instrument_id, timeframe, what_to_show, rth, from_epoch(start), from_epoch(end)]
+    # Bound as the database stores the column (SQLite: UTC text without an offset, compared as
+    # text), so [start, end) means the same on every database.
+    adapt = connection.ops.adapt_datetimefield_value
+    params = [
+        instrument_id,
+        timeframe,
+        what_to_show,
+        rth,
+        adapt(from_epoch(start)),
+        adapt(from_epoch(end)),
+    ]
     if connection.vendor == "postgresql":
         return bars_select(connection, where=where, params=params, first=first, last=last)
     epoch_sql = "CAST(strftime('%%s', ts) AS INTEGER)" if connection.vendor == "sqlite" else "ts"
