@@ -317,6 +317,36 @@ def coverage_windows(
     return intervals_merge([(epoch(a), epoch(b)) for a, b in rows])
 
 
+def chunks_export_pending(
+    *, instrument_id: int, timeframe: int, what_to_show: int, rth: bool
+) -> list[tuple[int, dt.datetime, dt.datetime]]:
+    """(id, window start, window end) of a series' stored requests whose bars are not in the
+    catalog yet, whichever run stored them (an index of the few such rows)."""
+    return list(
+        FetchChunk.objects.filter(
+            instrument_id=instrument_id,
+            status=ChunkStatus.DONE,
+            exported=False,
+            run__timeframe=timeframe,
+            run__what_to_show=what_to_show,
+            run__use_rth=rth,
+        )
+        .order_by("window_start")
+        .values_list("pk", "window_start", "window_end")
+    )
+
+
+def fetch_run_items_export_pending(*, run_id: int) -> list[int]:
+    """The items of a run that stored bars not yet in the catalog."""
+    return sorted(
+        set(
+            FetchChunk.objects.filter(
+                run_id=run_id, status=ChunkStatus.DONE, exported=False
+            ).values_list("item_id", flat=True)
+        )
+    )
+
+
 def store_source(*, exclude: str = "") -> tuple[str, str] | None:
     """(source, account) of stored bars of a gateway kind other than `exclude`, if any."""
     return Series.objects.exclude(source=exclude).values_list("source", "account").first()
