@@ -37,6 +37,8 @@ from .storage.bars import bars_select
 
 FINISHED_RUN = (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.CANCELLED)
 FINISHED_ITEM = (ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED)
+# Requests that stored nothing: what "Retry failed chunks" fetches again.
+UNFINISHED_CHUNK = (ChunkStatus.FAILED, ChunkStatus.PENDING, ChunkStatus.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -427,11 +429,9 @@ def bars_read(
 
 
 def fetch_run_chunks_unfinished(*, run_id: int) -> list[FetchChunk]:
-    """The requests of a run that stored nothing: failed, or never answered (still pending)."""
+    """The requests of a run that stored nothing: failed, cancelled, or never answered."""
     return list(
-        FetchChunk.objects.filter(
-            run_id=run_id, status__in=(ChunkStatus.FAILED, ChunkStatus.PENDING)
-        )
+        FetchChunk.objects.filter(run_id=run_id, status__in=UNFINISHED_CHUNK)
         .select_related("instrument")
         .order_by("instrument_id", "window_start")
     )
