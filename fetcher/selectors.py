@@ -457,6 +457,45 @@ def series_keys(*, instrument_ids: list[int]) -> list[tuple[int, int, int, bool]
     )
 
 
+def series_listed(
+    *, symbols: list[str] | None = None, timeframe: int | None = None
+) -> list[Series]:
+    """Every stored series (with its instrument), or those of these symbols (a stored
+    instrument's symbol or local symbol, any case) and this timeframe."""
+    series = Series.objects.select_related("instrument")
+    if symbols:
+        match = models.Q()
+        for symbol in symbols:
+            match |= models.Q(instrument__symbol__iexact=symbol)
+            match |= models.Q(instrument__local_symbol__iexact=symbol)
+        series = series.filter(match)
+    if timeframe is not None:
+        series = series.filter(timeframe=timeframe)
+    return list(
+        series.order_by("instrument__symbol", "instrument_id", "timeframe", "what_to_show", "rth")
+    )
+
+
+def series_run_going(
+    *, instrument: Instrument, timeframe: int, what_to_show: int, rth: bool
+) -> int | None:
+    """A pending or running run that fetches (or may fetch, not planned yet) into this series:
+    its id, else None."""
+    return (
+        FetchRunItem.objects.filter(
+            models.Q(instrument_id=instrument.pk)
+            | models.Q(instrument__isnull=True, symbol=instrument.symbol),
+            run__status__in=(RunStatus.PENDING, RunStatus.RUNNING),
+            run__timeframe=timeframe,
+            run__what_to_show=what_to_show,
+            run__use_rth=rth,
+        )
+        .order_by("run_id")
+        .values_list("run_id", flat=True)
+        .first()
+    )
+
+
 def instrument_series(*, instrument_id: int) -> list[Series]:
     """The stored series of one instrument, with their counts and first and last bars."""
     return list(Series.objects.filter(instrument_id=instrument_id).order_by("timeframe"))

@@ -6,18 +6,30 @@ CELERY_TASK_ROUTES): Celery deprecates the per-task `queue` attribute for task_r
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from celery.exceptions import Reject
 
+from .domain.timeframes import timeframe_parse
 from .exceptions import InvalidInput, RunHandedBack
 from .execution.executor import fetch_run_execute
 from .execution.progress import TaskProgress
 from .execution.worker import fetch_run_execute_on_worker
 from .queues import TaskName
 from .services.alerts import fetch_schedule_broken, scheduled_run_alert
+from .services.checks import bars_check
 from .services.recovery import fetch_runs_recover
 from .services.schedules import ScheduledFetch, fetch_schedule_fire
-from .timings import FETCH_TASK_SOFT_TIME_LIMIT_S, FETCH_TASK_TIME_LIMIT_S, STALE_AFTER_S
+from .storage.catalog import default_root
+from .timings import (
+    CHECK_TASK_TIME_LIMIT_S,
+    FETCH_TASK_SOFT_TIME_LIMIT_S,
+    FETCH_TASK_TIME_LIMIT_S,
+    STALE_AFTER_S,
+)
+
+log = logging.getLogger("ibdata.check")
 
 
 @shared_task(
@@ -63,3 +75,18 @@ def fetch_schedule(self, **kwargs) -> str:
     return (
         f"started run {handle.run_id}" if handle else "not started: the previous run is still going"
     )
+
+
+@shared_task(name=TaskName.BARS_CHECK, acks_late=True, time_limit=CHECK_TASK_TIME_LIMIT_S)
+def bars_check_task(instruments: str = "", timeframe: str = "") -> str:
+    """`manage.py bars check` run by beat: each series' result kept on its row (the admin shows
+    it), the findings in the worker's log. Safe to run twice: it only reads, and records."""
+    report = bars_check(
+        catalog_root=default_root(),
+        symbols=[s.strip() for s in instruments.split(",") if s.strip()] or None,
+        timeframe=timeframe_parse(timeframe) if timeframe else None,
+    )
+    for check in report.checks:
+        for line in check.lines:
+            log.warning("bars check: %s", line)
+    return f"{len(report.checks)} series, {report.bars:,} bars: {report.findings} findings"

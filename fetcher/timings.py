@@ -27,3 +27,7 @@ ALERT_RETRY_S = 60.0
 
 # A run waits this long for PostgreSQL to come back before it fails.
 DATABASE_OUTAGE_MAX_S = 300.0
+
+# A scheduled `bars check` of the whole store (a year of minutes for three instruments takes
+# seconds; this bounds a very large store).
+CHECK_TASK_TIME_LIMIT_S = 6 * 3600

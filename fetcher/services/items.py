@@ -8,6 +8,7 @@ from pathlib import Path
 
 from django.db import transaction
 
+from fetcher.domain.bars import BarBatch
 from fetcher.domain.instruments import InstrumentSpec
 from fetcher.domain.planning import FetchPlan, intervals_merge
 from fetcher.domain.time import date_epoch, epoch, from_epoch
@@ -165,6 +166,39 @@ def series_catalog_export(
                 written += series.write(batch, root=catalog_root)
             full = len(batch) == CATALOG_SLICE_BARS
             cursor = int(batch.ts[-1]) + 1 if full else end
+    return written
+
+
+def series_catalog_rebuild(
+    *,
+    catalog: CatalogSeries,
+    years: list[int],
+    catalog_root: Path,
+    instrument_id: int | None = None,
+    timeframe: int = 0,
+    what_to_show: int = 0,
+    rth: bool = True,
+) -> int:
+    """Make a series' catalog files of these UTC years hold exactly the database's bars
+    (`instrument_id` None: a series the database does not have, its files removed), each
+    partition replaced atomically. Returns the bars written."""
+    written = 0
+    for year in sorted(set(years)):
+        start = date_epoch(dt.date(year, 1, 1))
+        batch = (
+            bars_read(
+                instrument_id=instrument_id,
+                timeframe=timeframe,
+                what_to_show=what_to_show,
+                rth=rth,
+                start=start,
+                end=_next_year(start),
+            )
+            if instrument_id is not None
+            else BarBatch.empty()
+        )
+        catalog.year_replace(year, batch, root=catalog_root)
+        written += len(batch)
     return written
 
 

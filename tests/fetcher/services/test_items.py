@@ -195,6 +195,9 @@ def test_a_run_cancelled_part_way_then_completed_leaves_the_catalog_equal_to_the
         sim, "GOOGL", "1 min", "2024-03-04", "2024-03-15"
     )
     assert store.catalog() == stored
+    check = manage(store.env, "bars", "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "nothing wrong" in check.stdout
 
 
 @pytest.mark.django_db(transaction=True)
