@@ -124,7 +124,7 @@ class Store:
                 return db.execute(sql).fetchall()
         with connection.cursor() as cursor:
             cursor.execute(sql)
-            return cursor.fetchall()
+            return cursor.fetchall() if cursor.description else []
 
     def bars(self) -> list[tuple[int, float]]:
         """(bar start, close) of every stored bar, in time order."""
@@ -223,4 +223,24 @@ def test_the_catalog_holds_every_bar_stored(store, sim, args, bars):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr
     stored = store.bars()
     assert len(stored) == bars
+    assert store.catalog() == stored
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_damaged_store_is_found_and_repaired_on_either_database(store, sim):
+    """`bars check --repair` on the embedded SQLite default as on PostgreSQL: a bar deleted
+    from the database and the catalog's file removed, both put back."""
+    month = ["--instruments", "AAPL", "--start", "2024-02-01", "--end", "2024-02-29"]
+    assert manage(store.at(sim), "fetch", *month).returncode == 0
+    stored = store.bars()
+    store.query("DELETE FROM fetcher_bar WHERE close = (SELECT min(close) FROM fetcher_bar)")
+    [year] = store.data.rglob("year=2024/part-0.parquet")
+    year.unlink()
+    check = manage(store.at(sim), "bars", "check")
+    assert check.returncode == 1
+    assert "catalog year=2024: no file; the database has 19 bars" in check.stdout
+    repair = manage(store.at(sim), "bars", "check", "--repair")
+    assert repair.returncode == 0, repair.stdout[-2000:] + repair.stderr
+    assert repair.stdout.strip().endswith("nothing wrong")
+    assert store.bars() == stored
     assert store.catalog() == stored
