@@ -1,6 +1,7 @@
 """At the scale users run: a year of 1-minute bars for three instruments (750 requests, about
 290,000 bars) through `manage.py fetch` and a real ibkr worker, Redis pacer, PostgreSQL and
-the simulator in a process of its own; every bar equals the simulator's ground truth."""
+the simulator in a process of its own; every bar equals the simulator's ground truth. Then
+`bars check` on that store, and a damage repaired by `bars check --repair`."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from tests.support import (
     ROOT,
     free_port,
     link,
+    manage,
     rows,
     wait_until,
     worker_database_url,
@@ -117,6 +119,45 @@ def test_a_year_of_minutes_for_three_instruments_through_the_worker(
     catalog = catalog_dataset(tmp_path / "data" / "catalog").to_table()
     assert catalog.num_rows == total
     admin_at_scale(admin_client, run)
+    check_at_scale(env, tmp_path / "data" / "catalog", total)
+
+
+def check_at_scale(env: dict, catalog, total: int) -> None:
+    """`bars check` on these 290,880 bars finds nothing; then a session of AAPL deleted from the
+    database and MSFT's catalog file removed: found, and `--repair` (through the ibkr worker)
+    puts both back, every bar equal to the ground truth."""
+    check = manage(env, "bars", "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.strip().endswith("nothing wrong")
+    assert f"3 series checked: {total:,} bars in the database, {total:,} in the catalog" in (
+        check.stdout
+    )
+
+    aapl = Bar.objects.filter(instrument__symbol="AAPL")
+    day = dt.datetime(2025, 6, 10, tzinfo=dt.UTC)
+    assert aapl.filter(ts__gte=day, ts__lt=day + dt.timedelta(days=1)).delete()[0] == 390
+    [msft] = catalog.glob("**/symbol=MSFT/**/year=2025/part-0.parquet")
+    msft.unlink()
+    check = manage(env, "bars", "check")
+    assert check.returncode == 1
+    lines = check.stdout.strip().splitlines()
+    assert "❌ AAPL 1-MINUTE TRADES RTH: 2025-06-10: 1 session with no bars (fetched before: " in (
+        check.stdout
+    )
+    assert (
+        "❌ MSFT 1-MINUTE TRADES RTH: catalog year=2025: no file; the database has" in check.stdout
+    )
+    assert "4 findings in 2 series" in lines[-1]  # and AAPL's catalog and Series counters
+
+    repair = manage(env, "bars", "check", "--repair", timeout=600)
+    assert repair.returncode == 0, repair.stdout[-3000:] + repair.stderr
+    for symbol in SYMBOLS:
+        want = truth(symbol)
+        stored = Bar.objects.filter(instrument__symbol=symbol).order_by("ts")
+        times = [int(ts.timestamp()) for ts in stored.values_list("ts", flat=True)]
+        np.testing.assert_array_equal(times, want.time)
+    table = catalog_dataset(catalog).to_table(columns=["ts", "close", "symbol"])
+    assert table.num_rows == total
 
 
 def admin_at_scale(client, run: FetchRun) -> None:
