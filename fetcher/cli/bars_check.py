@@ -95,7 +95,7 @@ def report_print(report: StoreCheck, root) -> None:
         for line in check.lines:
             out.print(f"{'⏭️ ' if check.skipped else '❌'} {line}")
     catalog = sum(c.catalog_bars for c in report.checks)
-    rate = (report.bars + catalog) / report.seconds if report.seconds else 0
+    rate = report.bars / report.seconds if report.seconds else 0  # database bars checked
     checked = sum(not c.skipped for c in report.checks)
     summary = (
         f"{checked} series checked: {report.bars:,} bars in the database, {catalog:,} in the "
