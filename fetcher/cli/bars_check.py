@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from fetcher.domain.timeframes import timeframe_parse
+from fetcher.execution.preflight import database_check, fetch_preflight
 from fetcher.services.checks import (
     CHECK_SCHEDULE,
     StoreCheck,
@@ -16,7 +17,7 @@ from fetcher.services.checks import (
 from fetcher.services.repairs import bars_repair
 from fetcher.storage.catalog import default_root
 
-from . import check_database, console, display_path, submit_preflight
+from . import console, display_path
 from .runs import run_follow
 
 HELP = (
@@ -49,7 +50,7 @@ def add_arguments(parser) -> None:
 def handle(command: BaseCommand, opts: dict) -> int:
     symbols = [s.strip() for s in (opts["instruments"] or "").split(",") if s.strip()] or None
     timeframe = timeframe_parse(opts["timeframe"]) if opts["timeframe"] else None
-    check_database()
+    database_check()
     if opts["unschedule"]:
         removed = bars_check_unschedule()
         console().print(
@@ -74,7 +75,7 @@ def handle(command: BaseCommand, opts: dict) -> int:
     if not opts["repair"] or not report.findings:
         return 1 if report.findings else 0
     if any(f.refetch for c in report.checks for f in c.findings if not c.skipped):
-        submit_preflight()
+        fetch_preflight()
     out = console()
     out.print()
     out.print("Repairing:")
