@@ -111,6 +111,10 @@ class Series(models.Model):
     checked_at = models.DateTimeField(null=True, blank=True)
     check_findings = models.IntegerField(null=True, blank=True)
     check_report = models.TextField(blank=True, default="")
+    # Windows ([start, end] epoch seconds) a repair fetched again and the gateway answered the
+    # same (an empty session, a thin one, a spike): what they hold is what IBKR has, and a check
+    # does not count them as findings again.
+    confirmed = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["instrument_id", "timeframe", "what_to_show", "rth"]

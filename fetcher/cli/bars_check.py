@@ -98,9 +98,18 @@ def report_print(report: StoreCheck, root) -> None:
     catalog = sum(c.catalog_bars for c in report.checks)
     rate = report.bars / report.seconds if report.seconds else 0  # database bars checked
     checked = sum(not c.skipped for c in report.checks)
+    unknown = sum(not c.calendar_known for c in report.checks if c.series and not c.skipped)
+    confirmed = sum(c.confirmed for c in report.checks)
     summary = (
         f"{checked} series checked: {report.bars:,} bars in the database, {catalog:,} in the "
         f"catalog {display_path(root)}, in {report.seconds:.1f} s ({rate:,.0f} bars/s)"
+        + (
+            f" (sessions not checked for {unknown} series: their exchange's calendar is not "
+            "known here)"
+            if unknown
+            else ""
+        )
+        + (f" ({confirmed} confirmed by the gateway before: not counted)" if confirmed else "")
     )
     if not report.findings:
         out.print(f"✅ {summary}: nothing wrong")

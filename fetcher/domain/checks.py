@@ -27,6 +27,8 @@ SPIKE_FACTOR = 25.0
 SPIKE_TRIM = 0.01
 SPIKE_FLOOR = 0.01
 MIN_MOVES = 20  # fewer moves than this in a year: no usual move to compare with
+# What a repair fetches again, and the gateway may confirm as it is.
+REFETCHED = ("gap", "thin", "spike", "ohlc")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,26 @@ class Finding:
     text: str
     refetch: tuple[tuple[int, int], ...] = ()  # windows to fetch again (epoch seconds)
     rebuild: tuple[int, ...] = ()  # catalog years to rebuild from the database
+
+
+def inside(window: tuple[int, int], windows: list[tuple[int, int]]) -> bool:
+    """Whether `window` lies within one of `windows` (merged, sorted)."""
+    return any(lo <= window[0] and window[1] <= hi for lo, hi in windows)
+
+
+def findings_unconfirmed(
+    findings: list[Finding], confirmed: list[tuple[int, int]]
+) -> tuple[list[Finding], int]:
+    """The findings left once those the gateway confirmed are set aside (a gap, thin session,
+    spike or broken bar every window of which a repair fetched again and found the same), and
+    how many were set aside."""
+    confirmed = intervals_merge(confirmed)
+    kept = [
+        f
+        for f in findings
+        if not (f.kind in REFETCHED and f.refetch and all(inside(w, confirmed) for w in f.refetch))
+    ]
+    return kept, len(findings) - len(kept)
 
 
 def utc_text(ts: int) -> str:
@@ -84,7 +106,10 @@ def calendar_slots(
         rth_end = np.minimum(sessions.rth_close[mask], end)
         expected = -(-np.maximum(end - start, 0) // tf.seconds)
         rth_slots = -(-np.maximum(rth_end - rth_start, 0) // tf.seconds)
-        return Slots(sessions.day[mask], start, end, expected, rth_slots * THIN_FRACTION)
+        thin_below = rth_slots * THIN_FRACTION
+        if use_rth and not sessions.regular_hours_known:  # a session with a bar is not thin
+            thin_below = np.where(expected > 0, 0.5, 0.0)
+        return Slots(sessions.day[mask], start, end, expected, thin_below)
     days = sessions.days_between(-(-lo // DAY), (hi - 1) // DAY)
     if tf.name == "DAILY":
         ones = np.ones(len(days), dtype=np.int64)
@@ -126,7 +151,10 @@ def calendar_findings(
     covered: list[tuple[int, int]],
 ) -> list[Finding]:
     """Sessions (weeks, months) of [lo, hi) with no bars, a run of them one finding; sessions
-    with far fewer bars than expected; bars outside every session."""
+    with far fewer bars than expected; bars outside every session. Nothing when the calendar
+    is not the exchange's (`sessions.holidays_known`)."""
+    if not sessions.holidays_known:
+        return []
     slots = calendar_slots(sessions, tf, use_rth, lo, hi)
     counts = bars_per_slot(slots, ts, tf)
     findings: list[Finding] = []
@@ -246,7 +274,8 @@ def ohlc_findings(
     batch: BarBatch, tf: TimeframeSpec, sessions: SessionTable, use_rth: bool, volume_signed: bool
 ) -> list[Finding]:
     """Bars that break the rules every bar keeps: finite prices, low <= open, close <= high;
-    no negative volume (quote bars report -1: `volume_signed`)."""
+    no negative volume (quote bars report -1: `volume_signed`; a missing volume, NaN, is no
+    volume, not a wrong one)."""
     if not len(batch):
         return []
     prices = np.stack([batch.open, batch.high, batch.low, batch.close])
@@ -256,7 +285,7 @@ def ohlc_findings(
     )
     bad |= batch.low > batch.high
     volume_floor = -1 if volume_signed else 0
-    bad |= ~np.isfinite(batch.volume) | (batch.volume < volume_floor)
+    bad |= np.isinf(batch.volume) | (batch.volume < volume_floor)
     if not bad.any():
         return []
     at = np.flatnonzero(bad)
@@ -369,7 +398,8 @@ def stores_compare(database: BarBatch, catalog: BarBatch | None, year: int) -> F
     )
     differ = np.zeros(len(common), dtype=bool)
     for name in ("open", "high", "low", "close", "volume", "wap", "bar_count"):
-        differ |= getattr(database, name)[in_db] != getattr(cat, name)[in_cat]
+        ours, theirs = getattr(database, name)[in_db], getattr(cat, name)[in_cat]
+        differ |= (ours != theirs) & ~(np.isnan(ours) & np.isnan(theirs))  # missing on both
     if differ.any():
         first = common[np.flatnonzero(differ)[0]]
         problems.append(f"{int(differ.sum()):,} with other values (first {utc_text(first)})")

@@ -21,6 +21,7 @@ from fetcher.domain.checks import (
     bars_per_slot,
     calendar_findings,
     calendar_slots,
+    findings_unconfirmed,
     ohlc_findings,
     spike_findings,
     stores_compare,
@@ -66,6 +67,9 @@ class SeriesCheck:
     # a complete session of the series that no finding touches: a repair fetches it again
     # too, to see whether the gateway's prices still match the stored ones (a split since?)
     reference: tuple[int, int] | None = None
+    # False: the exchange's calendar is not known here, its sessions were not checked
+    calendar_known: bool = True
+    confirmed: int = 0  # findings set aside: the gateway confirmed them before
 
     @property
     def lines(self) -> list[str]:
@@ -225,6 +229,7 @@ def series_check(*, series: Series, catalog_root: Path) -> SeriesCheck:
         primary_exchange=instrument.primary_exchange,
         time_zone=instrument.time_zone,
     )
+    check.calendar_known = sessions.holidays_known
     years = set(catalog.years(root=catalog_root))
     if spans:
         years |= set(range(from_epoch(spans[0][0]).year, from_epoch(spans[-1][1] - 1).year + 1))
@@ -262,8 +267,19 @@ def series_check(*, series: Series, catalog_root: Path) -> SeriesCheck:
                 f"{_when(series.last_ts)}; the rows: {count:,} bars {_when(first)}..{_when(last)}",
             )
         )
-    check.findings.sort(key=_order)
+    check.findings, check.confirmed = findings_unconfirmed(
+        sorted(check.findings, key=_order), [tuple(w) for w in series.confirmed]
+    )
     return check
+
+
+def series_confirm(*, series_id: int, windows: list[tuple[int, int]]) -> None:
+    """Keep windows the gateway confirmed as they are on the series (see Series.confirmed)."""
+    with transaction.atomic():
+        series = Series.objects.select_for_update().get(pk=series_id)
+        merged = intervals_merge([*(tuple(w) for w in series.confirmed), *windows])
+        series.confirmed = [list(w) for w in merged]
+        series.save(update_fields=["confirmed"])
 
 
 def reference_window(check: SeriesCheck, sessions, tf, ts, lo: int, hi: int):

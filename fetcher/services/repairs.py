@@ -13,14 +13,15 @@ import numpy as np
 from django.db import transaction
 
 from fetcher.domain.bars import BarBatch
+from fetcher.domain.checks import REFETCHED, inside
 from fetcher.domain.planning import intervals_merge
 from fetcher.domain.requests import FetchRequest, RequestInvalid, utc_today
 from fetcher.domain.time import DAY, from_epoch, zone_info
 from fetcher.domain.timeframes import BY_CODE, WhatToShow
-from fetcher.models import RequestedBy, Series
+from fetcher.models import RequestedBy, RunStatus, Series
 from fetcher.selectors import RunSummary, bars_read, coverage_windows, series_stats
 
-from .checks import SeriesCheck
+from .checks import SeriesCheck, series_check, series_confirm
 from .chunks import coverage_forget
 from .instruments import instrument_spec
 from .items import series_catalog_rebuild, series_store_finish
@@ -43,8 +44,10 @@ class RepairOutcome:
 class _Refetch:
     check: SeriesCheck
     handle: FetchHandle
+    windows: list[tuple[int, int]]  # fetched again (the reference session included)
     reference: tuple[int, int] | None
     snapshot: BarBatch | None
+    succeeded: bool = False
 
 
 def bars_repair(
@@ -73,6 +76,7 @@ def bars_repair(
     for refetch in refetches:
         check = refetch.check
         summary = wait(refetch.handle)
+        refetch.succeeded = summary.run.status == RunStatus.SUCCEEDED
         outcome.runs.append(refetch.handle.run_id)
         outcome.notes.append(
             f"{check.label}: run {refetch.handle.run_id} {summary.run.status}, "
@@ -124,7 +128,30 @@ def bars_repair(
             outcome.notes.append(
                 f"{check.label}: catalog rebuilt from the database (year {_years(years)})"
             )
+    for refetch in refetches:
+        if refetch.succeeded and refetch.check.label not in whole:
+            _confirm(refetch, catalog_root, outcome)
     return outcome
+
+
+def _confirm(refetch: _Refetch, catalog_root: Path, outcome: RepairOutcome) -> None:
+    """What the gateway answered the same when fetched again (a session it has no bars for, a
+    thin one, a spike it keeps) is what IBKR has: kept on the series, not a finding again."""
+    series = Series.objects.select_related("instrument").get(pk=refetch.check.series.pk)
+    again = series_check(series=series, catalog_root=catalog_root)
+    held = [
+        f
+        for f in again.findings
+        if f.kind in REFETCHED and f.refetch and all(inside(w, refetch.windows) for w in f.refetch)
+    ]
+    if not held:
+        return
+    series_confirm(series_id=series.pk, windows=[w for f in held for w in f.refetch])
+    for finding in held:
+        outcome.notes.append(
+            f"{refetch.check.label}: {finding.text}: asked again, the gateway answered the "
+            "same; kept, not reported again"
+        )
 
 
 def _years(years) -> str:
@@ -155,7 +182,7 @@ def _refetch(check: SeriesCheck, windows: list[tuple[int, int]]) -> _Refetch:
     with transaction.atomic():  # coverage forgotten only if the run is started
         coverage_forget(**_key(series), windows=asked)
         handle = fetch_submit(request=request, requested_by=RequestedBy.REPAIR)
-    return _Refetch(check, handle, reference, snapshot)
+    return _Refetch(check, handle, asked, reference, snapshot)
 
 
 def _refetch_whole(check: SeriesCheck) -> FetchHandle:

@@ -276,3 +276,47 @@ def test_the_usual_move_is_measured_inside_sessions(gateway, capsys):
     assert run("bars", "check") == 0
     [line] = out_lines(capsys)
     assert line.endswith("nothing wrong")
+
+
+def test_a_session_the_gateway_has_no_bars_for_is_confirmed_once_and_not_reported_again(
+    gateway, capsys
+):
+    """The fetcher's forex calendar has a session on Christmas Day; IDEALPRO (and the
+    simulator) has no bars then. The repair asks again, the gateway answers the same: kept."""
+    week = ["--instruments", "EUR.USD", "--timeframe", "1-HOUR", "--what-to-show", "MIDPOINT"]
+    assert run("fetch", *week, "--start", "2024-12-23", "--end", "2024-12-27") == 0
+    capsys.readouterr()
+    assert run("bars", "check") == 1
+    [finding, _] = out_lines(capsys)
+    assert finding.startswith("❌ EUR.USD 1-HOUR MIDPOINT RTH: 2024-12-25: 1 session with no bars")
+    assert run("bars", "check", "--repair") == 0
+    lines = out_lines(capsys)
+    assert any("asked again, the gateway answered the same; kept" in line for line in lines)
+    assert run("bars", "check") == 0
+    [line] = out_lines(capsys)
+    assert "(1 confirmed by the gateway before: not counted): nothing wrong" in line
+    # a session deleted later is a finding again: only the confirmed window is set aside
+    Bar.objects.filter(ts__gte=dt.datetime(2024, 12, 26, tzinfo=dt.UTC)).delete()
+    assert run("bars", "check") == 1
+
+
+def test_missing_volumes_are_not_findings(gateway, settings, capsys):
+    """Quote bars may carry no volume or WAP (NaN): not a broken bar, and equal in both stores."""
+    from fetcher.services.checks import catalog_series
+    from fetcher.services.items import series_catalog_rebuild
+
+    week = ["--instruments", "EUR.USD", "--what-to-show", "MIDPOINT", "--timeframe", "1-HOUR"]
+    assert run("fetch", *week, "--start", "2024-01-08", "--end", "2024-01-12") == 0
+    Bar.objects.update(volume=float("nan"), wap=float("nan"))
+    series = Series.objects.select_related("instrument").get()
+    series_catalog_rebuild(
+        catalog=catalog_series(series),
+        years=[2024],
+        catalog_root=settings.DATA_DIR / "catalog",
+        instrument_id=series.instrument_id,
+        timeframe=series.timeframe,
+        what_to_show=series.what_to_show,
+        rth=series.rth,
+    )
+    capsys.readouterr()
+    assert run("bars", "check") == 0, capsys.readouterr().out
