@@ -45,11 +45,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="series",
-            name="confirmed",
-            field=models.JSONField(blank=True, default=list),
-        ),
-        migrations.AddField(
-            model_name="series",
             name="checked_at",
             field=models.DateTimeField(blank=True, null=True),
         ),

@@ -39,6 +39,13 @@ class RepairOutcome:
     runs: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # one line each, what was done or not
 
+    def ran(self, check: SeriesCheck, summary: RunSummary) -> None:
+        run = summary.run
+        self.runs.append(run.pk)
+        self.notes.append(
+            f"{check.label}: run {run.pk} {run.status}, {run.bars_stored:,} bars fetched again"
+        )
+
 
 @dataclass
 class _Refetch:
@@ -77,11 +84,7 @@ def bars_repair(
         check = refetch.check
         summary = wait(refetch.handle)
         refetch.succeeded = summary.run.status == RunStatus.SUCCEEDED
-        outcome.runs.append(refetch.handle.run_id)
-        outcome.notes.append(
-            f"{check.label}: run {refetch.handle.run_id} {summary.run.status}, "
-            f"{summary.run.bars_stored:,} bars fetched again"
-        )
+        outcome.ran(check, summary)
         factor = _rescaled(refetch)
         if factor is None:
             continue
@@ -98,7 +101,7 @@ def bars_repair(
             f"split since they were stored?): the whole series fetched again, run {handle.run_id}"
         )
         summary = wait(handle)
-        outcome.runs.append(handle.run_id)
+        outcome.ran(check, summary)
         whole.add(check.label)
     for check in todo:
         years = {y for f in check.findings for y in f.rebuild}
