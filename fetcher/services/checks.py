@@ -18,9 +18,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from fetcher.domain.bars import BarBatch
 from fetcher.domain.checks import (
     Finding,
-    bars_per_slot,
     calendar_findings,
-    calendar_slots,
     findings_unconfirmed,
     ohlc_findings,
     spike_findings,
@@ -64,9 +62,6 @@ class SeriesCheck:
     catalog_bars: int = 0
     findings: list[Finding] = field(default_factory=list)
     skipped: str = ""
-    # a complete session of the series that no finding touches: a repair fetches it again
-    # too, to see whether the gateway's prices still match the stored ones (a split since?)
-    reference: tuple[int, int] | None = None
     # False: the exchange's calendar is not known here, its sessions were not checked
     calendar_known: bool = True
     confirmed: int = 0  # findings set aside: the gateway confirmed them before
@@ -257,7 +252,6 @@ def series_check(*, series: Series, catalog_root: Path) -> SeriesCheck:
         check.findings += calendar_findings(
             sessions=sessions, tf=tf, use_rth=series.rth, ts=ts, lo=lo, hi=hi, covered=covered
         )
-        check.reference = reference_window(check, sessions, tf, ts, lo, hi)
     counters = (series.bar_count, series.first_ts, series.last_ts)
     if counters != (count, first, last):
         check.findings.append(
@@ -280,18 +274,6 @@ def series_confirm(*, series_id: int, windows: list[tuple[int, int]]) -> None:
         merged = intervals_merge([*(tuple(w) for w in series.confirmed), *windows])
         series.confirmed = [list(w) for w in merged]
         series.save(update_fields=["confirmed"])
-
-
-def reference_window(check: SeriesCheck, sessions, tf, ts, lo: int, hi: int):
-    """The last complete session (week, month) no finding asks to fetch again."""
-    slots = calendar_slots(sessions, tf, check.series.rth, lo, hi)
-    counts = bars_per_slot(slots, ts, tf)
-    touched = intervals_merge([w for f in check.findings for w in f.refetch])
-    for i in range(len(counts) - 1, -1, -1):
-        a, b = int(slots.start[i]), int(slots.end[i])
-        if counts[i] >= slots.expected[i] and not any(x < b and a < y for x, y in touched):
-            return (a, b)
-    return None
 
 
 def date_epoch_year(year: int) -> int:

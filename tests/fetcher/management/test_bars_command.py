@@ -134,7 +134,8 @@ def test_a_spike_and_a_broken_bar_are_found_and_fetched_again(gateway, settings,
 
 def test_a_split_since_the_bars_were_stored_refetches_the_whole_series(gateway, settings, capsys):
     """The store holds prices from before a 2:1 split; the gateway now answers adjusted ones.
-    Fetching only the missing day would leave the series on two scales."""
+    Fetching only the missing day would leave the series on two scales: the repair's run finds
+    the history changed and swaps the series whole."""
     month = ["--instruments", "AAPL", "--start", "2024-02-01", "--end", "2024-02-29"]
     assert run("fetch", *month) == 0
     truth = stored("AAPL", "DAILY")
@@ -148,12 +149,14 @@ def test_a_split_since_the_bars_were_stored_refetches_the_whole_series(gateway, 
     assert run("bars", "check", "--repair") == 0
     lines = out_lines(capsys)
     assert any(
-        "the gateway's prices are now 0.5x the stored ones (a split since they were stored?): "
-        "the whole series fetched again" in x
+        x.startswith("🔧 AAPL DAILY TRADES RTH: AAPL: history changed ") and "series refetched" in x
         for x in lines
     ), lines
-    assert stored("AAPL", "DAILY") == truth
-    assert catalog_rows(settings.DATA_DIR / "catalog") == truth
+    # the series fetched again from its first bar up to now, every bar on the gateway's scale
+    after = stored("AAPL", "DAILY")
+    assert [bar for bar in after if bar[0] < dt.datetime(2024, 3, 1, tzinfo=dt.UTC)] == truth
+    assert catalog_rows(settings.DATA_DIR / "catalog") == after
+    assert lines[-1].endswith("nothing wrong")
 
 
 def test_a_series_only_in_the_catalog_is_found_and_removed(gateway, settings, capsys):
