@@ -311,6 +311,7 @@ class IncidentKind(models.TextChoices):
     GATEWAY_UNREACHABLE = "gateway_unreachable"  # the ibkr worker could not connect for a while
     LOGGED_OFF = "logged_off"  # the gateway is up but its IBKR session is logged off
     COMPETING_SESSION = "competing_session"  # 10197: another session uses the market data
+    STORE_CHECK = "store_check"  # a scheduled `bars check` found something wrong
 
 
 class Incident(models.Model):

@@ -11,14 +11,13 @@ import logging
 from celery import shared_task
 from celery.exceptions import Reject
 
-from .domain.timeframes import timeframe_parse
 from .exceptions import InvalidInput, RunHandedBack
 from .execution.executor import fetch_run_execute
 from .execution.progress import TaskProgress
 from .execution.worker import fetch_run_execute_on_worker
 from .queues import TaskName
 from .services.alerts import fetch_schedule_broken, scheduled_run_alert
-from .services.checks import bars_check
+from .services.checks import bars_check_scheduled
 from .services.recovery import fetch_runs_recover
 from .services.schedules import ScheduledFetch, fetch_schedule_fire
 from .storage.catalog import default_root
@@ -80,11 +79,10 @@ def fetch_schedule(self, **kwargs) -> str:
 @shared_task(name=TaskName.BARS_CHECK, acks_late=True, time_limit=CHECK_TASK_TIME_LIMIT_S)
 def bars_check_task(instruments: str = "", timeframe: str = "") -> str:
     """`manage.py bars check` run by beat: each series' result kept on its row (the admin shows
-    it), the findings in the worker's log. Safe to run twice: it only reads, and records."""
-    report = bars_check(
-        catalog_root=default_root(),
-        symbols=[s.strip() for s in instruments.split(",") if s.strip()] or None,
-        timeframe=timeframe_parse(timeframe) if timeframe else None,
+    it), findings in the worker's log and an incident for the admins. Safe to run twice: it
+    only reads, and records."""
+    report = bars_check_scheduled(
+        catalog_root=default_root(), instruments=instruments, timeframe=timeframe
     )
     for check in report.checks:
         for line in check.lines:

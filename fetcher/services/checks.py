@@ -28,9 +28,15 @@ from fetcher.domain.checks import (
 from fetcher.domain.planning import intervals_merge
 from fetcher.domain.sessions import session_table
 from fetcher.domain.time import DAY, date_epoch, epoch, from_epoch
-from fetcher.domain.timeframes import BY_CODE, TIMEFRAMES, TimeframeSpec, WhatToShow
+from fetcher.domain.timeframes import (
+    BY_CODE,
+    TIMEFRAMES,
+    TimeframeSpec,
+    WhatToShow,
+    timeframe_parse,
+)
 from fetcher.exceptions import InvalidInput
-from fetcher.models import Series
+from fetcher.models import IncidentKind, Series
 from fetcher.queues import TaskName
 from fetcher.selectors import (
     bars_read,
@@ -41,6 +47,7 @@ from fetcher.selectors import (
 )
 from fetcher.storage.catalog import CatalogSeries, catalog_series_keys, session_name
 
+from .alerts import incident_close, incident_open
 from .provenance import catalog_binding_check
 from .schedules import cron_fields
 
@@ -290,6 +297,37 @@ _KINDS = ("counters", "catalog", "gap", "thin", "outside", "ohlc", "spike")
 def _order(finding: Finding) -> tuple:
     first = min((w[0] for w in finding.refetch), default=0)
     return (_KINDS.index(finding.kind), first, finding.rebuild)
+
+
+def bars_check_scheduled(
+    *, catalog_root: Path, instruments: str = "", timeframe: str = ""
+) -> StoreCheck:
+    """The check beat runs (CHECK_SCHEDULE's arguments, as the admin may have edited them):
+    findings open an incident (the admins are mailed once), a clean store closes it."""
+    report = bars_check(
+        catalog_root=catalog_root,
+        symbols=[s.strip() for s in instruments.split(",") if s.strip()] or None,
+        timeframe=timeframe_parse(timeframe) if timeframe else None,
+    )
+    key = " ".join(["bars check", instruments, timeframe]).strip()
+    if not report.findings:
+        incident_close(
+            kind=IncidentKind.STORE_CHECK, key=key, message="bars check: nothing wrong any more"
+        )
+        return report
+    lines = [line for check in report.checks if check.findings for line in check.lines]
+    incident_open(
+        kind=IncidentKind.STORE_CHECK,
+        key=key,
+        message=(
+            f"bars check found {report.findings} finding(s) in "
+            f"{sum(bool(c.findings) for c in report.checks)} series:\n"
+            + "\n".join(lines[:REPORT_MAX_LINES])
+            + "\n\npython manage.py bars check --repair fetches again what is missing or "
+            "suspect and rebuilds the catalog from the database."
+        ),
+    )
+    return report
 
 
 def bars_check_schedule(

@@ -241,8 +241,13 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, args, message):
 
 
 def test_beat_runs_the_check_and_the_admin_shows_each_series_last_check(
-    gateway, capsys, admin_client
+    gateway, capsys, admin_client, settings, smtp
 ):
+    """The task beat sends keeps each series' result (the admin shows it) and tells the admins
+    of findings once (an incident, mailed), and that they are over once the store is clean."""
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
     assert (
         run("fetch", "--instruments", "AAPL", "--start", "2024-01-02", "--end", "2024-01-31") == 0
     )
@@ -262,12 +267,18 @@ def test_beat_runs_the_check_and_the_admin_shows_each_series_last_check(
     html = admin_client.get(reverse("admin:fetcher_instrument_changelist")).content.decode()
     assert "DAILY TRADES RTH: ✅ nothing wrong at " in html
     Bar.objects.filter(ts=dt.datetime(2024, 1, 16, tzinfo=dt.UTC)).delete()
-    bars_check_task.apply()
+    bars_check_task.apply(kwargs=json.loads(task.kwargs))
     aapl = Instrument.objects.get(symbol="AAPL")
     page = admin_client.get(reverse("admin:fetcher_instrument_change", args=[aapl.pk]))
     html = page.content.decode()
     assert "❌ 3 findings" in html
     assert "AAPL DAILY TRADES RTH: 2024-01-16: 1 session with no bars" in html
+    bars_check_task.apply(kwargs=json.loads(task.kwargs))  # still wrong: mailed once only
+    assert smtp.subjects() == ["[ibdata] Store Check: bars check AAPL"]
+    assert "2024-01-16: 1 session with no bars" in smtp.messages[0].get_content()
+    assert run("bars", "check", "--repair") == 0
+    bars_check_task.apply(kwargs=json.loads(task.kwargs))
+    assert smtp.subjects()[1:] == ["[ibdata] over: Store Check: bars check AAPL"]
     assert run("bars", "check", "--unschedule") == 0
     assert not PeriodicTask.objects.filter(name="bars check").exists()
 
