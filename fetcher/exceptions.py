@@ -113,3 +113,7 @@ class SourceMismatch(IbdataError):
 class HistoryChanged(IbdataError):
     """IBKR's history changed under the stored bars (a split) and the series could not be
     fetched again: no bar is added to it on the new scale beside its old ones."""
+
+
+class CatalogBound(IbdataError):
+    """The catalog belongs to another database: two stores never write into one catalog."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 
 from .domain.timeframes import TIMEFRAMES, WhatToShow
@@ -105,6 +107,14 @@ class Series(models.Model):
     first_ts = models.DateTimeField(null=True, blank=True)
     last_ts = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The last `manage.py bars check` of the series: when, how many findings, their lines.
+    checked_at = models.DateTimeField(null=True, blank=True)
+    check_findings = models.IntegerField(null=True, blank=True)
+    check_report = models.TextField(blank=True, default="")
+    # Windows ([start, end] epoch seconds) a repair fetched again and the gateway answered the
+    # same (an empty session, a thin one, a spike): what they hold is what IBKR has, and a check
+    # does not count them as findings again.
+    confirmed = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["instrument_id", "timeframe", "what_to_show", "rth"]
@@ -133,6 +143,7 @@ class RequestedBy(models.TextChoices):
     ADMIN = "admin"
     SCHEDULE = "schedule"
     BACKTEST = "backtest"  # the bars a backtest needed (backtest --data-source ibkr)
+    REPAIR = "repair"  # what `bars check --repair` found missing or suspect
 
 
 class FetchRun(models.Model):
@@ -251,13 +262,23 @@ class FetchChunk(models.Model):
     )
     attempts = models.IntegerField(default=0)
     bars_received = models.IntegerField(default=0)
+    # Its bars merged into the catalog (set when they are, whatever became of the run).
+    exported = models.BooleanField(default=False)
     last_error_code = models.IntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["run_id", "instrument_id", "window_start"]
-        indexes = [models.Index(fields=["run", "status"])]
+        indexes = [
+            models.Index(fields=["run", "status"]),
+            # stored and not in the catalog yet: a handful of rows at any time
+            models.Index(
+                fields=["instrument"],
+                name="chunk_export_pending",
+                condition=models.Q(status="done", exported=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.instrument} {self.window_start:%Y-%m-%d %H:%M}..{self.window_end:%Y-%m-%d %H:%M}"
@@ -295,6 +316,7 @@ class IncidentKind(models.TextChoices):
     GATEWAY_UNREACHABLE = "gateway_unreachable"  # the ibkr worker could not connect for a while
     LOGGED_OFF = "logged_off"  # the gateway is up but its IBKR session is logged off
     COMPETING_SESSION = "competing_session"  # 10197: another session uses the market data
+    STORE_CHECK = "store_check"  # a scheduled `bars check` found something wrong
 
 
 class Incident(models.Model):
@@ -326,3 +348,18 @@ class Incident(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.key}"
+
+
+class StoreIdentity(models.Model):
+    """This database's identity, made once on first use: a catalog records it and then belongs
+    to this database only (two stores never write into one catalog)."""
+
+    id = models.SmallIntegerField(primary_key=True, default=1)
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "store identity"
+
+    def __str__(self) -> str:
+        return str(self.uuid)

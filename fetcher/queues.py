@@ -20,6 +20,7 @@ class TaskName(StrEnum):
     FETCH_RUN = "fetcher.fetch_run"
     FETCH_RUNS_RECOVER = "fetcher.fetch_runs_recover"
     FETCH_SCHEDULE = "fetcher.fetch_schedule"  # sent by beat: starts a schedule's fetch run
+    BARS_CHECK = "fetcher.bars_check"  # `bars check`, sent by beat when scheduled
     BACKTEST_SWEEP_CHUNK = "backtests.sweep_chunk"
 
 
@@ -28,6 +29,7 @@ TASK_QUEUES: dict[str, Queue] = {
     TaskName.FETCH_RUN: Queue.IBKR,
     TaskName.FETCH_RUNS_RECOVER: Queue.DEFAULT,
     TaskName.FETCH_SCHEDULE: Queue.DEFAULT,
+    TaskName.BARS_CHECK: Queue.DEFAULT,
     TaskName.BACKTEST_SWEEP_CHUNK: Queue.BACKTESTS,
 }
 TASK_ROUTES = {name: {"queue": queue.value} for name, queue in TASK_QUEUES.items()} | {

@@ -38,6 +38,8 @@ from .timings import EMPTY_RETRY_S, EMPTY_RETRY_TRIES
 
 FINISHED_RUN = (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.CANCELLED)
 FINISHED_ITEM = (ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED)
+# Requests that stored nothing: what "Retry failed chunks" fetches again.
+UNFINISHED_CHUNK = (ChunkStatus.FAILED, ChunkStatus.PENDING, ChunkStatus.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -378,6 +380,36 @@ def _settled() -> models.Q:
     )
 
 
+def chunks_export_pending(
+    *, instrument_id: int, timeframe: int, what_to_show: int, rth: bool
+) -> list[tuple[int, dt.datetime, dt.datetime]]:
+    """(id, window start, window end) of a series' stored requests whose bars are not in the
+    catalog yet, whichever run stored them (an index of the few such rows)."""
+    return list(
+        FetchChunk.objects.filter(
+            instrument_id=instrument_id,
+            status=ChunkStatus.DONE,
+            exported=False,
+            run__timeframe=timeframe,
+            run__what_to_show=what_to_show,
+            run__use_rth=rth,
+        )
+        .order_by("window_start")
+        .values_list("pk", "window_start", "window_end")
+    )
+
+
+def fetch_run_items_export_pending(*, run_id: int) -> list[int]:
+    """The items of a run that stored bars not yet in the catalog."""
+    return sorted(
+        set(
+            FetchChunk.objects.filter(
+                run_id=run_id, status=ChunkStatus.DONE, exported=False
+            ).values_list("item_id", flat=True)
+        )
+    )
+
+
 def store_source(*, exclude: str = "") -> tuple[str, str] | None:
     """(source, account) of stored bars of a gateway kind other than `exclude`, if any."""
     return Series.objects.exclude(source=exclude).values_list("source", "account").first()
@@ -415,7 +447,17 @@ def bars_read(
         "instrument_id = %s AND timeframe = %s AND what_to_show = %s AND rth = %s "
         "AND ts >= %s AND ts < %s"
     )
-    params = [instrument_id, timeframe, what_to_show, rth, from_epoch(start), from_epoch(end)]
+    # Bound as the database stores the column (SQLite: UTC text without an offset, compared as
+    # text), so [start, end) means the same on every database.
+    adapt = connection.ops.adapt_datetimefield_value
+    params = [
+        instrument_id,
+        timeframe,
+        what_to_show,
+        rth,
+        adapt(from_epoch(start)),
+        adapt(from_epoch(end)),
+    ]
     if connection.vendor == "postgresql":
         return bars_select(connection, where=where, params=params, first=first, last=last)
     epoch_sql = "CAST(strftime('%%s', ts) AS INTEGER)" if connection.vendor == "sqlite" else "ts"
@@ -448,11 +490,9 @@ def bars_read(
 
 
 def fetch_run_chunks_unfinished(*, run_id: int) -> list[FetchChunk]:
-    """The requests of a run that stored nothing: failed, or never answered (still pending)."""
+    """The requests of a run that stored nothing: failed, cancelled, or never answered."""
     return list(
-        FetchChunk.objects.filter(
-            run_id=run_id, status__in=(ChunkStatus.FAILED, ChunkStatus.PENDING)
-        )
+        FetchChunk.objects.filter(run_id=run_id, status__in=UNFINISHED_CHUNK)
         .select_related("instrument")
         .order_by("instrument_id", "window_start")
     )
@@ -475,6 +515,45 @@ def series_keys(*, instrument_ids: list[int]) -> list[tuple[int, int, int, bool]
         Series.objects.filter(instrument_id__in=instrument_ids, bar_count__gt=0)
         .order_by("instrument_id", "timeframe", "what_to_show", "rth")
         .values_list("instrument_id", "timeframe", "what_to_show", "rth")
+    )
+
+
+def series_listed(
+    *, symbols: list[str] | None = None, timeframe: int | None = None
+) -> list[Series]:
+    """Every stored series (with its instrument), or those of these symbols (a stored
+    instrument's symbol or local symbol, any case) and this timeframe."""
+    series = Series.objects.select_related("instrument")
+    if symbols:
+        match = models.Q()
+        for symbol in symbols:
+            match |= models.Q(instrument__symbol__iexact=symbol)
+            match |= models.Q(instrument__local_symbol__iexact=symbol)
+        series = series.filter(match)
+    if timeframe is not None:
+        series = series.filter(timeframe=timeframe)
+    return list(
+        series.order_by("instrument__symbol", "instrument_id", "timeframe", "what_to_show", "rth")
+    )
+
+
+def series_run_going(
+    *, instrument: Instrument, timeframe: int, what_to_show: int, rth: bool
+) -> int | None:
+    """A pending or running run that fetches (or may fetch, not planned yet) into this series:
+    its id, else None."""
+    return (
+        FetchRunItem.objects.filter(
+            models.Q(instrument_id=instrument.pk)
+            | models.Q(instrument__isnull=True, symbol=instrument.symbol),
+            run__status__in=(RunStatus.PENDING, RunStatus.RUNNING),
+            run__timeframe=timeframe,
+            run__what_to_show=what_to_show,
+            run__use_rth=rth,
+        )
+        .order_by("run_id")
+        .values_list("run_id", flat=True)
+        .first()
     )
 
 

@@ -6,6 +6,8 @@ CELERY_TASK_ROUTES): Celery deprecates the per-task `queue` attribute for task_r
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from celery.exceptions import Reject
 
@@ -15,9 +17,18 @@ from .execution.progress import TaskProgress
 from .execution.worker import fetch_run_execute_on_worker
 from .queues import TaskName
 from .services.alerts import fetch_schedule_broken, scheduled_run_alert
+from .services.checks import bars_check_scheduled
 from .services.recovery import fetch_runs_recover
 from .services.schedules import ScheduledFetch, fetch_schedule_fire
-from .timings import FETCH_TASK_SOFT_TIME_LIMIT_S, FETCH_TASK_TIME_LIMIT_S, STALE_AFTER_S
+from .storage.catalog import default_root
+from .timings import (
+    CHECK_TASK_TIME_LIMIT_S,
+    FETCH_TASK_SOFT_TIME_LIMIT_S,
+    FETCH_TASK_TIME_LIMIT_S,
+    STALE_AFTER_S,
+)
+
+log = logging.getLogger("ibdata.check")
 
 
 @shared_task(
@@ -63,3 +74,17 @@ def fetch_schedule(self, **kwargs) -> str:
     return (
         f"started run {handle.run_id}" if handle else "not started: the previous run is still going"
     )
+
+
+@shared_task(name=TaskName.BARS_CHECK, acks_late=True, time_limit=CHECK_TASK_TIME_LIMIT_S)
+def bars_check_task(instruments: str = "", timeframe: str = "") -> str:
+    """`manage.py bars check` run by beat: each series' result kept on its row (the admin shows
+    it), findings in the worker's log and an incident for the admins. Safe to run twice: it
+    only reads, and records."""
+    report = bars_check_scheduled(
+        catalog_root=default_root(), instruments=instruments, timeframe=timeframe
+    )
+    for check in report.checks:
+        for line in check.lines:
+            log.warning("bars check: %s", line)
+    return f"{len(report.checks)} series, {report.bars:,} bars: {report.findings} findings"

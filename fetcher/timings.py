@@ -44,3 +44,7 @@ RESET_GRACE_S = 300.0
 # counts as covered (a halted or thin day, not a passing glitch of the gateway).
 EMPTY_RETRY_TRIES = 3
 EMPTY_RETRY_S = 2 * 86_400.0
+
+# A scheduled `bars check` of the whole store (a year of minutes for three instruments takes
+# seconds; this bounds a very large store).
+CHECK_TASK_TIME_LIMIT_S = 6 * 3600

@@ -48,6 +48,13 @@ def series_key(series: Series) -> str:
     return f"{series.timeframe}-{series.what_to_show}-{int(series.rth)}"
 
 
+def check_result(series: Series) -> tuple[str, str]:
+    """('✅ nothing wrong' or '❌ 3 findings', 'at 2026-12-06 02:00 UTC') of a series' last check."""
+    n = series.check_findings or 0
+    result = "✅ nothing wrong" if not n else f"❌ {n} finding{'s' if n > 1 else ''}"
+    return result, f"at {series.checked_at:%Y-%m-%d %H:%M} UTC"
+
+
 def series_label(series: Series) -> str:
     session = "RTH" if series.rth else "all hours"
     return f"{BY_CODE[series.timeframe].name} {WhatToShow(series.what_to_show).name} {session}"
@@ -65,6 +72,7 @@ class InstrumentAdmin(FetchActionsMixin, admin.ModelAdmin):
         "first_bar",
         "last_bar",
         "last_fetch",
+        "last_check",
         "active",
     )
     list_filter = (
@@ -133,6 +141,18 @@ class InstrumentAdmin(FetchActionsMixin, admin.ModelAdmin):
             return "-"
         return format_html(
             "{} ({})", instrument.last_fetch_status, run_link(instrument.last_fetch_run)
+        )
+
+    @admin.display(description="last check")
+    def last_check(self, instrument: Instrument) -> str:
+        """Each series' last `bars check`: all well, or how many findings, and when."""
+        checked = [s for s in instrument.series.all() if s.checked_at is not None]
+        if not checked:
+            return "-"
+        return format_html_join(
+            mark_safe("<br>"),
+            '<span class="series-check">{}: {} {}</span>',
+            ((series_label(s), *check_result(s)) for s in checked),
         )
 
     # --- actions -----------------------------------------------------------------------
@@ -229,8 +249,17 @@ class InstrumentAdmin(FetchActionsMixin, admin.ModelAdmin):
     def chart_context(self, request, instrument: Instrument) -> dict:
         """The chart of one stored series: the one asked for in the query string (series,
         start, end, bars), the DAILY one, or the first; the last bars of the range only."""
-        all_series = [s for s in instrument_series(instrument_id=instrument.pk) if s.bar_count]
-        context = {"chart_series": all_series, "chart_id": CHART_ID}
+        stored = instrument_series(instrument_id=instrument.pk)
+        all_series = [s for s in stored if s.bar_count]
+        context = {
+            "chart_series": all_series,
+            "chart_id": CHART_ID,
+            "series_checks": [
+                (series_label(s), *check_result(s), s.check_report)
+                for s in stored
+                if s.checked_at is not None
+            ],
+        }
         if not all_series:
             return context
         by_key = {series_key(s): s for s in all_series}

@@ -10,9 +10,10 @@ from django.utils.html import format_html
 
 from fetcher.domain.timeframes import BY_CODE
 from fetcher.exceptions import InvalidInput
-from fetcher.models import ChunkStatus, FetchChunk, FetchRun, RequestedBy, RunStatus
+from fetcher.models import FetchChunk, FetchRun, RequestedBy, RunStatus
 from fetcher.selectors import (
     FINISHED_RUN,
+    UNFINISHED_CHUNK,
     fetch_run_chunk_counts,
     fetch_run_chunk_errors,
     fetch_run_summary,
@@ -127,8 +128,7 @@ class FetchRunAdmin(FetchActionsMixin, ReadOnlyAdmin):
             extra.update(
                 items=fetch_run_summary(run_id=run.pk).items,
                 chunk_counts=sorted(counts.items()),
-                retryable=not going
-                and bool(counts.get(ChunkStatus.FAILED) or counts.get(ChunkStatus.PENDING)),
+                retryable=not going and any(counts.get(s) for s in UNFINISHED_CHUNK),
                 chunk_errors=fetch_run_chunk_errors(run_id=run.pk, limit=CHUNK_ERRORS_SHOWN),
                 chunks_url=reverse("admin:fetcher_fetchchunk_changelist")
                 + f"?run__id__exact={run.pk}",

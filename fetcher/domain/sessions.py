@@ -30,6 +30,18 @@ class SessionTable:
     eth_open: np.ndarray
     eth_close: np.ndarray
     zone: str
+    kind: str = ""  # XNYS, XNYS-RTH, CMES, FX or WEEKDAYS
+
+    @property
+    def holidays_known(self) -> bool:
+        """Whether its sessions are the exchange's (WEEKDAYS: every weekday, whole days)."""
+        return self.kind != "WEEKDAYS"
+
+    @property
+    def regular_hours_known(self) -> bool:
+        """Whether rth_open/rth_close are the regular hours (a CME session is one block, a
+        superset of them)."""
+        return self.kind not in ("CMES", "WEEKDAYS")
 
     def between(
         self, start: int, end: int, use_rth: bool
@@ -102,6 +114,7 @@ def _table(kind: str, zone: str) -> SessionTable:
         eth_open=eth_open,
         eth_close=eth_close,
         zone=zone,
+        kind=kind,
     )
 
 

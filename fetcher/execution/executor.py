@@ -194,8 +194,8 @@ class RunExecutor:
             await db(items.item_fail)(item_id=item.pk, message=refused.message, code=refused.code)
             self._emit(event="failed", instrument=item.spec)
             return
-        # the series counted, and one catalog merge per partition for the whole item, read back
-        # from the database, on a thread of its own so other items' bars keep being stored
+        # the series counted, and one catalog merge per partition for what the item stored, read
+        # back from the database, on a thread of its own so other items' bars keep being stored
         await sync_to_async(_item_store_finish, thread_sensitive=False)(
             item_id=item.pk, catalog_root=self.catalog_root
         )
@@ -502,13 +502,28 @@ def fetch_run_execute(*, run_id: int, progress=None) -> FetchRun:
 def fetch_run_settle(*, run_id: int, run) -> FetchRun:
     """Call `run()` (which executes the run) and make sure the run ends: whatever it raises
     ends it as failed with a one-line error stored on it (a project error's own line; for
-    anything else its type and first line, the traceback going to the log)."""
+    anything else its type and first line, the traceback going to the log). Either way, what
+    it stored is in the catalog when this returns (a cancelled or failed run's too)."""
     try:
-        return run()
+        done = run()
     except IbdataError as exc:
         error = str(exc)
     except Exception as exc:
         log.exception("fetch run %s failed unexpectedly", run_id)
         error = f"unexpected error: {one_line(exc)}"
+    else:
+        _run_store_finish(run_id)
+        return done
     database_patient(fetch_runs.fetch_run_fail)(run_id=run_id, error=error)
+    _run_store_finish(run_id)
     return database_patient(selectors.fetch_run_get)(run_id=run_id)
+
+
+def _run_store_finish(run_id: int) -> None:
+    """Export what the run stored and no item finished (cancelled, failed, cut short). A
+    failure here leaves those requests marked not exported: the next fetch of the series, or
+    `manage.py bars check --repair`, exports them."""
+    try:
+        database_patient(items.fetch_run_store_finish)(run_id=run_id, catalog_root=default_root())
+    except Exception:
+        log.exception("fetch run %s: exporting what it stored to the catalog failed", run_id)

@@ -1,5 +1,5 @@
 """A run's chunks (one per planned request): answers stored (bars, coverage, suspect empty
-windows), attempts that failed."""
+windows), attempts that failed; coverage forgotten where a repair fetches again."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from fetcher.domain.bars import BarBatch
+from fetcher.domain.planning import intervals_merge, intervals_subtract
 from fetcher.domain.sessions import session_table
 from fetcher.domain.time import epoch, from_epoch
 from fetcher.domain.timeframes import BY_CODE
@@ -154,3 +155,49 @@ def chunk_fail(*, chunk_id: int, code: int | None, message: str, final: bool) ->
             last_error=message[:ERROR_MAX_CHARS],
         )
         fetch_run_progress_add(run_id=chunk.run_id, requests=1, errors=1)
+
+
+def coverage_forget(
+    *,
+    instrument_id: int,
+    timeframe: int,
+    what_to_show: int,
+    rth: bool,
+    windows: list[tuple[int, int]],
+) -> int:
+    """Stop counting these windows (epoch seconds) of a series as stored, so a fetch asks for
+    them again: coverage rows overlapping them are cut (what lies outside them stays covered).
+    Returns the rows cut."""
+    windows = intervals_merge(windows)
+    if not windows:
+        return 0
+    key = {
+        "instrument_id": instrument_id,
+        "timeframe": timeframe,
+        "what_to_show": what_to_show,
+        "rth": rth,
+    }
+    with transaction.atomic():
+        overlapping = [
+            row
+            for row in Coverage.objects.select_for_update()
+            .filter(**key, start__lt=from_epoch(windows[-1][1]), end__gt=from_epoch(windows[0][0]))
+            .order_by("start")
+            if any(a < epoch(row.end) and epoch(row.start) < b for a, b in windows)
+        ]
+        if not overlapping:
+            return 0
+        Coverage.objects.filter(pk__in=[row.pk for row in overlapping]).delete()
+        Coverage.objects.bulk_create(
+            Coverage(
+                **key,
+                start=from_epoch(a),
+                end=from_epoch(b),
+                source=row.source,
+                empty_since=row.empty_since,  # what is left of a suspect window stays one
+                empty_tries=row.empty_tries,
+            )
+            for row in overlapping
+            for a, b in intervals_subtract(epoch(row.start), epoch(row.end), windows)
+        )
+    return len(overlapping)

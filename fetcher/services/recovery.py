@@ -1,5 +1,6 @@
 """Runs whose worker died (their heartbeat went stale): resumed (queued again), or failed after
-too many deaths. A run whose executor still beats is never touched, whoever looks."""
+too many deaths (what they stored exported to the catalog). A run whose executor still beats is
+never touched, whoever looks."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from django.utils import timezone
 
 from fetcher.models import FetchRun, RunStatus
 from fetcher.selectors import fetch_runs_orphaned
+from fetcher.storage.catalog import default_root
 from fetcher.timings import MAX_RECOVERIES
 
 from .alerts import scheduled_run_alert
 from .fetch_runs import fetch_run_enqueue
+from .items import fetch_run_store_finish
 
 
 def fetch_run_recover(
@@ -35,6 +38,10 @@ def fetch_run_recover(
             run.error = f"the worker running it died {run.recoveries + 1} times; giving up"
             run.save()
             transaction.on_commit(lambda: scheduled_run_alert(run_id=run_id))
+            # what it stored goes to the catalog all the same
+            transaction.on_commit(
+                lambda: fetch_run_store_finish(run_id=run_id, catalog_root=default_root())
+            )
             return False
         run.recoveries += 1
         run.heartbeat_at = timezone.now()

@@ -129,8 +129,8 @@ def fetch_updates_submit(
 
 def fetch_retry_submit(*, run_id: int, requested_by: str = RequestedBy.ADMIN) -> list[FetchHandle]:
     """Fetch again what a finished run failed to store, as new runs (the first run's record
-    stays as it ended). A new run covers, per instrument, the dates of its failed (or never
-    answered) requests; planning subtracts what is stored, so it asks only for the missing
+    stays as it ended). A new run covers, per instrument, the dates of its failed, cancelled
+    (or never answered) requests; planning subtracts what is stored, so it asks only for the missing
     windows. Instruments whose dates match share one run."""
     run = fetch_run_get(run_id=run_id)
     if run is None:

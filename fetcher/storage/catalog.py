@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import numpy as np
 import pyarrow as pa
@@ -109,6 +109,41 @@ class CatalogSeries:
     ) -> BarBatch:
         return catalog_read(root=root, **self._identity(), start=start, end=end)
 
+    def directory(self, root: Path | None = None) -> Path:
+        return _series_dir(_root(root), **self._identity())
+
+    def years(self, *, root: Path | None = None) -> list[int]:
+        """The UTC years this series has a partition file for."""
+        base = self.directory(root)
+        if not base.is_dir():
+            return []
+        return sorted(
+            int(part.parent.name.removeprefix("year="))
+            for part in base.glob(f"year=*/{FILE_NAME}")
+            if part.parent.name.removeprefix("year=").lstrip("-").isdigit()
+        )
+
+    def year_read(self, year: int, *, root: Path | None = None) -> BarBatch | None:
+        """One partition file's rows exactly as stored (not sorted, repeats kept), None when
+        there is no file: what a check compares with the database."""
+        final = self.directory(root) / f"year={year}" / FILE_NAME
+        if not final.exists():
+            return None
+        return _table_columns(pq.read_table(final))
+
+    def year_replace(self, year: int, batch: BarBatch, *, root: Path | None = None) -> None:
+        """Make one partition hold exactly `batch` (its bars of that UTC year), atomically;
+        no bars removes the file. A rebuild from the database."""
+        inside = batch.slice(_years(batch.ts) == year) if len(batch) else batch
+        directory = self.directory(root) / f"year={year}"
+        if not len(inside):
+            if directory.is_dir():
+                with _partition_lock(directory):
+                    (directory / FILE_NAME).unlink(missing_ok=True)
+                _fsync_dir(directory)
+            return
+        _partition_write(directory, BarBatch.concat([inside]), replace=True)
+
     def _identity(self) -> dict:
         return {
             "symbol": self.symbol,
@@ -121,19 +156,39 @@ class CatalogSeries:
 
 
 def catalog_source(root: Path | None = None) -> dict | None:
-    """What the catalog recorded of the gateway kind that wrote it ({"source", "account"}),
-    None when it has recorded nothing yet."""
+    """What the catalog recorded of who writes it: the gateway kind ({"source", "account"}) and
+    the database it belongs to ("database": {"id", "label"}; absent in catalogs written before
+    it was recorded); None when it has recorded nothing yet."""
     marker = _root(root) / SOURCE_FILE
     return json.loads(marker.read_text()) if marker.exists() else None
 
 
-def catalog_source_record(*, root: Path | None = None, source: str, account: str) -> None:
-    """Record (atomically) which gateway kind writes the catalog's bars."""
+def catalog_source_record(
+    *, root: Path | None = None, source: str, account: str, database: dict | None = None
+) -> None:
+    """Record (atomically) which gateway kind writes the catalog's bars, and from which
+    database ({"id", "label"})."""
     marker = _root(root) / SOURCE_FILE
     marker.parent.mkdir(parents=True, exist_ok=True)
     temp = marker.with_name(f"{SOURCE_FILE}.{os.getpid()}.tmp")
-    temp.write_text(json.dumps({"source": source, "account": account}))
+    record = {"source": source, "account": account}
+    if database is not None:
+        record["database"] = database
+    temp.write_text(json.dumps(record))
     os.replace(temp, marker)
+
+
+def catalog_series_keys(root: Path | None = None) -> list[tuple[str, str, str, str, str, str]]:
+    """(what_to_show, timeframe, session, symbol, exchange, currency) of every series folder
+    holding at least one partition file, names decoded."""
+    base = _root(root)
+    keys = set()
+    for part in base.glob(
+        f"what_to_show=*/timeframe=*/session=*/symbol=*/exchange=*/currency=*/year=*/{FILE_NAME}"
+    ):
+        folders = part.relative_to(base).parts[:6]
+        keys.add(tuple(unquote(folder.split("=", 1)[1]) for folder in folders))
+    return sorted(keys)
 
 
 def default_root() -> Path:
@@ -356,6 +411,12 @@ def _partition_lock(directory: Path) -> Iterator[None]:
 
 def _partition_merge(directory: Path, batch: BarBatch) -> None:
     """Merge one partition's bars into its file, atomically, holding only this partition."""
+    _partition_write(directory, batch, replace=False)
+
+
+def _partition_write(directory: Path, batch: BarBatch, *, replace: bool) -> None:
+    """Write one partition's file atomically, holding only this partition: `batch` merged into
+    what the file holds (its bars win), or (`replace`) instead of it."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / FILE_NAME
     with _partition_lock(directory):
@@ -363,7 +424,7 @@ def _partition_merge(directory: Path, batch: BarBatch) -> None:
         # left here belongs to a writer that died.
         for stale in directory.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
             stale.unlink(missing_ok=True)
-        if final.exists():
+        if final.exists() and not replace:
             batch = BarBatch.concat([_table_to_batch(pq.read_table(final)), batch])
         temp = directory / f"{TEMP_PREFIX}{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
         try:
@@ -407,8 +468,23 @@ def _batch_to_table(batch: BarBatch) -> pa.Table:
 
 def _table_to_batch(table: pa.Table) -> BarBatch:
     """Any table with the bar columns (ts as a timestamp of any unit) -> BarBatch."""
+    return BarBatch.from_columns(**_columns(table))
+
+
+def _table_columns(table: pa.Table) -> BarBatch:
+    """The table's bars in its own order, repeats kept."""
+    columns = _columns(table)
+    return BarBatch(
+        **{
+            name: np.asarray(values, dtype=np.int64 if name in ("ts", "bar_count") else np.float64)
+            for name, values in columns.items()
+        }
+    )
+
+
+def _columns(table: pa.Table) -> dict[str, np.ndarray]:
     ts = pc.cast(table.column("ts"), TS_TYPE).cast(pa.int64())
     columns = {"ts": ts.to_numpy()}
     for name in COLUMNS[1:]:
         columns[name] = table.column(name).to_numpy()
-    return BarBatch.from_columns(**columns)
+    return columns

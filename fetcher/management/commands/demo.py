@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -12,7 +13,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from fetcher.cli import console, display_path
+from fetcher.exceptions import CatalogBound
 from fetcher.execution.preflight import redacted_database_url
+from fetcher.services.provenance import catalog_binding_check
 from fetcher.storage.catalog import default_root
 
 DEMO_FETCH = [
@@ -83,6 +86,15 @@ class Command(BaseCommand):
         out.rule("ibdata demo: the built-in IB Gateway simulator, SQLite, in-process tasks")
         out.print(f"Database: {redacted_database_url()} (the demo's own store)")
         call_command("migrate", verbosity=0, interactive=False)
+        try:
+            catalog_binding_check(catalog_root=default_root())
+        except CatalogBound:  # the demo's database was deleted, its catalog not: start anew
+            aside = default_root().with_name(f"catalog.old-{int(time.time())}")
+            default_root().rename(aside)
+            out.print(
+                f"The demo's catalog belonged to an earlier demo database: moved to "
+                f"{display_path(aside)}, a new one starts"
+            )
         picture = demo_dir() / "backtest.png"
         _step("connect_ibkr", [])
         _step("fetch", DEMO_FETCH)

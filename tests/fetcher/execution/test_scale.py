@@ -1,7 +1,8 @@
 """At the scale users run: a year of 1-minute bars for three instruments (750 requests, about
 290,000 bars) through `manage.py fetch` and a real ibkr worker, Redis pacer, PostgreSQL and
 the simulator in a process of its own; every bar equals the simulator's ground truth, also
-through a daily restart, a farm outage and the nightly reset's false 200s."""
+through a daily restart, a farm outage and the nightly reset's false 200s. Then `bars check`
+on that store, and a damage repaired by `bars check --repair`."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from tests.support import (
     ROOT,
     free_port,
     link,
+    manage,
     rows,
     wait_until,
     worker_database_url,
@@ -86,9 +88,10 @@ def truth(symbol: str):
     )
 
 
-def fetch_a_year(port: int, workers, tmp_path) -> FetchRun:
+def fetch_a_year(port: int, workers, tmp_path) -> tuple[FetchRun, dict]:
     """A year of 1-minute bars of SYMBOLS, as a user asks for it: `manage.py fetch` through a
-    real ibkr worker (Redis, PostgreSQL) on the simulator at `port`; the run once it has ended."""
+    real ibkr worker (Redis, PostgreSQL) on the simulator at `port`; the run once it has ended,
+    and the environment of the project's commands on that store."""
 
     class Sim:  # what the workers fixture needs to know of the gateway
         pass
@@ -113,11 +116,12 @@ def fetch_a_year(port: int, workers, tmp_path) -> FetchRun:
         timeout=900,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return FetchRun.objects.get()
+    return FetchRun.objects.get(), env
 
 
-def assert_every_bar_once(run: FetchRun, tmp_path) -> None:
-    """Each series equals the simulator's ground truth, bar for bar; the catalog holds them."""
+def assert_every_bar_once(run: FetchRun, tmp_path) -> int:
+    """Each series equals the simulator's ground truth, bar for bar; the catalog holds them.
+    Returns how many bars that is."""
     total = 0
     for symbol in SYMBOLS:
         want = truth(symbol)
@@ -137,16 +141,56 @@ def assert_every_bar_once(run: FetchRun, tmp_path) -> None:
     assert run.bars_stored == total > 250_000
     catalog = catalog_dataset(tmp_path / "data" / "catalog").to_table()
     assert catalog.num_rows == total
+    return total
 
 
 def test_a_year_of_minutes_for_three_instruments_through_the_worker(
     sim_process, workers, tmp_path, admin_client
 ):
-    run = fetch_a_year(sim_process, workers, tmp_path)
+    run, env = fetch_a_year(sim_process, workers, tmp_path)
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.requests_made == len(SYMBOLS) * 250  # one request per session, none twice
-    assert_every_bar_once(run, tmp_path)
+    total = assert_every_bar_once(run, tmp_path)
     admin_at_scale(admin_client, run)
+    check_at_scale(env, tmp_path / "data" / "catalog", total)
+
+
+def check_at_scale(env: dict, catalog, total: int) -> None:
+    """`bars check` on these 290,880 bars finds nothing; then a session of AAPL deleted from the
+    database and MSFT's catalog file removed: found, and `--repair` (through the ibkr worker)
+    puts both back, every bar equal to the ground truth."""
+    check = manage(env, "bars", "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.strip().endswith("nothing wrong")
+    assert f"3 series checked: {total:,} bars in the database, {total:,} in the catalog" in (
+        check.stdout
+    )
+
+    aapl = Bar.objects.filter(instrument__symbol="AAPL")
+    day = dt.datetime(2025, 6, 10, tzinfo=dt.UTC)
+    assert aapl.filter(ts__gte=day, ts__lt=day + dt.timedelta(days=1)).delete()[0] == 390
+    [msft] = catalog.glob("**/symbol=MSFT/**/year=2025/part-0.parquet")
+    msft.unlink()
+    check = manage(env, "bars", "check")
+    assert check.returncode == 1
+    lines = check.stdout.strip().splitlines()
+    assert "❌ AAPL 1-MINUTE TRADES RTH: 2025-06-10: 1 session with no bars (fetched before: " in (
+        check.stdout
+    )
+    assert (
+        "❌ MSFT 1-MINUTE TRADES RTH: catalog year=2025: no file; the database has" in check.stdout
+    )
+    assert "4 findings in 2 series" in lines[-1]  # and AAPL's catalog and Series counters
+
+    repair = manage(env, "bars", "check", "--repair", timeout=600)
+    assert repair.returncode == 0, repair.stdout[-3000:] + repair.stderr
+    for symbol in SYMBOLS:
+        want = truth(symbol)
+        stored = Bar.objects.filter(instrument__symbol=symbol).order_by("ts")
+        times = [int(ts.timestamp()) for ts in stored.values_list("ts", flat=True)]
+        np.testing.assert_array_equal(times, want.time)
+    table = catalog_dataset(catalog).to_table(columns=["ts", "close", "symbol"])
+    assert table.num_rows == total
 
 
 def test_a_year_of_minutes_through_a_daily_restart_a_farm_outage_and_false_200s(
@@ -162,9 +206,11 @@ def test_a_year_of_minutes_through_a_daily_restart_a_farm_outage_and_false_200s(
         "--spurious-200-after-requests", "550", "--spurious-200-s", "2",
         "--stats-file", str(stats),
     )  # fmt: skip
-    run = fetch_a_year(port, workers, tmp_path)
+    run, env = fetch_a_year(port, workers, tmp_path)
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert_every_bar_once(run, tmp_path)
+    check = manage(env, "bars", "check")  # the store checks itself: nothing wrong either
+    assert check.returncode == 0 and check.stdout.strip().endswith("nothing wrong"), check.stdout
     counts = json.loads(stats.read_text())  # written every second: long after the faults
     assert counts["restarts"] == 1 and counts["connections"] >= 2
     assert counts["farm_outages"] == 1 and counts["errors"]["2106"] >= 2  # at connect, and back

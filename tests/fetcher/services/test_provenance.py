@@ -15,7 +15,7 @@ from django.core.management import call_command
 
 from fetcher.models import Bar, Coverage, FetchRun, GatewayKind, RunStatus, Series
 from fetcher.storage.catalog import SOURCE_FILE
-from tests.support import ROOT
+from tests.support import ROOT, manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -154,3 +154,32 @@ def test_the_demo_keeps_its_own_store(tmp_path):
     # It ends with a backtest on the demo's bars, and its picture.
     assert "Backtest Results" in result.stdout and "Portfolio" in result.stdout
     assert (demo / "backtest.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_catalog_belongs_to_one_database(sim, store, settings, capsys):
+    """A PostgreSQL store, then the embedded SQLite default on the same DATA_DIR: the second
+    is refused with one line naming both databases, and writes nothing."""
+    point_at(settings, sim)
+    assert fetch("--instruments", "AAPL", *GUIDE) == 0
+    recorded = json.loads((store / "catalog" / SOURCE_FILE).read_text())["database"]
+    assert recorded["label"].startswith("PostgreSQL database test_")
+    files = sorted(p.stat().st_mtime_ns for p in (store / "catalog").rglob("*.parquet"))
+    env = {
+        **os.environ,
+        "DATA_DIR": str(store),
+        "DATABASE_URL": f"sqlite:///{store / 'ibdata.sqlite3'}",
+        "REDIS_URL": "",
+        "IBKR_HOST": "127.0.0.1",
+        "IBKR_PORT": str(sim.port),
+    }
+    assert manage(env, "migrate", "-v0").returncode == 0
+    done = manage(env, "fetch", "--instruments", "MSFT", *GUIDE)
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(
+        f"❌ The catalog {store / 'catalog'} belongs to the {recorded['label']} (store "
+        f"{recorded['id'][:8]}); this store's database is the SQLite file "
+        f"{store / 'ibdata.sqlite3'} (store "
+    )
+    assert sorted(p.stat().st_mtime_ns for p in (store / "catalog").rglob("*.parquet")) == files
+    assert not list((store / "catalog").rglob("symbol=MSFT"))

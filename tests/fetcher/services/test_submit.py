@@ -121,6 +121,36 @@ def test_a_daily_retry_reads_its_windows_as_dates():
     assert (retry.start, retry.end) == (dt.date(2024, 1, 5), dt.date(2024, 1, 5))
 
 
+def test_a_retry_of_a_cancelled_run_fetches_its_cancelled_requests_again():
+    googl = instrument("GOOGL", 208813719)
+    at = dt.datetime
+    run = failed_run(
+        "1-MINUTE",
+        [
+            (googl, at(2024, 3, 4, 14, 30, tzinfo=UTC), at(2024, 3, 4, 21, tzinfo=UTC), "done"),
+            (
+                googl,
+                at(2024, 3, 5, 14, 30, tzinfo=UTC),
+                at(2024, 3, 5, 21, tzinfo=UTC),
+                "cancelled",
+            ),
+            (
+                googl,
+                at(2024, 3, 6, 14, 30, tzinfo=UTC),
+                at(2024, 3, 6, 21, tzinfo=UTC),
+                "cancelled",
+            ),
+        ],
+    )
+    FetchRun.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED)
+    [retry] = fetch_runs_of(run_ids=[h.run_id for h in fetch_retry_submit(run_id=run.pk)])
+    assert (retry.instruments, retry.start, retry.end) == (
+        ["GOOGL"],
+        dt.date(2024, 3, 5),
+        dt.date(2024, 3, 6),
+    )
+
+
 def test_a_retry_of_an_unknown_run_says_so():
     with pytest.raises(InvalidInput, match="there is no fetch run 424242"):
         fetch_retry_submit(run_id=424242)
