@@ -26,6 +26,7 @@ from django.db import DatabaseError, connections
 from fetcher.domain.sessions import session_tables_preload
 from fetcher.exceptions import (
     ClientIdInUse,
+    CompetingSession,
     ConnectionRefused,
     GatewayError,
     GatewayUnavailable,
@@ -49,6 +50,7 @@ from fetcher.timings import (
 )
 
 from .executor import RunExecutor, fetch_run_settle
+from .outages import one_line
 
 log = logging.getLogger("ibdata.worker")
 
@@ -102,6 +104,11 @@ class UnreachableWatch:
             self.told, self.maybe_open, self.next_try = False, False, 0.0
         else:
             self.next_try = self.clock() + ALERT_RETRY_S
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("could not record an incident: %s", one_line(task.exception()))
 
 
 def _in_thread(fn, **kwargs):
@@ -179,6 +186,7 @@ class GatewayLoop:
         once it is back."""
         self.gateway = gateway_from_settings()
         key = f"{self.gateway.key} (client id {self.gateway.client_id})"
+        self.gateway.holds.listener = self._on_trouble
         watch = UnreachableWatch(after_s=settings.IBKR_ALERT_AFTER_S)
         attempt, refused = 0, False
         while not self._stopping:
@@ -263,6 +271,27 @@ class GatewayLoop:
             watch.closed(done=False)
         else:
             watch.closed(done=True)
+
+    def _on_trouble(self, error: GatewayError, over: bool) -> None:
+        """A competing session (10197) is an incident while it lasts: the admins are told once
+        when it begins and once when requests are answered again."""
+        if not isinstance(error, CompetingSession):
+            return
+        key = self.gateway.key
+        if over:
+            message = f"The gateway at {key} serves historical data again: {error.message} is over."
+        else:
+            message = (
+                f"The gateway at {key} answers {error.message} (IBKR error {error.code}): another "
+                "login of this IBKR user (TWS, the mobile app, the web portal) holds the market "
+                "data session. Every request waits and is asked again after a back-off; log the "
+                "other session out, or give the API a user of its own."
+            )
+        call = incident_close if over else incident_open
+        task = self.loop.create_task(
+            _in_thread(call, kind=IncidentKind.COMPETING_SESSION, key=key, message=message)
+        )
+        task.add_done_callback(_log_failure)
 
     async def wait_connected(self) -> None:
         """For runs on this connection: wait until the supervisor has it up again."""

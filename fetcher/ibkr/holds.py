@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -83,6 +84,9 @@ class RequestHolds:
         self._held: dict[Hold, tuple[float, int, str]] = {}  # since, the gateway's code and words
         self._trouble: _Trouble | None = None
         self._changed = asyncio.Event()
+        # told (on the loop) when a trouble of the session begins and when it is over (the
+        # error, over): the ibkr worker tells the admins of a competing session
+        self.listener: Callable[[GatewayError, bool], None] | None = None
 
     # --- what the gateway says ----------------------------------------------------------------
 
@@ -141,12 +145,14 @@ class RequestHolds:
             log.warning("gateway serves requests again: %s is over", trouble.error.message)
             self._trouble = None
             self._notify()
+            self._tell(trouble.error, over=True)
 
     def _troubled(self, ticket: Ticket, error: GatewayTrouble) -> None:
         now, trouble = self.clock(), self._trouble
         if trouble is None:
             self._trouble = _Trouble(error, now, self.probe_first_s, now + self.probe_first_s)
             log.warning("%s", _trouble_words(error))
+            self._tell(error, over=False)
         elif trouble.probe is ticket.task:
             trouble.backoff = min(2 * trouble.backoff, self.probe_max_s)
             trouble.until, trouble.probe, trouble.error = now + trouble.backoff, None, error
@@ -182,6 +188,10 @@ class RequestHolds:
     def _check_age(self, held_s: float, code: int, why: str) -> None:
         if held_s >= self.max_hold_s:
             raise HeldTooLong(code, f"requests held {held_s:.0f} s, the most a run waits: {why}")
+
+    def _tell(self, error: GatewayError, *, over: bool) -> None:
+        if self.listener is not None:
+            self.listener(error, over)
 
     def _notify(self) -> None:
         self._changed.set()

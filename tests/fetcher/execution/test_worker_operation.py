@@ -16,7 +16,7 @@ from django.conf import settings as django_settings
 from fetcher.domain.requests import FetchRequest
 from fetcher.models import FetchRun, Incident, IncidentKind, RunStatus
 from fetcher.services.fetch_runs import fetch_run_create
-from ibsim.server import GatewaySimulator, SimConfig
+from ibsim.server import Faults, GatewaySimulator, SimConfig
 from tests.support import (
     DEPLOYED_SHAPE,
     ROOT,
@@ -198,3 +198,20 @@ def test_a_gateway_kept_down_is_mailed_once_and_once_when_back(gateway_at, worke
     assert len(smtp.messages) == 2
     incident = Incident.objects.get()
     assert incident.kind == IncidentKind.GATEWAY_UNREACHABLE and incident.closed_at is not None
+
+
+def test_a_competing_session_is_mailed_once_and_once_when_over(sim_factory, workers, smtp):
+    """Another login takes the market data (10197) in the middle of a month of minutes: one
+    mail when it begins, one when requests are answered again, and every bar arrives."""
+    sim = sim_factory(faults=Faults(competing_after_requests=5, competing_s=3.0))
+    workers(sim, env={"EMAIL_URL": smtp.url, "DJANGO_ADMINS": "Ops <ops@example.com>"})
+    run = enqueue("AAPL", *JANUARY, "1-MINUTE")
+    assert wait_finished(run.pk, 180).status == RunStatus.SUCCEEDED
+    wait_until(lambda: len(smtp.messages) == 2, 60, "the two mails")
+    begun, over = smtp.messages
+    key = f"127.0.0.1:{sim.port}"
+    assert begun["Subject"] == f"[ibdata] Competing Session: {key}"
+    assert "log the other session out" in begun.get_content()
+    assert over["Subject"] == f"[ibdata] over: Competing Session: {key}"
+    assert FetchRun.objects.get(pk=run.pk).bars_stored == 21 * 390
+    assert Incident.objects.get(kind=IncidentKind.COMPETING_SESSION).closed_at is not None
