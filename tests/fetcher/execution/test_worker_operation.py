@@ -93,6 +93,8 @@ def test_two_workers_with_one_client_id_serve_every_run_once(gateway_at, workers
         assert wait_finished(run.pk, 120).status == RunStatus.SUCCEEDED
 
     runs = [FetchRun.objects.get(pk=r.pk) for r in first + second]
+    # a task's "succeeded" line is logged after its run has ended in the database
+    wait_until(lambda: len(runs_done([a.text(), b.text()])) >= len(runs), 30, "the tasks logged")
     assert sorted(runs_done([a.text(), b.text()])) == sorted(r.task_id for r in runs)
     assert all(r.recoveries == 0 and r.chunks_done == r.chunks_planned == 1 for r in runs)
     assert served_by_first == 2 and restarted.stats.counts["historical_requests"] == 3
