@@ -171,7 +171,8 @@ class Gateway:
                 502,
                 f"Couldn't connect to TWS on {self.host}:{self.port}: connection refused. "
                 "Make sure TWS or IB Gateway is running, the API is enabled "
-                '("Enable ActiveX and Socket Clients") and the port matches (7497 for paper)',
+                '("Enable ActiveX and Socket Clients") and the port matches (7497 for paper); '
+                "or set IBKR_HOST=sim for the built-in simulator",
             ) from None
         except (TimeoutError, ConnectionError, OSError) as exc:
             codes = [code for code, _ in self._connection_errors]

@@ -55,7 +55,16 @@ class Command(BaseCommand):
                 gateway.disconnect()
 
         info = asyncio.run(probe())
-        out.print("✅ Successfully connected to Interactive Brokers")
+        if simulated:
+            out.print(
+                "✅ Connected to the built-in gateway simulator (IBKR_HOST=sim): simulated bars"
+            )
+        elif info.simulated:
+            out.print(
+                f"✅ Connected to the ibdata gateway simulator on {info.host}: simulated bars"
+            )
+        else:
+            out.print("✅ Successfully connected to Interactive Brokers")
         out.print()
         rows = [
             ("Host", "built-in simulator" if simulated else info.host),

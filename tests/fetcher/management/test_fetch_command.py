@@ -271,7 +271,7 @@ def test_unreachable_gateway_writes_nothing(settings, capsys, tmp_path, in_proce
 def test_connect_ibkr_prints_the_connection_details(gateway, capsys):
     call_command("connect_ibkr")
     out = capsys.readouterr().out
-    assert "✅ Successfully connected to Interactive Brokers" in out
+    assert "✅ Connected to the ibdata gateway simulator on 127.0.0.1: simulated bars" in out
     for field in (
         "Host",
         "Port",
@@ -282,6 +282,23 @@ def test_connect_ibkr_prints_the_connection_details(gateway, capsys):
         "Connection Time",
     ):
         assert field in out
+
+
+def test_connect_ibkr_names_a_real_gateway_as_interactive_brokers(
+    gateway, sim_factory, settings, capsys
+):
+    settings.IBKR_PORT = sim_factory(identify=False).port  # stands in for a real TWS
+    call_command("connect_ibkr")
+    assert "✅ Successfully connected to Interactive Brokers" in capsys.readouterr().out
+
+
+def test_connect_ibkr_with_nothing_listening_names_the_simulator(gateway, settings, capsys):
+    settings.IBKR_PORT = 1
+    with pytest.raises(SystemExit) as exit_:
+        call_command("connect_ibkr")
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and err.count("\n") == 1
+    assert "connection refused" in err and "IBKR_HOST=sim for the built-in simulator" in err
 
 
 def test_connect_ibkr_warns_when_mode_and_port_disagree(gateway, settings, capsys):
