@@ -91,7 +91,20 @@ def manage(*args: str) -> None:
     )
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines() or ["(no output)"]
-        fail(f"manage.py {' '.join(args)} failed: {lines[-1]}")
+        fail(f"manage.py {' '.join(args)} failed: {lines[-1]}{database_hint(lines[-1])}")
+
+
+def database_hint(error: str) -> str:
+    """How to create the database DATABASE_URL names, when PostgreSQL says it does not exist."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if f'database "{db["NAME"]}" does not exist' not in error:
+        return ""
+    return (
+        f". Create it: createdb -h {db.get('HOST') or '127.0.0.1'} -p {db.get('PORT') or 5432} "
+        f"-U {db.get('USER') or 'postgres'} {db['NAME']}"
+    )
 
 
 def stack_mark() -> tuple[int, int] | None:

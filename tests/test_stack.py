@@ -19,6 +19,7 @@ from tests.support import (
     deployed_env,
     free_port,
     http_get,
+    manage,
     production_env,
 )
 
@@ -158,11 +159,9 @@ def test_the_web_process_refuses_to_start_without_a_secret_key(tmp_path):
     ]
 
 
-def test_stack_up_says_what_is_missing_before_starting_anything(tmp_path):
-    """`scripts/stack.py up` without `make up`'s init_secrets: one line, nothing started."""
-    logs = tmp_path / "logs"
-    env = production_env(DATA_DIR=str(tmp_path / "data"), LOG_DIR=str(logs))
-    up = subprocess.run(
+def stack_up(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`scripts/stack.py up` as `make up` runs it, its output captured."""
+    return subprocess.run(
         [sys.executable, "scripts/stack.py", "up"],
         cwd=ROOT,
         env=env,
@@ -170,9 +169,35 @@ def test_stack_up_says_what_is_missing_before_starting_anything(tmp_path):
         text=True,
         timeout=60,
     )
+
+
+def test_stack_up_says_what_is_missing_before_starting_anything(tmp_path):
+    """`scripts/stack.py up` without `make up`'s init_secrets: one line, nothing started."""
+    logs = tmp_path / "logs"
+    env = production_env(DATA_DIR=str(tmp_path / "data"), LOG_DIR=str(logs))
+    up = stack_up(env)
     assert up.returncode == 1
     assert up.stderr.strip().splitlines() == [
         "❌ Flower has no password: run `python manage.py init_secrets` (it keeps one in "
         f"{tmp_path / 'data' / '.flower_auth'}), or set FLOWER_BASIC_AUTH"
     ]
     assert not logs.exists()
+
+
+def test_stack_up_on_a_database_that_does_not_exist_says_how_to_create_it(tmp_path):
+    """Your own DATABASE_URL naming a database not created yet: one line with createdb."""
+    logs = tmp_path / "logs"
+    env = production_env(
+        DATA_DIR=str(tmp_path / "data"),
+        LOG_DIR=str(logs),
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/ibdata_never_created",
+    )
+    assert manage(env, "init_secrets").returncode == 0
+    up = stack_up(env)
+    assert up.returncode == 1
+    [line] = up.stderr.strip().splitlines()
+    assert 'database "ibdata_never_created" does not exist' in line
+    assert line.endswith(
+        "Create it: createdb -h 127.0.0.1 -p 5432 -U postgres ibdata_never_created"
+    )
+    assert not (logs / "stack.pid").exists()
