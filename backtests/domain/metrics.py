@@ -278,6 +278,29 @@ def duration_text(seconds: float) -> str:
     return f"{days} days {hours:02d}:{minutes:02d}:{secs:02d}"
 
 
+ANNUALISED = (
+    "Return (Ann.) [%]",
+    "Volatility (Ann.) [%]",
+    "CAGR [%]",
+    "Sharpe Ratio",
+    "Sortino Ratio",
+    "Calmar Ratio",
+)
+ANNUALISED_MIN_DAYS = 90  # shorter ranges get a word of warning beside their annualised figures
+
+
+def annualised_note(first_s: float, last_s: float) -> str | None:
+    """A warning for annualised figures drawn from a short range of bars (two weeks of minutes
+    give a CAGR in the thousands of percent), or None when the range is long enough."""
+    days = (last_s - first_s) / 86400
+    if days >= ANNUALISED_MIN_DAYS:
+        return None
+    return (
+        f"Annualised figures ({', '.join(k.split(' [')[0] for k in ANNUALISED)}) extrapolate "
+        f"{days:.0f} days of bars to a year: on so short a range they say little"
+    )
+
+
 def time_text(seconds: float) -> str:
     """'2024-01-02 14:30:00' (UTC), as pandas prints a Timestamp."""
     import datetime as dt

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from fetcher.models import GatewayKind
 
-from ..domain.metrics import DURATIONS, METRICS, TIMES, duration_text, time_text
+from ..domain.metrics import DURATIONS, METRICS, TIMES, annualised_note, duration_text, time_text
 from ..services.backtest import BacktestOutcome
 from ..services.runs import Outcome
 
@@ -30,6 +30,11 @@ def outcome_print(out: Console, outcome: BacktestOutcome) -> None:
         table.add_row(key, *[_cell(key, o.metrics.get(key)) for o in columns])
     table.add_row("Run", *[str(o.run.pk) for o in columns])
     out.print(table)
+    note = annualised_note(
+        min(o.ts[0] for o in outcome.singles), max(o.ts[-1] for o in outcome.singles)
+    )
+    if note:
+        out.print(f"⚠️  {note}")
     for o in outcome.singles:
         _trades_print(out, o)
 

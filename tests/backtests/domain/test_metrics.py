@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from backtests.domain.metrics import (
+    ANNUALISED_MIN_DAYS,
     DAY,
     annual_periods,
+    annualised_note,
     drawdown,
     drawdown_stats,
     duration_text,
@@ -95,3 +97,10 @@ def test_duration_text():
     assert duration_text(584 * DAY) == "584 days 00:00:00"
     assert duration_text(90 * 60) == "0 days 01:30:00"
     assert duration_text(math.nan) == "-"
+
+
+def test_annualised_figures_of_a_short_range_carry_a_note():
+    two_weeks = annualised_note(0, 14 * 86400)
+    assert two_weeks is not None and "extrapolate 14 days of bars to a year" in two_weeks
+    assert "CAGR" in two_weeks and "Sharpe Ratio" in two_weeks
+    assert annualised_note(0, ANNUALISED_MIN_DAYS * 86400) is None

@@ -35,6 +35,7 @@ def test_the_guide_example_fetches_then_backtests(gateway, backtest):
     assert code == 0, err
     assert "Fetching the missing DAILY bars of AAPL first" in out
     assert "Backtest Results" in out and "Sharpe Ratio" in out and "Trades of AAPL" in out
+    assert "Annualised figures" not in out  # a year of bars
     run = BacktestRun.objects.get()
     assert run.kind == RunKind.SINGLE and run.symbol == "AAPL" and run.bars == 252
     assert run.source == GatewayKind.SIMULATOR and run.data_source == "ibkr"
@@ -457,3 +458,13 @@ def test_a_strategy_that_fails_on_the_bars_is_one_line_and_stores_nothing(
         assert "(line 11)" in err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
         assert BacktestRun.objects.count() == runs
+
+
+def test_annualised_figures_of_two_weeks_of_minutes_carry_a_note(gateway, backtest):
+    code, out, err = backtest(
+        "--symbols", "AAPL", "--start", "2024-03-04", "--end", "2024-03-15",
+        "--timeframe", "1-MINUTE", "--data-source", "ibkr",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "Annualised figures (Return (Ann.), Volatility (Ann.), CAGR, Sharpe Ratio" in out
+    assert "extrapolate 11 days of bars to a year" in out
