@@ -7,7 +7,7 @@ UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help install init demo test lint format lock sim services up down clean uv browser
+.PHONY: help install init demo admin test lint format lock sim services up down clean uv browser
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ init: $(STAMP) ## make this installation's secret key and Flower password once (
 
 demo: $(STAMP) init ## run the main job on the embedded defaults (simulator, SQLite and catalog in data/demo)
 	@$(PY) manage.py demo
+
+admin: $(STAMP) ## the admin on the demo's store at http://127.0.0.1:8000/admin/ (asks for a first user)
+	@$(PY) manage.py demo --admin
 
 browser: ## Debian's chromium for the browser tests, installed when missing (apt-get)
 	@command -v chromium >/dev/null 2>&1 || { \

@@ -101,6 +101,9 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"  # made and filled by collectstatic (make up and compose run it)
+# whitenoise serves the apps' static files itself, collected or not, under runserver too
+# (make admin) with DEBUG off.
+WHITENOISE_USE_FINDERS = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from fetcher.cli import console, display_path
-from fetcher.exceptions import CatalogBound
+from fetcher.cli import console, display_path, user_errors
+from fetcher.exceptions import CatalogBound, InvalidInput
 from fetcher.execution.preflight import redacted_database_url
 from fetcher.services.provenance import catalog_binding_check
 from fetcher.storage.catalog import default_root
@@ -76,12 +77,26 @@ class Command(BaseCommand):
         "backtest an SMA crossover on two years of them, in the demo's own store (data/demo)."
     )
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--admin",
+            action="store_true",
+            help="serve the Django admin on the demo's store instead (make admin): asks for a "
+            "first admin user when there is none",
+        )
+        parser.add_argument("--port", type=int, default=8000, help="the admin's port (8000)")
+
+    @user_errors
     def handle(self, *args, **options):
         if not in_demo_store():
             # Settings are read once, at start-up: start again with the demo's own.
             manage = Path(settings.BASE_DIR) / "manage.py"
             sys.stdout.flush()
-            os.execve(sys.executable, [sys.executable, str(manage), "demo"], demo_environment())
+            os.execve(
+                sys.executable, [sys.executable, str(manage), *sys.argv[1:]], demo_environment()
+            )
+        if options["admin"]:
+            return _serve_admin(options["port"])
         out = console()
         out.rule("ibdata demo: the built-in IB Gateway simulator, SQLite, in-process tasks")
         out.print(f"Database: {redacted_database_url()} (the demo's own store)")
@@ -138,8 +153,38 @@ def _next_steps(picture: Path) -> None:
         "ibdata.sqlite3 IBKR_HOST=sim python manage.py fetch --instruments AAPL "
         "--timeframe 1-MINUTE"
     )
-    out.print("- Admin: python manage.py createsuperuser && python manage.py runserver")
+    out.print(
+        "- Its admin: make admin (python manage.py demo --admin), then http://127.0.0.1:8000/admin/"
+    )
     out.print(
         "- A real gateway: set IBKR_HOST / IBKR_PORT in .env (see .env.example); its bars "
         "go to data/ (or DATA_DIR / DATABASE_URL), never mixed with the simulator's"
     )
+
+
+def _serve_admin(port: int) -> None:
+    """The admin on the demo's store: its tables, its secret key, a first admin user, then
+    Django's server (static files through whitenoise, DEBUG or not)."""
+    out = console()
+    call_command("migrate", verbosity=0, interactive=False)
+    call_command("init_secrets")
+    if not _admin_user_exists():
+        if sys.stdin.isatty():
+            out.print("The demo's store has no admin user yet: make one (it stays in data/demo)")
+            call_command("createsuperuser")
+        elif os.environ.get("DJANGO_SUPERUSER_USERNAME") and os.environ.get(
+            "DJANGO_SUPERUSER_PASSWORD"
+        ):
+            call_command("createsuperuser", interactive=False, email="", verbosity=0)
+        else:
+            raise InvalidInput(
+                "the demo's store has no admin user: run make admin on a terminal, or set "
+                "DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD"
+            )
+    out.print(f"The demo's admin: http://127.0.0.1:{port}/admin/ (Ctrl+C stops it)")
+    sys.stdout.flush()
+    call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, skip_checks=True)
+
+
+def _admin_user_exists() -> bool:
+    return get_user_model().objects.filter(is_superuser=True, is_active=True).exists()
