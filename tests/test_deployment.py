@@ -214,11 +214,11 @@ def test_make_help_lists_the_targets_the_readme_names():
     out = subprocess.run(
         ["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    for target in ("demo", "test", "lint", "lock", "sim", "up", "down"):
+    for target in ("demo", "admin", "test", "lint", "lock", "sim", "up", "down"):
         assert f"make {target}" in out
     readme = (ROOT / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
-    assert "make up" in readme and "make down" in readme
+    assert "make up" in readme and "make down" in readme and "make admin" in readme
 
 
 def test_lock_records_hashes_and_no_download_addresses():
