@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -22,7 +23,7 @@ from fetcher.domain.timeframes import timeframe_parse
 from fetcher.models import Bar, Coverage, GatewayKind, Series
 from fetcher.selectors import fetch_estimate
 from fetcher.storage.catalog import SOURCE_FILE, catalog_dataset
-from tests.support import simulator_truth, store_emptied
+from tests.support import free_port, simulator_truth, store_emptied
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,8 +60,8 @@ def stored(symbol: str, timeframe: str) -> BarBatch:
     return BarBatch.from_columns(**values)
 
 
-def in_catalog(root) -> BarBatch:
-    table = catalog_dataset(root).to_table().sort_by("ts")
+def in_catalog(root, symbol: str = "AAPL") -> BarBatch:
+    table = catalog_dataset(root).to_table(filter=pc.field("symbol") == symbol).sort_by("ts")
     values = {name: table.column(name).to_numpy() for name in COLUMNS[1:]}
     return BarBatch.from_columns(ts=table.column("ts").cast(pa.int64()).to_numpy(), **values)
 
@@ -88,23 +89,26 @@ def nothing_stored(root) -> None:
 def test_a_year_of_daily_bars_exported_and_imported_into_an_empty_store(
     gateway, settings, tmp_path, capsys
 ):
-    assert fetch("--instruments", "AAPL", *YEAR) == 0
-    truth = stored("AAPL", "DAILY")
-    assert len(truth) == 252
+    assert fetch("--instruments", "AAPL,MSFT", *YEAR) == 0
+    truth, msft = stored("AAPL", "DAILY"), stored("MSFT", "DAILY")
+    assert len(truth) == len(msft) == 252
     out = tmp_path / "out"
-    assert (
-        run("export", "--instruments", "AAPL", "--out", str(out / "aapl.csv"), "--tz", "exchange")
-        == 0
-    )
+    aapl_csv = ["--instruments", "AAPL", "--out", str(out / "aapl.csv"), "--tz", "exchange"]
+    assert run("export", *aapl_csv) == 0
+    assert run("export", "--out", str(out / "both.csv")) == 0
     assert run("export", "--out", str(out / "parquet"), "--format", "parquet") == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-2].startswith("✅ AAPL DAILY TRADES RTH: 252 bars → ")
-    assert lines[-2].endswith("AAPL_NASDAQ_USD_DAILY_TRADES_RTH.parquet")
+    assert lines[-3].startswith("✅ AAPL DAILY TRADES RTH: 252 bars → ")
+    assert lines[-3].endswith("AAPL_NASDAQ_USD_DAILY_TRADES_RTH.parquet")
+    assert lines[-1].startswith("504 bars in 2 files, ")
     header, first = (out / "aapl.csv").read_text().splitlines()[:2]
     assert header == '"time","open","high","low","close","volume","wap","bar_count"'
     assert first.startswith("2024-01-02,")
+    header, first = (out / "both.csv").read_text().splitlines()[:2]
+    assert header.startswith('"symbol","exchange","currency","time","open"')
+    assert first.startswith('"AAPL","NASDAQ","USD",2024-01-02,')
 
-    # into an empty store: the instrument is not stored, the gateway qualifies it
+    # into an empty store: the instruments are not stored, the gateway qualifies them
     store_emptied(settings, tmp_path / "second")
     assert run("import", str(out / "aapl.csv"), "--instrument", "AAPL") == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
@@ -116,14 +120,20 @@ def test_a_year_of_daily_bars_exported_and_imported_into_an_empty_store(
     assert (series.source, series.bar_count) == (GatewayKind.IMPORT, 252)
     assert set(Coverage.objects.values_list("source", flat=True)) == {GatewayKind.IMPORT}
     assert '"source": "import"' in (catalog / SOURCE_FILE).read_text()
+    # the file of both series: MSFT's rows only
+    assert run("import", str(out / "both.csv"), "--instrument", "MSFT") == 0
+    assert_same(stored("MSFT", "DAILY"), msft)
+    assert_same(in_catalog(catalog, "MSFT"), msft)
+    assert_same(stored("AAPL", "DAILY"), truth)
+    capsys.readouterr()
     assert run("check") == 0
     assert capsys.readouterr().out.strip().endswith("nothing wrong")
     # a later fetch asks for none of them
-    request = FetchRequest.parse(instruments="AAPL", start="2024-01-01", end="2024-12-31")
+    request = FetchRequest.parse(instruments="AAPL,MSFT", start="2024-01-01", end="2024-12-31")
     assert fetch_estimate(request=request, now=time.time()).requests == 0
 
     # the Parquet export, imported again over them: the same bars, once
-    [parquet] = (out / "parquet").glob("*.parquet")
+    [parquet] = (out / "parquet").glob("AAPL*.parquet")
     assert run("import", str(parquet), "--instrument", "AAPL") == 0
     assert_same(stored("AAPL", "DAILY"), truth)
     assert_same(in_catalog(catalog), truth)
@@ -160,11 +170,11 @@ def test_a_year_of_minutes_imported_exported_and_imported_into_an_empty_store(
     assert len(truth) > 95_000
     theirs = tmp_path / "theirs.csv"
     local = pa.array(truth.ts, pa.timestamp("s", tz="America/New_York"))
-    naive = pa.compute.local_timestamp(local)
+    naive = pc.local_timestamp(local)
     pacsv.write_csv(
         pa.table(
             {
-                "Date": pa.compute.strftime(naive, "%Y-%m-%d %H:%M:%S"),
+                "Date": pc.strftime(naive, "%Y-%m-%d %H:%M:%S"),
                 "Open": truth.open,
                 "High": truth.high,
                 "Low": truth.low,
@@ -255,10 +265,12 @@ def test_a_file_with_a_bad_row_imports_nothing_and_names_its_line(
 
 def test_bad_input_is_one_line(settings, tmp_path, capsys):
     settings.DATA_DIR = tmp_path
+    settings.IBKR_HOST, settings.IBKR_PORT = "127.0.0.1", free_port()  # nothing listens
     path = tmp_path / "prices.csv"
     path.write_text("\n".join(GOOD) + "\n")
     aapl = ["--instrument", "AAPL", "--con-id", AAPL_CON_ID, "--timeframe", "1-MINUTE"]
     cases = [
+        (["import", str(path), "--instrument", "AAPL"], "AAPL is not stored, and the gateway"),
         (["import", str(tmp_path / "missing.csv"), *aapl], "missing.csv: no such file or folder"),
         (["import", str(path), *aapl, "--columns", "when=Date"], "--columns 'when=Date': use"),
         (["import", str(path), *aapl, "--columns", "time=Date"], "prices.csv has no column 'Date'"),
