@@ -4,6 +4,7 @@ appears whole, or not at all), and read a block at a time, every row kept with i
 from __future__ import annotations
 
 import contextlib
+import csv
 import functools
 import os
 import re
@@ -80,11 +81,14 @@ class BarFileWriter:
         self._writer = None
 
     def __enter__(self) -> BarFileWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.fmt == "parquet":
-            self._writer = pq.ParquetWriter(self.temp, self.schema, compression="zstd")
-        else:
-            self._writer = pacsv.CSVWriter(self.temp, self.schema)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.fmt == "parquet":
+                self._writer = pq.ParquetWriter(self.temp, self.schema, compression="zstd")
+            else:
+                self._writer = pacsv.CSVWriter(self.temp, self.schema)
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {self.path}: {exc.strerror or exc}") from None
         return self
 
     def write(self, batch: BarBatch, series: tuple[str, str, str] | None = None) -> None:
@@ -155,10 +159,17 @@ def columns_map(present: list[str], mapping: dict[str, str], where: str) -> File
 
 
 def file_columns(path: Path, fmt: str) -> list[str]:
-    if fmt == "parquet":
-        return list(pq.ParquetFile(path).schema_arrow.names)
-    with pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)) as reader:
-        return list(reader.schema.names)
+    """The file's column names; InvalidInput when it is not a readable file of its format."""
+    try:
+        if fmt == "parquet":
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        with pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)) as reader:
+            return list(reader.schema.names)
+    except (pa.ArrowException, OSError) as exc:
+        ragged = _ragged(path) if fmt == "csv" else ""
+        raise InvalidInput(
+            ragged or f"{path.name} is not a readable {fmt} file: {_arrow_message(exc)}"
+        ) from None
 
 
 def file_metadata(path: Path, fmt: str) -> dict[str, str]:
@@ -238,9 +249,12 @@ def _numbers(
 
 def _blocks(path: Path, fmt: str, columns: FileColumns, wanted: list[str]) -> Iterator[pa.Table]:
     if fmt == "parquet":
-        handle = pq.ParquetFile(path)
-        for batch in handle.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
-            yield pa.Table.from_batches([batch])
+        try:
+            handle = pq.ParquetFile(path)
+            for batch in handle.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
+                yield pa.Table.from_batches([batch])
+        except (pa.ArrowException, OSError) as exc:
+            raise InvalidInput(f"{path.name}: {_arrow_message(exc)}") from None
         return
     time = columns.names["time"]
     convert = pacsv.ConvertOptions(
@@ -257,8 +271,26 @@ def _blocks(path: Path, fmt: str, columns: FileColumns, wanted: list[str]) -> It
         with contextlib.closing(reader):
             for batch in reader:
                 yield pa.Table.from_batches([batch])
-    except pa.ArrowInvalid as exc:
-        raise InvalidInput(f"{path.name}: {_arrow_message(exc)}") from None
+    except (pa.ArrowException, OSError) as exc:
+        raise InvalidInput(_ragged(path) or f"{path.name}: {_arrow_message(exc)}") from None
+
+
+def _ragged(path: Path) -> str:
+    """The first line of a CSV file whose fields are not as many as its header's, in words (''
+    when there is none): pyarrow's parse error does not say where."""
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+            rows = csv.reader(handle)
+            header = next(rows, None)
+            for row in rows:
+                if row and header and len(row) != len(header):
+                    return (
+                        f"{path.name} line {rows.line_num}: {len(row)} fields, the header has "
+                        f"{len(header)}"
+                    )
+    except (OSError, csv.Error):
+        pass
+    return ""
 
 
 def _arrow_message(exc: Exception) -> str:

@@ -83,7 +83,7 @@ def nothing_stored(root) -> None:
     assert not Bar.objects.exists()
     assert not Series.objects.exists()
     assert not Coverage.objects.exists()
-    assert not list(root.rglob("*.parquet"))
+    assert not list((root / "catalog").rglob("*.parquet"))
 
 
 def test_a_year_of_daily_bars_exported_and_imported_into_an_empty_store(
@@ -269,6 +269,10 @@ def test_bad_input_is_one_line(settings, tmp_path, capsys):
     path = tmp_path / "prices.csv"
     path.write_text("\n".join(GOOD) + "\n")
     aapl = ["--instrument", "AAPL", "--con-id", AAPL_CON_ID, "--timeframe", "1-MINUTE"]
+    empty, fake, ragged = tmp_path / "empty.csv", tmp_path / "fake.parquet", tmp_path / "ragged.csv"
+    empty.write_text("")
+    fake.write_text("\n".join(GOOD))
+    ragged.write_text("\n".join([*GOOD, "2024-11-25T09:34:00-05:00,101,101.5,100.9,101.2"]))
     cases = [
         (["import", str(path), "--instrument", "AAPL"], "AAPL is not stored, and the gateway"),
         (["import", str(tmp_path / "missing.csv"), *aapl], "missing.csv: no such file or folder"),
@@ -276,6 +280,9 @@ def test_bad_input_is_one_line(settings, tmp_path, capsys):
         (["import", str(path), *aapl, "--columns", "time=Date"], "prices.csv has no column 'Date'"),
         (["import", str(path), *aapl, "--tz", "Mars/Olympus"], "--tz 'Mars/Olympus' is not a"),
         (["export", "--out", str(tmp_path / "x.csv")], "no DAILY TRADES RTH bars of any"),
+        (["import", str(empty), *aapl], "empty.csv is not a readable csv file: Empty CSV file"),
+        (["import", str(fake), *aapl], "fake.parquet is not a readable parquet file: "),
+        (["import", str(ragged), *aapl], "ragged.csv line 6: 5 fields, the header has 6"),
     ]
     for args, start in cases:
         assert run(*args) != 0
