@@ -3,7 +3,9 @@ terminal, and one line per file written."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from django.core.management.base import BaseCommand
@@ -30,15 +32,27 @@ HELP = (
     "page at a time: memory stays flat however many bars."
 )
 PROGRESS_COLUMNS = (
-    TextColumn("export"),
+    TextColumn("{task.description}"),
     BarColumn(),
     MofNCompleteColumn(),
-    TextColumn("bars"),
+    TextColumn("{task.fields[unit]}"),
     TimeElapsedColumn(),
     TextColumn("elapsed,"),
     TimeRemainingColumn(),
     TextColumn("left"),
 )
+
+
+@contextlib.contextmanager
+def progress_shown(description: str, unit: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar on stderr when it is a terminal (nothing otherwise), gone when done; yields
+    what the services call with (done, total)."""
+    err = console(stderr=True)
+    with Progress(
+        *PROGRESS_COLUMNS, console=err, transient=True, disable=not err.is_terminal
+    ) as progress:
+        task = progress.add_task(description, total=None, unit=unit)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
 def add_arguments(parser) -> None:
@@ -70,15 +84,7 @@ def handle(command: BaseCommand, opts: dict) -> int:
     database_check()
     out = console()
     began = time.monotonic()
-    err = console(stderr=True)
-    with Progress(
-        *PROGRESS_COLUMNS, console=err, transient=True, disable=not err.is_terminal
-    ) as progress:
-        task = progress.add_task("export", total=None)
-
-        def show(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
-
+    with progress_shown("export", "bars") as show:
         files = bars_export(
             symbols=symbols,
             timeframe=timeframe,

@@ -22,6 +22,7 @@ from fetcher.storage.barfiles import BAR_COLUMNS, FORMATS
 from fetcher.storage.catalog import default_root
 
 from . import UserError, console, display_path, rth_arguments
+from .bars_export import progress_shown
 from .runs import plural
 
 HELP = (
@@ -79,18 +80,20 @@ def handle(command: BaseCommand, opts: dict) -> int:
     database_check()
     instrument = instrument_named(opts)
     began = time.monotonic()
-    outcome = bars_import(
-        path=Path(opts["path"]),
-        instrument=instrument,
-        timeframe=timeframe,
-        what_to_show=what,
-        rth=opts["use_rth"],
-        fmt=opts["format"],
-        columns=columns,
-        tz=opts["tz"],
-        skip_bad=opts["skip_bad"],
-        catalog_root=default_root(),
-    )
+    with progress_shown("import", "rows read") as show:
+        outcome = bars_import(
+            path=Path(opts["path"]),
+            instrument=instrument,
+            timeframe=timeframe,
+            what_to_show=what,
+            rth=opts["use_rth"],
+            fmt=opts["format"],
+            columns=columns,
+            tz=opts["tz"],
+            skip_bad=opts["skip_bad"],
+            catalog_root=default_root(),
+            on_progress=show,
+        )
     seconds = time.monotonic() - began
     out = console()
     for problem in outcome.problems if outcome.skipped else ():
