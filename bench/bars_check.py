@@ -54,8 +54,9 @@ def setup(workdir: Path) -> None:
     call_command("migrate", verbosity=0)
 
 
-def build_store(year: int, root: Path) -> int:
-    """The three series as a fetch leaves them: bars, coverage, Series, catalog."""
+def build_store(year: int, root: Path, symbols: tuple[str, ...] = SYMBOLS) -> int:
+    """The series (a year of minutes of each symbol) as a fetch leaves them: bars, coverage,
+    Series, catalog."""
     from fetcher.domain.bars import BarBatch
     from fetcher.domain.timeframes import TIMEFRAMES
     from fetcher.models import Coverage, GatewayKind, Instrument
@@ -73,7 +74,7 @@ def build_store(year: int, root: Path) -> int:
     start = int(dt.datetime(year, 1, 1, tzinfo=zone).timestamp())
     end = int(dt.datetime(year + 1, 1, 1, tzinfo=zone).timestamp())
     total = 0
-    for symbol in SYMBOLS:
+    for symbol in symbols:
         [listing] = market.find(symbol, "STK", "SMART", "USD")
         instrument = Instrument.objects.create(
             symbol=symbol,

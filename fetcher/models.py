@@ -86,10 +86,13 @@ class Bar(models.Model):
 
 
 class GatewayKind(models.TextChoices):
-    """What served the bars: the built-in simulator (synthetic bars) or a real TWS / IB Gateway."""
+    """Where the bars came from: the built-in simulator (synthetic bars), a real TWS / IB Gateway,
+    or files imported by `manage.py bars import` (real bars from elsewhere: they may share a store
+    with a real gateway's, never with the simulator's)."""
 
     SIMULATOR = "simulator", "ibdata simulator"
     IBKR = "ibkr", "TWS / IB Gateway"
+    IMPORT = "import", "imported files"
 
 
 class Series(models.Model):

@@ -410,9 +410,10 @@ def fetch_run_items_export_pending(*, run_id: int) -> list[int]:
     )
 
 
-def store_source(*, exclude: str = "") -> tuple[str, str] | None:
-    """(source, account) of stored bars of a gateway kind other than `exclude`, if any."""
-    return Series.objects.exclude(source=exclude).values_list("source", "account").first()
+def store_source(*, kinds: list[str] | None = None) -> tuple[str, str] | None:
+    """(source, account) of stored bars of one of these kinds (None: any kind), if any."""
+    series = Series.objects.all() if kinds is None else Series.objects.filter(source__in=kinds)
+    return series.values_list("source", "account").first()
 
 
 def series_stats(
@@ -487,6 +488,21 @@ def bars_read(
         wap=values[:, 6],
         bar_count=values[:, 7].astype(np.int64),
     )
+
+
+def bars_count(
+    *, instrument_id: int, timeframe: int, what_to_show: int, rth: bool, start: int, end: int
+) -> int:
+    """How many bars one series holds with start <= ts < end (epoch seconds): a primary-key range
+    count."""
+    return Bar.objects.filter(
+        instrument_id=instrument_id,
+        timeframe=timeframe,
+        what_to_show=what_to_show,
+        rth=rth,
+        ts__gte=from_epoch(start),
+        ts__lt=from_epoch(end),
+    ).count()
 
 
 def fetch_run_chunks_unfinished(*, run_id: int) -> list[FetchChunk]:

@@ -270,6 +270,18 @@ def session_window(ts: int, tf: TimeframeSpec, sessions: SessionTable, use_rth: 
     return (int(opens[at]), int(closes[at]))
 
 
+def ohlc_broken(batch: BarBatch, volume_signed: bool) -> np.ndarray:
+    """Which bars break the rules every bar keeps (see ohlc_findings), as a mask."""
+    prices = np.stack([batch.open, batch.high, batch.low, batch.close])
+    bad = ~np.isfinite(prices).all(axis=0)
+    bad |= (batch.low > np.minimum(batch.open, batch.close)) | (
+        batch.high < np.maximum(batch.open, batch.close)
+    )
+    bad |= batch.low > batch.high
+    volume_floor = -1 if volume_signed else 0
+    return bad | np.isinf(batch.volume) | (batch.volume < volume_floor)
+
+
 def ohlc_findings(
     batch: BarBatch, tf: TimeframeSpec, sessions: SessionTable, use_rth: bool, volume_signed: bool
 ) -> list[Finding]:
@@ -278,14 +290,7 @@ def ohlc_findings(
     volume, not a wrong one)."""
     if not len(batch):
         return []
-    prices = np.stack([batch.open, batch.high, batch.low, batch.close])
-    bad = ~np.isfinite(prices).all(axis=0)
-    bad |= (batch.low > np.minimum(batch.open, batch.close)) | (
-        batch.high < np.maximum(batch.open, batch.close)
-    )
-    bad |= batch.low > batch.high
-    volume_floor = -1 if volume_signed else 0
-    bad |= np.isinf(batch.volume) | (batch.volume < volume_floor)
+    bad = ohlc_broken(batch, volume_signed)
     if not bad.any():
         return []
     at = np.flatnonzero(bad)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from .ranges import resolve_range
-from .sessions import SessionTable, session_table
+from .sessions import SessionTable, listing_sessions
 from .time import DAY, EPOCH_DATE, ibkr_utc, local_midnight, zone_info
 from .timeframes import TimeframeSpec
 
@@ -86,12 +86,7 @@ def fetch_plan(
         covered=covered,
         now=now,
     )
-    sessions = session_table(
-        sec_type=listing.sec_type,
-        exchange=listing.exchange,
-        primary_exchange=listing.primary_exchange,
-        time_zone=listing.time_zone,
-    )
+    sessions = listing_sessions(listing)
     window = {
         "sessions": sessions,
         "timeframe": timeframe,

@@ -137,6 +137,17 @@ def session_table(
     return _table("WEEKDAYS", zone)
 
 
+def listing_sessions(listing) -> SessionTable:
+    """session_table of anything with a listing's fields (sec_type, exchange, primary_exchange,
+    time_zone): a stored instrument, a planning Listing."""
+    return session_table(
+        sec_type=listing.sec_type,
+        exchange=listing.exchange,
+        primary_exchange=listing.primary_exchange,
+        time_zone=listing.time_zone,
+    )
+
+
 def session_tables_preload() -> None:
     """Build the US equity calendar ahead of the first run (a fraction of a second of CPU, once
     per process): a worker that says it is ready plans its first run as fast as the next."""

@@ -26,7 +26,7 @@ from fetcher.domain.checks import (
     utc_text,
 )
 from fetcher.domain.planning import intervals_merge
-from fetcher.domain.sessions import session_table
+from fetcher.domain.sessions import listing_sessions
 from fetcher.domain.time import DAY, date_epoch, epoch, from_epoch
 from fetcher.domain.timeframes import (
     BY_CODE,
@@ -225,12 +225,7 @@ def series_check(*, series: Series, catalog_root: Path) -> SeriesCheck:
     if count:
         spans.append((epoch(first), epoch(last) + step))
     spans = intervals_merge(spans)
-    sessions = session_table(
-        sec_type=instrument.sec_type,
-        exchange=instrument.exchange,
-        primary_exchange=instrument.primary_exchange,
-        time_zone=instrument.time_zone,
-    )
+    sessions = listing_sessions(instrument)
     check.calendar_known = sessions.holidays_known
     years = set(catalog.years(root=catalog_root))
     if spans:

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from fetcher.domain.bars import BarBatch
 from fetcher.domain.planning import intervals_merge, intervals_subtract
-from fetcher.domain.sessions import session_table
+from fetcher.domain.sessions import listing_sessions
 from fetcher.domain.time import epoch, from_epoch
 from fetcher.domain.timeframes import BY_CODE
 from fetcher.models import ChunkStatus, Coverage, FetchChunk, Instrument
@@ -135,12 +135,7 @@ def _suspects_answered(run, chunks, given, covered_end) -> dict[int, dict]:
 
 
 def _traded(instrument: Instrument, start: int, end: int, run, daily: bool) -> bool:
-    sessions = session_table(
-        sec_type=instrument.sec_type,
-        exchange=instrument.exchange,
-        primary_exchange=instrument.primary_exchange,
-        time_zone=instrument.time_zone,
-    )
+    sessions = listing_sessions(instrument)
     return sessions.traded(start, end, run.use_rth, daily=daily)
 
 

@@ -6,7 +6,8 @@ import datetime as dt
 
 from django.db import transaction
 
-from fetcher.domain.instruments import InstrumentSpec
+from fetcher.domain.instruments import InstrumentSpec, spec_time_zone
+from fetcher.exceptions import InvalidInput
 from fetcher.ibkr.types import QualifiedInstrument
 from fetcher.models import Instrument
 
@@ -54,4 +55,31 @@ def instrument_spec(instrument: Instrument) -> InstrumentSpec:
     label = instrument.local_symbol or instrument.symbol
     return InstrumentSpec.from_contract_fields(
         instrument, text=label if us_stock else f"{label}:{instrument.exchange}"
+    )
+
+
+def instrument_declare(*, spec: InstrumentSpec, con_id: int) -> Instrument:
+    """The Instrument of a contract the user names without the gateway (an import given
+    --con-id): its fields as given, its time zone as the listing's rules tell (New York for US
+    listings and forex, Chicago for CME Group's futures; else unknown)."""
+    found = Instrument.objects.filter(con_id=con_id).first()
+    if found is not None:
+        return found
+    same = Instrument.objects.filter(
+        symbol=spec.symbol, sec_type=spec.sec_type, exchange=spec.exchange, currency=spec.currency
+    ).first()
+    if same is not None:
+        raise InvalidInput(
+            f"{spec.label} is stored with conId {same.con_id}, not {con_id}: give its conId, or "
+            "none"
+        )
+    return Instrument.objects.create(
+        symbol=spec.symbol,
+        sec_type=spec.sec_type,
+        exchange=spec.exchange,
+        primary_exchange=spec.primary_exchange,
+        currency=spec.currency,
+        con_id=con_id,
+        local_symbol=f"{spec.symbol}.{spec.currency}" if spec.sec_type == "CASH" else "",
+        time_zone=spec_time_zone(spec) or "",
     )

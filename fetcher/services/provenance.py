@@ -19,12 +19,32 @@ def gateway_kind(info: GatewayInfo) -> str:
     return GatewayKind.SIMULATOR if info.simulated else GatewayKind.IBKR
 
 
+# Kinds whose bars may share a store: real bars, from a gateway or from files. The simulator's
+# synthetic bars share a store with nothing else.
+REAL_KINDS = (GatewayKind.IBKR, GatewayKind.IMPORT)
+
+
+def sources_mix(held: str, incoming: str) -> bool:
+    """Whether bars of kind `incoming` may join a store (or series) holding bars of `held`."""
+    return held == incoming or (held in REAL_KINDS and incoming in REAL_KINDS)
+
+
+def _kinds_apart(source: str) -> list[str]:
+    """The kinds a store holding `source` bars must not hold."""
+    return [kind for kind in GatewayKind.values if not sources_mix(kind, source)]
+
+
 def _describe(source: str, account: str) -> str:
     label = GatewayKind(source).label if source in GatewayKind.values else source
     return f"{label} (account {account})" if account else label
 
 
 def source_mismatch(held: tuple[str, str], incoming: tuple[str, str], where: str) -> SourceMismatch:
+    if incoming[0] == GatewayKind.IMPORT:
+        return SourceMismatch(
+            f"{where} holds bars from the {_describe(*held)}; imported bars never mix with "
+            "them: import into another store (DATA_DIR and DATABASE_URL)"
+        )
     return SourceMismatch(
         f"{where} holds bars from the {_describe(*held)}; this gateway is the "
         f"{_describe(*incoming)}, and the two never mix: use another store "
@@ -74,27 +94,32 @@ def catalog_binding_check(*, catalog_root: Path) -> dict | None:
     return recorded
 
 
-def store_source_check(*, source: str, account: str, catalog_root: Path) -> None:
-    """Refuse a fetch whose bars would mix with the store's (SourceMismatch), or whose catalog
-    belongs to another database (CatalogBound); record the catalog's source and database the
-    first time it is written to (a catalog from before databases were recorded is bound to
-    the first database that writes to it)."""
-    held = store_source(exclude=source)
+def store_source_check(
+    *, source: str, account: str, catalog_root: Path, record: bool = True
+) -> None:
+    """Refuse a fetch (or import) whose bars would mix with the store's (SourceMismatch), or
+    whose catalog belongs to another database (CatalogBound); record the catalog's source and
+    database the first time it is written to (a catalog from before databases were recorded is
+    bound to the first database that writes to it), unless `record` is False (an import checks
+    before it knows it will write anything)."""
+    held = store_source(kinds=_kinds_apart(source))
     if held is not None:
         raise source_mismatch(held, (source, account), "This database")
     recorded = catalog_binding_check(catalog_root=catalog_root)
     if recorded is None:
+        if not record:
+            return
         catalog_source_record(
             root=catalog_root, source=source, account=account, database=store_identity()
         )
         return
-    if recorded.get("source") != source:
+    if not sources_mix(recorded.get("source", "?"), source):
         raise source_mismatch(
             (recorded.get("source", "?"), recorded.get("account", "")),
             (source, account),
             f"The catalog {catalog_root}",
         )
-    if not recorded.get("database"):
+    if not recorded.get("database") and record:
         catalog_source_record(
             root=catalog_root,
             source=recorded["source"],

@@ -24,6 +24,7 @@ from .checks import SeriesCheck, series_check, series_confirm
 from .chunks import coverage_forget
 from .instruments import instrument_spec
 from .items import series_catalog_rebuild, series_store_finish
+from .series import series_key
 from .submit import FetchHandle, fetch_submit
 
 
@@ -133,21 +134,12 @@ def _years(years) -> str:
     return ", ".join(str(y) for y in sorted(years))
 
 
-def _key(series: Series) -> dict:
-    return {
-        "instrument_id": series.instrument_id,
-        "timeframe": series.timeframe,
-        "what_to_show": series.what_to_show,
-        "rth": series.rth,
-    }
-
-
 def _refetch(check: SeriesCheck, windows: list[tuple[int, int]]) -> _Refetch:
     """Forget the coverage of the windows and submit one run that fetches them again."""
     series = check.series
     request = _request(series, windows)
     with transaction.atomic():  # coverage forgotten only if the run is started
-        coverage_forget(**_key(series), windows=windows)
+        coverage_forget(**series_key(series), windows=windows)
         handle = fetch_submit(request=request, requested_by=RequestedBy.REPAIR)
     return _Refetch(check, handle, windows)
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 from fetcher.models import Series
 from fetcher.selectors import series_stats
 
-from .provenance import source_mismatch
+from .provenance import source_mismatch, sources_mix
 
 
 def series_claim(
@@ -19,14 +19,14 @@ def series_claim(
     key = {"instrument_id": instrument_id, "timeframe": timeframe, "what_to_show": what_to_show}
     claimed = Series.objects.filter(**key, rth=rth).values_list("source", "account").first()
     if claimed is not None:  # the common case: written to before, one plain read
-        if claimed[0] != source:
+        if not sources_mix(claimed[0], source):
             raise source_mismatch(claimed, (source, account), "This database")
         return
     with transaction.atomic():
         series, _ = Series.objects.get_or_create(
             **key, rth=rth, defaults={"source": source, "account": account}
         )
-    if series.source != source:
+    if not sources_mix(series.source, source):
         raise source_mismatch((series.source, series.account), (source, account), "This database")
 
 
@@ -38,3 +38,13 @@ def series_refresh(*, instrument_id: int, timeframe: int, what_to_show: int, rth
     Series.objects.filter(
         instrument_id=instrument_id, timeframe=timeframe, what_to_show=what_to_show, rth=rth
     ).update(bar_count=count, first_ts=first, last_ts=last, updated_at=timezone.now())
+
+
+def series_key(series: Series) -> dict:
+    """A Series' key as the Bar table and the selectors name it."""
+    return {
+        "instrument_id": series.instrument_id,
+        "timeframe": series.timeframe,
+        "what_to_show": series.what_to_show,
+        "rth": series.rth,
+    }

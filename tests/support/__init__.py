@@ -535,3 +535,37 @@ def listing(symbol: str, sec_type: str = ""):
 
     (found,) = find(symbol, sec_type, "", "USD")
     return found
+
+
+def simulator_truth(symbol: str, bar_size: str, start: dt.date, end: dt.date) -> BarBatch:
+    """The bars the simulator's market (seed 0) holds for a US stock, TRADES in regular hours,
+    from start to end (dates in New York): ground truth built without a fetch (a year of minutes
+    in about a second)."""
+    from ibsim.market import Market
+
+    [listing] = Market(seed=0).find(symbol, "STK", "SMART", "USD")
+    a = dt.datetime.combine(start, dt.time(), NEW_YORK)
+    b = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), NEW_YORK)
+    bars = Market(seed=0).bars(
+        listing, BAR_SIZES[bar_size], "TRADES", True, int(a.timestamp()), int(b.timestamp())
+    )
+    return BarBatch(
+        ts=bars.time,
+        open=bars.open,
+        high=bars.high,
+        low=bars.low,
+        close=bars.close,
+        volume=bars.volume.astype(np.float64),
+        wap=bars.wap,
+        bar_count=bars.count,
+    )
+
+
+def store_emptied(settings, data_dir: Path) -> None:
+    """Make the test's store an empty one: no bars, series, coverage, runs or instruments in the
+    database, and a new catalog under `data_dir` (DATA_DIR)."""
+    from fetcher.models import Bar, Coverage, FetchRun, Instrument, Series
+
+    for model in (Bar, Coverage, Series, FetchRun, Instrument):
+        model.objects.all().delete()
+    settings.DATA_DIR = data_dir

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from fetcher.cli import bars_check, parse_errors_on_one_line, user_errors
+from fetcher.cli import (
+    bars_check,
+    bars_export,
+    bars_import,
+    parse_errors_on_one_line,
+    user_errors,
+)
 
 # name -> module with HELP, add_arguments(parser) and handle(command, opts) -> exit code
-SUBCOMMANDS = {"check": bars_check}
+SUBCOMMANDS = {"check": bars_check, "export": bars_export, "import": bars_import}
 
 
 class Command(BaseCommand):

@@ -222,7 +222,8 @@ def test_a_catalog_of_another_database_is_refused_with_one_line(gateway, setting
     "args, message",
     [
         (["bars"], "the following arguments are required: SUBCOMMAND"),
-        (["bars", "export"], "invalid choice: 'export'"),
+        (["bars", "export"], "the following arguments are required: --out"),
+        (["bars", "vacuum"], "invalid choice: 'vacuum'"),
         (["bars", "check", "--timeframe", "FORTNIGHTLY"], "unknown timeframe 'FORTNIGHTLY'"),
         (["bars", "check", "--instruments", "ZZZZ"], "no stored series of ZZZZ"),
         (["bars", "check", "--cron", "61 2 * * *"], "bad --cron '61 2 * * *': minute '61'"),

@@ -183,3 +183,32 @@ def test_a_catalog_belongs_to_one_database(sim, store, settings, capsys):
     )
     assert sorted(p.stat().st_mtime_ns for p in (store / "catalog").rglob("*.parquet")) == files
     assert not list((store / "catalog").rglob("symbol=MSFT"))
+
+
+def test_imported_bars_share_a_store_with_real_ones_and_a_fetch_does_not_ask_for_them(
+    sim_factory, store, settings, tmp_path
+):
+    """Imports are real bars from elsewhere: a store of a real gateway's bars takes them, and a
+    fetch after them plans no request for what they cover."""
+    tws = sim_factory(identify=False, accounts=("U7654321",))  # stands in for a real TWS
+    point_at(settings, tws)
+    assert fetch("--instruments", "AAPL,MSFT", *GUIDE) == 0
+    exported = tmp_path / "aapl.parquet"
+    call_command("bars", "export", "--instruments", "AAPL", "--out", str(exported))
+    aapl = Series.objects.get(instrument__symbol="AAPL")
+    bars = list(Bar.objects.filter(instrument=aapl.instrument_id).order_by("ts").values_list())
+    for model in (Bar, Coverage):
+        model.objects.filter(instrument=aapl.instrument_id).delete()
+    aapl.delete()
+
+    call_command("bars", "import", str(exported), "--instrument", "AAPL")
+    assert Series.objects.get(instrument__symbol="AAPL").source == GatewayKind.IMPORT
+    assert list(Bar.objects.filter(instrument=aapl.instrument_id).order_by("ts").values_list()) == (
+        bars
+    )
+    asked = tws.stats.counts["historical_requests"]
+    assert fetch("--instruments", "AAPL", *GUIDE) == 0
+    run = FetchRun.objects.order_by("-pk").first()
+    assert (run.status, run.chunks_planned) == (RunStatus.SUCCEEDED, 0)
+    assert tws.stats.counts["historical_requests"] - asked <= 1  # the last stored bar, again
+    assert json.loads((store / "catalog" / SOURCE_FILE).read_text())["source"] == "ibkr"
