@@ -191,7 +191,8 @@ def runs_table(runs: list[FetchRun]) -> Table:
 
 
 def run_detail(summary: RunSummary, chunk_errors: list[FetchChunk]) -> None:
-    """One run: its line, its error, a row per instrument, then the requests that met errors."""
+    """One run: its line, its error, a row per instrument, each one's error in full under the
+    table, then the requests that met errors."""
     out = console()
     run = summary.run
     out.print(
@@ -202,7 +203,7 @@ def run_detail(summary: RunSummary, chunk_errors: list[FetchChunk]) -> None:
     if run.error:
         out.print(f"Error: {run.error}")
     table = narrow_table()
-    for column in ("Instrument", "Status", "Requests", "Bars", "Range", "Error"):
+    for column in ("Instrument", "Status", "Requests", "Bars", "Range"):
         table.add_column(column, overflow="fold")
     for item in summary.items:
         table.add_row(
@@ -211,10 +212,12 @@ def run_detail(summary: RunSummary, chunk_errors: list[FetchChunk]) -> None:
             f"{item.chunks_done:,}/{item.chunks_planned:,}",
             f"{item.bars_stored:,}",
             item.note,
-            item.error,
         )
     out.print(table)
+    # errors under the table, a line each: the whole width for their words
     for item in summary.items:
+        if item.error:
+            out.print(f"❌ {item.spec}: {item.error}")
         if item.history:
             out.print(f"⚠️  {item.history}")
     for chunk in chunk_errors:
