@@ -22,7 +22,7 @@ from fetcher.domain.timeframes import BY_CODE
 
 from .domain.metrics import DURATIONS, METRICS, TIMES
 from .models import BacktestRun, RunKind
-from .selectors import backtest_runs_listed, sweep_summary
+from .selectors import SweepSummary, backtest_runs_listed, sweep_summary
 from .services.exports import equity_csv, trades_csv
 
 # The downloads of a run's page: (URL name suffix, file name, what).
@@ -95,7 +95,7 @@ class BacktestRunAdmin(admin.ModelAdmin):
             params = ", ".join(f"{k}={v}" for k, v in run.params.items())
             label = f"{run.strategy} {params}"
             return label if run.kind == RunKind.SINGLE else f"{label} (portfolio)"
-        grid = sweep_summary(group=run.group).grid
+        grid = _sweep(run).grid
         ranges = ", ".join(f"{k} {v[0]}..{v[-1]}" for k, v in grid.items())
         return format_html(
             '{} sweep {}: <a href="?group={}" class="sweep-points">{} points</a>',
@@ -129,7 +129,7 @@ class BacktestRunAdmin(admin.ModelAdmin):
     def _shown(run: BacktestRun) -> BacktestRun:
         """The run whose figures a row shows: a sweep's best point by Sharpe."""
         if run.kind == RunKind.SWEEP and getattr(run, "sweep_points", None):
-            return sweep_summary(group=run.group).best or run
+            return _sweep(run).best or run
         return run
 
     @admin.display(description="cash")
@@ -280,6 +280,13 @@ class RunTimes:
         return equity_html(
             ts, points[:, 1], zone=zone, breaks=breaks, title=f"{run.symbol}: equity and drawdown"
         )
+
+
+def _sweep(run: BacktestRun) -> SweepSummary:
+    """A sweep's summary, read once per row (its columns each need it)."""
+    if not hasattr(run, "_sweep_summary"):
+        run._sweep_summary = sweep_summary(group=run.group)
+    return run._sweep_summary
 
 
 def _ordered(run: BacktestRun) -> list[str]:

@@ -309,6 +309,10 @@ def test_a_week_of_minutes_a_backtest_and_a_sweep_fit_the_page(
     page.goto(f"{base}/admin/fetcher/instrument/")
     shot(page, "instruments-list")
     assert_fits(page, "instruments")
+    page.goto(f"{base}/admin/fetcher/bar/")
+    options = page.locator("select[name=timeframe] option").all_inner_texts()
+    assert options == ["all", "1-MINUTE"]
+    assert_fits(page, "bars")
     page.goto(f"{base}/admin/fetcher/fetchchunk/")
     assert_fits(page, "fetch chunks")
     # times say their zone; no "View site" link to a page that does not exist
