@@ -7,6 +7,8 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery
+
 from fetcher.domain.bars import BarBatch
 from fetcher.domain.instruments import InstrumentSpec
 from fetcher.domain.time import dates_epochs, zone_info
@@ -178,3 +180,40 @@ def sweep_points_done(*, group: str) -> set[tuple]:
         "params", flat=True
     )
     return {tuple(sorted(p.items())) for p in rows}
+
+
+def backtest_runs_listed(*, queryset: QuerySet[BacktestRun]) -> QuerySet[BacktestRun]:
+    """Runs as the list shows them: a sweep as one row (its first point), annotated with how
+    many points it has (`sweep_points`; none for other runs)."""
+    sweeps = BacktestRun.objects.filter(kind=RunKind.SWEEP)
+    firsts = sweeps.values("group").annotate(first=Min("pk")).values("first")
+    points = (
+        sweeps.filter(group=OuterRef("group"))
+        .order_by()
+        .values("group")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return queryset.filter(~Q(kind=RunKind.SWEEP) | Q(pk__in=firsts)).annotate(
+        sweep_points=Subquery(points)
+    )
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """A sweep's points: how many, the grid's values of each parameter, the best by Sharpe."""
+
+    points: int
+    grid: dict[str, list]
+    best: BacktestRun | None
+
+
+def sweep_summary(*, group: str) -> SweepSummary:
+    runs = backtest_runs_of_group(group=group, kind=RunKind.SWEEP)
+    grid: dict[str, set] = {}
+    for run in runs:
+        for name, value in run.params.items():
+            grid.setdefault(name, set()).add(value)
+    ranked = [r for r in runs if isinstance(r.metrics.get("Sharpe Ratio"), int | float)]
+    best = max(ranked, key=lambda r: r.metrics["Sharpe Ratio"], default=None)
+    return SweepSummary(len(runs), {k: sorted(v) for k, v in grid.items()}, best)

@@ -678,3 +678,10 @@ def bars_page(
 def instruments_with_bars() -> list[Instrument]:
     """Instruments that have stored bars, for a filter's choices."""
     return list(Instrument.objects.filter(series__bar_count__gt=0).distinct().order_by("symbol"))
+
+
+def series_values_stored(field: str) -> set:
+    """The values of one of Series' fields (timeframe, what_to_show) that some stored series
+    holds, for a filter's choices."""
+    stored = Series.objects.filter(bar_count__gt=0).order_by()
+    return set(stored.values_list(field, flat=True).distinct())

@@ -11,6 +11,10 @@ class IbdataAdminSite(admin.AdminSite):
     site_header = "ibdata"
     site_title = "ibdata admin"
     index_title = "Historical bars, fetches and backtests"
+    # the lists' columns and filters get the page's width (the breadcrumbs and the index lead
+    # everywhere the side bar did)
+    enable_nav_sidebar = False
+    site_url = None  # there is no site beside the admin: no "View site" link to a 404
 
     # The Bars list is imported when the URLs and the index are built, not with this module:
     # INSTALLED_APPS loads the site before the models it lists are ready.

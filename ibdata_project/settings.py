@@ -99,6 +99,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# the admin writes times as 2024-03-28 14:30 UTC: every time on a page says its zone
+FORMAT_MODULE_PATH = ["ibdata_project.formats"]
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"  # made and filled by collectstatic (make up and compose run it)
 # whitenoise serves the apps' static files itself, collected or not, under runserver too

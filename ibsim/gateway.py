@@ -91,6 +91,7 @@ class Event(StrEnum):
     MESSAGES = "messages"  # every message after the handshake
     UNSUPPORTED = "unsupported"  # messages answered with "not served"
     CONTRACT_DETAILS = "contract_details"
+    MATCHING_SYMBOLS = "matching_symbols"
     HEAD_TIMESTAMPS = "head_timestamps"
     HISTORICAL_REQUESTS = "historical_requests"
     CANCELLED = "cancelled"  # historical requests cancelled while open
@@ -137,6 +138,7 @@ class Lookup(StrEnum):
     """The requests that ask the gateway about a contract's data."""
 
     CONTRACT_DETAILS = "contract_details"
+    MATCHING_SYMBOLS = "matching_symbols"
     HEAD_TIMESTAMP = "head_timestamp"
     HISTORICAL = "historical"
 

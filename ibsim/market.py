@@ -78,6 +78,10 @@ class Market:
         for key in {(i.calendar, i.session_kind, i.time_zone_id) for i in universe.INSTRUMENTS}:
             sessions(*key)
 
+    def matching(self, pattern: str) -> list[Listing]:
+        """The instruments a symbol search (reqMatchingSymbols) answers, closest first."""
+        return universe.matching(pattern)
+
     def find(
         self,
         symbol: str,

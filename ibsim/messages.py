@@ -12,6 +12,7 @@ MIN_VERSION = 157
 MAX_VERSION = 176
 V_SUGGESTED_SIZE_INCREMENT = 163
 V_SIZE_RULES = 164  # CONTRACT_DATA loses its version field and mdSizeMultiplier, gains sizes
+V_ISSUER_ID = 176  # SYMBOL_SAMPLES gains description and issuerId (Δ)
 V_ADVANCED_REJECT = 166  # ERR_MSG gains advancedOrderRejectJson
 
 
@@ -33,6 +34,7 @@ class In(IntEnum):
     REQ_ACCOUNT_SUMMARY = 62
     START_API = 71
     REQ_ACCOUNT_UPDATES_MULTI = 76
+    REQ_MATCHING_SYMBOLS = 81
     REQ_HEAD_TIMESTAMP = 87
     CANCEL_HEAD_TIMESTAMP = 90
     REQ_COMPLETED_ORDERS = 99
@@ -57,6 +59,7 @@ class Out(IntEnum):
     ACCOUNT_SUMMARY = 63
     ACCOUNT_SUMMARY_END = 64
     ACCOUNT_UPDATE_MULTI_END = 74
+    SYMBOL_SAMPLES = 79
     HEAD_TIMESTAMP = 88
     COMPLETED_ORDERS_END = 102
 
@@ -230,6 +233,24 @@ def current_time(epoch: int) -> bytes:
 
 def head_timestamp(req_id: int, text: str) -> bytes:
     return encode(Out.HEAD_TIMESTAMP, req_id, text)
+
+
+def parse_matching_symbols_request(fields: list[str]) -> tuple[int, str]:
+    """REQ_MATCHING_SYMBOLS: 81, reqId, pattern (no version field)."""
+    return int(fields[1]), fields[2]
+
+
+def symbol_samples(version: int, req_id: int, listings: list) -> bytes:
+    """SYMBOL_SAMPLES: 79, reqId, n, then per contract conId, symbol, secType,
+    primaryExchange, currency, the count of derivative security types and those types, and
+    from v176 its description and issuerId (ib_insync 0.9.86, decoder.symbolSamples)."""
+    fields: list = [req_id, len(listings)]
+    for spec in listings:
+        primary = spec.primary_exchange or spec.exchange
+        fields += [spec.con_id, spec.symbol, spec.sec_type, primary, spec.currency, 0]
+        if version >= V_ISSUER_ID:
+            fields += [spec.long_name, ""]
+    return encode(Out.SYMBOL_SAMPLES, *fields)
 
 
 def contract_data_end(req_id: int) -> bytes:

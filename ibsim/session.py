@@ -37,6 +37,7 @@ class Session:
             In.CANCEL_HISTORICAL_DATA: self.on_cancel_historical_data,
             In.REQ_CONTRACT_DATA: self.on_contract_data,
             In.REQ_HEAD_TIMESTAMP: self.on_head_timestamp,
+            In.REQ_MATCHING_SYMBOLS: self.on_matching_symbols,
             In.CANCEL_HEAD_TIMESTAMP: lambda fields: None,
             In.REQ_CURRENT_TIME: self.on_current_time,
             In.REQ_MKT_DATA_TYPE: lambda fields: None,
@@ -214,6 +215,12 @@ class Session:
             )
             self.send(msg.contract_data(self.version, req_id, details))
         self.send(msg.contract_data_end(req_id))
+
+    def on_matching_symbols(self, fields: list[str]) -> None:
+        """The instruments closest to a pattern, as IBKR's symbol search answers."""
+        req_id, pattern = msg.parse_matching_symbols_request(fields)
+        self.gateway.count(Event.MATCHING_SYMBOLS)
+        self.send(msg.symbol_samples(self.version, req_id, self.gateway.market.matching(pattern)))
 
     def on_head_timestamp(self, fields: list[str]) -> None:
         req = msg.parse_head_timestamp_request(fields)

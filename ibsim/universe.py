@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -316,3 +317,42 @@ def find(
             continue
         found.append(spec)
     return found
+
+
+MATCHES_MAX = 16  # IBKR answers reqMatchingSymbols with at most 16 descriptions
+
+
+def matching(pattern: str) -> list[Listing]:
+    """The instruments reqMatchingSymbols answers for `pattern`, closest first: symbols that
+    begin with it, then symbols it begins with (SPXX: SPX), then those sharing all its letters
+    but the last one or two (SPXX: SPY), then names with a word that begins with it; one
+    listing per symbol and type (the front future of a root)."""
+    wanted = _normal_symbol(pattern)
+    if not wanted:
+        return []
+
+    def rank(spec: Listing) -> int | None:
+        symbol = _normal_symbol(spec.symbol)
+        if symbol.startswith(wanted):
+            return 0
+        if wanted.startswith(symbol):
+            return 1
+        shared = len(os.path.commonprefix([symbol, wanted]))
+        if shared >= 2 and shared >= len(wanted) - 2:
+            return 2
+        if len(wanted) >= 3 and any(w.startswith(wanted) for w in spec.long_name.upper().split()):
+            return 3
+        return None
+
+    ranked = sorted(
+        (r, spec.symbol, spec.sec_type, spec)
+        for spec in INSTRUMENTS
+        if (r := rank(spec)) is not None
+    )
+    seen: set[tuple[str, str]] = set()
+    found = []
+    for _, symbol, sec_type, spec in ranked:
+        if (symbol, sec_type) not in seen:
+            seen.add((symbol, sec_type))
+            found.append(spec)
+    return found[:MATCHES_MAX]

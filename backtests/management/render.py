@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from fetcher.cli import narrow_table
+from fetcher.domain.timeframes import BY_CODE
 from fetcher.models import GatewayKind
 
 from ..domain.metrics import DURATIONS, METRICS, TIMES, annualised_note, duration_text, time_text
@@ -23,9 +25,10 @@ def outcome_print(out: Console, outcome: BacktestOutcome) -> None:
     _header_print(out, outcome)
     columns = [*outcome.singles, *([outcome.portfolio] if outcome.portfolio else [])]
     table = _table("Backtest Results")
-    table.add_column("Metric")
+    table.add_column("Metric", overflow="fold")
     for o in columns:
-        table.add_column(o.label if o is not outcome.portfolio else "Portfolio", justify="right")
+        label = o.label if o is not outcome.portfolio else "Portfolio"
+        table.add_column(label, justify="right", overflow="fold")
     for key in (k for k in METRICS if any(k in o.metrics for o in columns)):
         table.add_row(key, *[_cell(key, o.metrics.get(key)) for o in columns])
     table.add_row("Run", *[str(o.run.pk) for o in columns])
@@ -90,7 +93,8 @@ def _header_print(out: Console, outcome: BacktestOutcome) -> None:
         run = o.run
         source = GatewayKind(run.source).label if run.source else "unknown source"
         out.print(
-            f"  {o.label}: {run.bars} bars {time_text(o.ts[0])} to {time_text(o.ts[-1])} "
+            f"  {o.label}: {run.bars:,} bars {_when(time_text(o.ts[0]))} to "
+            f"{_when(time_text(o.ts[-1]))} "
             f"from {run.get_data_source_display()} ({source})"
         )
 
@@ -101,15 +105,18 @@ def _trades_print(out: Console, outcome: Outcome) -> None:
         f"Trades of {outcome.label}: {len(trades)} closed"
         + (f", the last {TRADES_SHOWN}" if len(trades) > TRADES_SHOWN else "")
     )
-    for column in ("Entry", "Exit", "Size", "Entry Price", "Exit Price", "PnL", "Return [%]"):
-        table.add_column(column, justify="right")
+    utc = " (UTC)" if BY_CODE[outcome.run.timeframe].intraday else ""
+    for column in (f"Entry{utc}", f"Exit{utc}"):  # a time stays on one line
+        table.add_column(column, justify="right", no_wrap=True)
+    for column in ("Size", "Entry Price", "Exit Price", "P&L", "Return [%]"):
+        table.add_column(column, justify="right", overflow="fold")
     for t in trades[-TRADES_SHOWN:]:
         table.add_row(
             _when(t["EntryTime"]),
             _when(t["ExitTime"]),
-            str(t["Size"]),
-            f"{t['EntryPrice']:.2f}",
-            f"{t['ExitPrice']:.2f}",
+            f"{t['Size']:,}",
+            f"{t['EntryPrice']:,.2f}",
+            f"{t['ExitPrice']:,.2f}",
             f"{t['PnL']:,.2f}",
             f"{t['ReturnPct'] * 100:.2f}",
         )
@@ -118,8 +125,8 @@ def _trades_print(out: Console, outcome: Outcome) -> None:
     if held:
         side = "long" if held.size > 0 else "short"
         out.print(
-            f"  Open at the end (in the equity, not in the trades): {side} {abs(held.size)} "
-            f"since {time_text(outcome.ts[held.entry_bar])} at {held.entry_price:.2f}"
+            f"  Open at the end (in the equity, not in the trades): {side} {abs(held.size):,} "
+            f"since {_when(time_text(outcome.ts[held.entry_bar]))} at {held.entry_price:,.2f}"
         )
 
 
@@ -128,7 +135,7 @@ def _sweep_table(outcome: BacktestOutcome) -> Table:
     metric, names = request.maximize, list(request.grids)
     table = _table(f"Best {len(sweep.best)} of {len(sweep.runs)} by {metric}")
     for name in [*names, metric, *SWEEP_COLUMNS, "Run"]:
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", overflow="fold")
     for run in sweep.best:
         table.add_row(
             *[str(run.params[n]) for n in names],
@@ -139,7 +146,7 @@ def _sweep_table(outcome: BacktestOutcome) -> Table:
 
 
 def _table(title: str) -> Table:
-    return Table(title=title, title_justify="left", title_style="bold")
+    return narrow_table(title)
 
 
 def _run_json(o: Outcome) -> dict:
@@ -162,8 +169,9 @@ def _ordered(metrics: dict) -> dict:
 
 
 def _when(text: str) -> str:
-    """A bar time as short as it can be: daily bars start at midnight."""
-    return text.removesuffix(" 00:00:00")
+    """A bar time as short as it can be: daily bars start at midnight, bars of a minute or
+    more at a whole minute."""
+    return text.removesuffix(" 00:00:00").removesuffix(":00")
 
 
 def _cell(key: str, value) -> str:

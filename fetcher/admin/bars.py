@@ -12,7 +12,7 @@ from django.utils.http import urlencode
 from fetcher.domain.time import epoch, from_epoch
 from fetcher.domain.timeframes import BY_CODE
 from fetcher.models import TIMEFRAME_CHOICES, WHAT_TO_SHOW_CHOICES
-from fetcher.selectors import bars_page, instruments_with_bars
+from fetcher.selectors import bars_page, instruments_with_bars, series_values_stored
 
 BARS_PERMISSION = "fetcher.view_bar"
 PAGE_SIZE = 100
@@ -98,8 +98,9 @@ def bars_changelist_view(request):
         "errors": errors,
         "selected": kept,
         "instruments": instruments_with_bars(),
-        "timeframes": TIMEFRAME_CHOICES,
-        "what_to_show_choices": WHAT_TO_SHOW_CHOICES,
+        # the filters offer what is stored
+        "timeframes": _stored(TIMEFRAME_CHOICES, "timeframe"),
+        "what_to_show_choices": _stored(WHAT_TO_SHOW_CHOICES, "what_to_show"),
         "first_url": link(),
         "older_url": link(older=cursor_text(page.older)) if page.older else "",
         "newer_url": link(newer=cursor_text(page.newer)) if page.newer else "",
@@ -107,3 +108,8 @@ def bars_changelist_view(request):
         "generated": dt.datetime.now(dt.UTC),
     }
     return TemplateResponse(request, "admin/fetcher/bar/change_list.html", context)
+
+
+def _stored(choices, field: str) -> list[tuple]:
+    held = series_values_stored(field)
+    return [(value, name) for value, name in choices if value in held]

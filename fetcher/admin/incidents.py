@@ -6,6 +6,7 @@ from django.contrib import admin
 
 from fetcher.models import Incident
 
+from .filters import held
 from .runs import ReadOnlyAdmin
 
 MESSAGE_SHOWN_CHARS = 160
@@ -40,7 +41,7 @@ class IncidentAdmin(ReadOnlyAdmin):
         "closed_at",
         "latest",
     )
-    list_filter = (StateFilter, "kind")
+    list_filter = (StateFilter, *held("kind"))
     search_fields = ("key", "message", "last_message")
     date_hierarchy = "opened_at"
 

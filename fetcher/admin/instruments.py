@@ -9,11 +9,14 @@ from django.core.exceptions import PermissionDenied
 from django.http import FileResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.timezone import localtime
 
 from fetcher.domain.ranges import day_start
-from fetcher.domain.time import zone_info
+from fetcher.domain.sessions import session_table
+from fetcher.domain.time import zone_info, zone_name
 from fetcher.domain.timeframes import BY_CODE, TIMEFRAMES, WhatToShow
 from fetcher.models import Instrument, RequestedBy, Series
 from fetcher.selectors import bars_read, fetch_runs_of, instrument_series, instruments_listed
@@ -21,7 +24,8 @@ from fetcher.services.instruments import instrument_spec
 from fetcher.services.submit import fetch_submit, fetch_updates_submit
 
 from .bars import BARS_PERMISSION
-from .charts import CHART_ID, PLOTLY_JS, candlestick_html
+from .charts import CHART_ID, PLOTLY_JS, candlestick_html, closed_hours
+from .filters import held
 from .forms import FetchHistoryForm, InstrumentAddForm
 from .permissions import FetchActionsMixin
 
@@ -64,13 +68,9 @@ def series_label(series: Series) -> str:
 class InstrumentAdmin(FetchActionsMixin, admin.ModelAdmin):
     list_display = (
         "symbol_label",
-        "sec_type",
-        "exchange",
-        "currency",
         "source",
         "bars",
-        "first_bar",
-        "last_bar",
+        "bar_range",
         "last_fetch",
         "last_check",
         "active",
@@ -79,8 +79,7 @@ class InstrumentAdmin(FetchActionsMixin, admin.ModelAdmin):
         "sec_type",
         "exchange",
         "currency",
-        "series__source",
-        "series__timeframe",
+        *held("series__source", "series__timeframe"),
         "active",
     )
     search_fields = ("symbol", "local_symbol", "long_name", "=con_id")
@@ -112,7 +111,13 @@ class InstrumentAdmin(FetchActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="instrument", ordering="symbol")
     def symbol_label(self, instrument: Instrument) -> str:
-        return str(instrument)
+        return format_html(
+            "{}<br><small>{} · {} · {}</small>",
+            instrument,
+            instrument.sec_type,
+            instrument.exchange,
+            instrument.currency,
+        )
 
     @admin.display(description="source")
     def source(self, instrument: Instrument) -> str:
@@ -127,13 +132,15 @@ class InstrumentAdmin(FetchActionsMixin, admin.ModelAdmin):
             mark_safe("<br>"), "{}: {}", ((series_label(s), f"{s.bar_count:,}") for s in series)
         )
 
-    @admin.display(description="first bar", ordering="first_bar")
-    def first_bar(self, instrument: Instrument):
-        return instrument.first_bar
-
-    @admin.display(description="last bar", ordering="last_bar")
-    def last_bar(self, instrument: Instrument):
-        return instrument.last_bar
+    @admin.display(description="first and last bar", ordering="first_bar")
+    def bar_range(self, instrument: Instrument) -> str:
+        if instrument.first_bar is None:
+            return "-"
+        return format_html(
+            "{}<br>{}",
+            date_format(localtime(instrument.first_bar), "DATETIME_FORMAT"),
+            date_format(localtime(instrument.last_bar), "DATETIME_FORMAT"),
+        )
 
     @admin.display(description="last fetch")
     def last_fetch(self, instrument: Instrument) -> str:
@@ -291,6 +298,21 @@ class InstrumentAdmin(FetchActionsMixin, admin.ModelAdmin):
             last=limit,
         )
         title = f"{instrument} {series_label(series)}: {len(batch):,} bars"
+        sessions = session_table(
+            sec_type=instrument.sec_type,
+            exchange=instrument.exchange,
+            primary_exchange=instrument.primary_exchange,
+            time_zone=instrument.time_zone,
+        )
+        chart = ""
+        if len(batch):
+            chart = candlestick_html(
+                batch,
+                timeframe=tf,
+                title=title,
+                zone=zone_name(instrument.time_zone),
+                breaks=closed_hours(sessions, batch.ts, timeframe=tf, use_rth=series.rth),
+            )
         context.update(
             chart_key=series_key(series),
             chart_label=series_label(series),
@@ -300,7 +322,7 @@ class InstrumentAdmin(FetchActionsMixin, admin.ModelAdmin):
             chart_start=start,
             chart_end=end,
             chart_errors=errors,
-            chart_html=candlestick_html(batch, timeframe=tf, title=title) if len(batch) else "",
+            chart_html=chart,
             chart_series_options=[(series_key(s), series_label(s)) for s in all_series],
         )
         return context

@@ -6,7 +6,9 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.timezone import localtime
 
 from fetcher.domain.timeframes import BY_CODE
 from fetcher.exceptions import InvalidInput
@@ -21,6 +23,7 @@ from fetcher.selectors import (
 from fetcher.services.fetch_runs import fetch_run_cancel
 from fetcher.services.submit import fetch_retry_submit
 
+from .filters import held
 from .instruments import run_link
 from .permissions import FetchActionsMixin
 
@@ -55,19 +58,17 @@ class FetchRunAdmin(FetchActionsMixin, ReadOnlyAdmin):
     list_display = (
         "id",
         "created_at",
-        "requested_by",
         "instruments_label",
         "timeframe_label",
         "status",
         "progress",
-        "bars_stored",
-        "requests_made",
-        "errors_count",
+        "bars",
+        "errors",
         "duration",
         "source",
     )
     list_display_links = ("id", "created_at")
-    list_filter = ("status", "requested_by", "timeframe", "source")
+    list_filter = held("status", "requested_by", "timeframe", "source")
     search_fields = ("instruments",)
     actions = ["retry_failed_chunks", "cancel_runs"]
     fieldsets = (
@@ -108,12 +109,20 @@ class FetchRunAdmin(FetchActionsMixin, ReadOnlyAdmin):
         if not run.chunks_planned:
             return "-" if run.status in (RunStatus.PENDING, RunStatus.RUNNING) else "0 requests"
         return format_html(
-            '<progress value="{}" max="{}"></progress> {}/{}',
+            '<progress value="{}" max="{}" style="width: 4em"></progress> {}/{}',
             run.chunks_done,
             run.chunks_planned,
             run.chunks_done,
             run.chunks_planned,
         )
+
+    @admin.display(description="bars", ordering="bars_stored")
+    def bars(self, run: FetchRun) -> str:
+        return f"{run.bars_stored:,}"
+
+    @admin.display(description="errors", ordering="errors_count")
+    def errors(self, run: FetchRun) -> str:
+        return f"{run.errors_count:,}"
 
     @admin.display(description="duration")
     def duration(self, run: FetchRun) -> str:
@@ -174,15 +183,28 @@ class FetchChunkAdmin(ReadOnlyAdmin):
         "id",
         "run",
         "instrument",
-        "window_start",
-        "window_end",
+        "window",
         "duration",
         "status",
         "attempts",
         "bars_received",
-        "last_error_code",
-        "last_error",
+        "error",
     )
-    list_filter = ("status",)
+    list_filter = held("status")
     list_select_related = ("run", "instrument")
     show_full_result_count = False  # chunks pile up over the years: no second COUNT a page
+
+    @admin.display(description="window", ordering="window_start")
+    def window(self, chunk: FetchChunk) -> str:
+        return format_html(
+            "{}<br>{}",
+            date_format(localtime(chunk.window_start), "DATETIME_FORMAT"),
+            date_format(localtime(chunk.window_end), "DATETIME_FORMAT"),
+        )
+
+    @admin.display(description="last error", ordering="last_error_code")
+    def error(self, chunk: FetchChunk) -> str:
+        if not chunk.last_error:
+            return "-"
+        code = f"{chunk.last_error_code}: " if chunk.last_error_code is not None else ""
+        return code + chunk.last_error

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -27,7 +28,25 @@ class UserError(Exception):
 
 
 def console(stderr: bool = False) -> Console:
-    return Console(highlight=False, soft_wrap=True, stderr=stderr)
+    """rich's console: on a terminal, long lines wrap between words at its width; piped or
+    redirected, each line stays whole (for grep and logs)."""
+    out = Console(highlight=False, stderr=stderr)
+    out.soft_wrap = not out.is_terminal
+    return out
+
+
+def narrow_table(title: str | None = None) -> Table:
+    """A table for 80 columns: no side borders, a rule under the header, two spaces between
+    columns (give its columns overflow="fold": a word too long folds, never ends in '…')."""
+    return Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
 
 
 def user_errors(handle):
@@ -102,8 +121,8 @@ def rth_arguments(parser) -> None:
 
 def property_table(title: str, rows: list[tuple[str, str]]) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold")
-    table.add_column("Property")
-    table.add_column("Value")
+    table.add_column("Property", overflow="fold")
+    table.add_column("Value", overflow="fold")
     for key, value in rows:
         table.add_row(key, value)
     return table

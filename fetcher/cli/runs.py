@@ -22,7 +22,7 @@ from fetcher.selectors import RunSummary
 from fetcher.services.submit import FetchHandle
 from fetcher.storage.catalog import default_root
 
-from . import UserError, console, display_path, property_table, run_source_label
+from . import UserError, console, display_path, narrow_table, property_table, run_source_label
 
 PROGRESS_COLUMNS = (
     TextColumn("{task.description:<10}"),
@@ -166,59 +166,63 @@ def _properties(summary: RunSummary) -> list[tuple[str, str]]:
 
 
 def runs_table(runs: list[FetchRun]) -> Table:
-    """Recent runs, one row each."""
-    table = Table(title="Fetch runs", title_justify="left")
-    for column in ("Run", "Created (UTC)", "By", "Timeframe", "Instruments", "Status"):
-        table.add_column(column)
-    for column in ("Progress", "Bars", "Errors"):
-        table.add_column(column, justify="right")
-    table.add_column("Source")
+    """Recent runs, one row each, fitting 80 columns: who asked under the status, the source
+    (one per store) in the title."""
+    sources = sorted({run.get_source_display() for run in runs if run.source})
+    title = "Fetch runs" + (f" (from {', '.join(sources)})" if sources else "")
+    table = narrow_table(title)
+    for column in ("Run", "Created (UTC)", "Timeframe", "Symbols", "Status"):
+        table.add_column(column, overflow="fold")
+    for column in ("Requests", "Bars", "Errors"):
+        table.add_column(column, justify="right", overflow="fold")
     for run in runs:
+        by = f"schedule {run.schedule}" if run.schedule else run.requested_by
         table.add_row(
             str(run.pk),
             f"{run.created_at:%Y-%m-%d %H:%M}",
-            f"schedule {run.schedule}" if run.schedule else run.requested_by,
             run.get_timeframe_display(),
-            ",".join(run.instruments),
-            run.status,
-            f"{run.chunks_done}/{run.chunks_planned}",
+            ", ".join(run.instruments),
+            f"{run.status} by {by}",
+            f"{run.chunks_done:,}/{run.chunks_planned:,}",
             f"{run.bars_stored:,}",
             f"{run.errors_count:,}",
-            run.get_source_display() if run.source else "-",
         )
     return table
 
 
 def run_detail(summary: RunSummary, chunk_errors: list[FetchChunk]) -> None:
-    """One run: its line, its error, a row per instrument, then the requests that met errors."""
+    """One run: its line, its error, a row per instrument, each one's error in full under the
+    table, then the requests that met errors."""
     out = console()
     run = summary.run
     out.print(
         f"Run {run.pk}: {run.status} · {summary.timeframe.name} · {summary.start_label} to "
-        f"{summary.end_label} · {run.chunks_done}/{run.chunks_planned} requests · "
+        f"{summary.end_label} · {run.chunks_done:,}/{plural(run.chunks_planned, 'request')} · "
         f"{run.bars_stored:,} bars · from {run_source_label(run)} (server {run.server_version})"
     )
     if run.error:
         out.print(f"Error: {run.error}")
-    table = Table(title_justify="left")
-    for column in ("Instrument", "Status", "Progress", "Bars", "Range", "Error"):
+    table = narrow_table()
+    for column in ("Instrument", "Status", "Requests", "Bars", "Range"):
         table.add_column(column, overflow="fold")
     for item in summary.items:
         table.add_row(
             item.spec,
             item.status,
-            f"{item.chunks_done}/{item.chunks_planned}",
+            f"{item.chunks_done:,}/{item.chunks_planned:,}",
             f"{item.bars_stored:,}",
             item.note,
-            item.error,
         )
     out.print(table)
+    # errors under the table, a line each: the whole width for their words
     for item in summary.items:
+        if item.error:
+            out.print(f"❌ {item.spec}: {item.error}")
         if item.history:
             out.print(f"⚠️  {item.history}")
     for chunk in chunk_errors:
         out.print(
             f"  {chunk.instrument} {chunk.window_start:%Y-%m-%d %H:%M}.."
-            f"{chunk.window_end:%Y-%m-%d %H:%M} {chunk.status} after {chunk.attempts} "
-            f"attempts: [{chunk.last_error_code}] {chunk.last_error}"
+            f"{chunk.window_end:%Y-%m-%d %H:%M} {chunk.status} after "
+            f"{plural(chunk.attempts, 'attempt')}: [{chunk.last_error_code}] {chunk.last_error}"
         )

@@ -53,6 +53,14 @@ class SessionTable:
         mask = (closes > start) & (opens < end)
         return self.day[mask], opens[mask], closes[mask]
 
+    def gaps(self, start: int, end: int, use_rth: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(from, to) of the closed stretches between the sessions that overlap [start, end):
+        nights, weekends, holidays (epoch seconds)."""
+        _, opens, closes = self.between(start, end, use_rth)
+        froms, tos = closes[:-1], opens[1:]
+        closed = tos > froms
+        return froms[closed], tos[closed]
+
     def days_between(self, first_day: int, last_day: int) -> np.ndarray:
         """Session days d with first_day <= d <= last_day."""
         lo, hi = np.searchsorted(self.day, [first_day, last_day + 1])

@@ -26,7 +26,13 @@ from fetcher.timings import RESET_GRACE_S
 
 from .errors import gateway_error
 from .holds import Hold, RequestHolds
-from .types import BarRequest, GatewayInfo, QualifiedInstrument, market_data_type_code
+from .types import (
+    BarRequest,
+    GatewayInfo,
+    QualifiedInstrument,
+    SymbolMatch,
+    market_data_type_code,
+)
 
 log = logging.getLogger("ibdata.ibkr")
 
@@ -42,6 +48,7 @@ SIMULATOR_FARM_SUFFIX = ".ibsim"
 # The incoming HISTORICAL_DATA message: its bars, decoded here into columns (see _on_bars).
 HISTORICAL_DATA = 17
 HISTORICAL_BAR_FIELDS = 8  # date, open, high, low, close, volume, WAP, bar count
+MATCHES_SHOWN = 4  # closest symbols named when a contract is not defined
 
 
 class Gateway:
@@ -237,9 +244,12 @@ class Gateway:
             lastTradeDateOrContractMonth=spec.last_trade_date,
             includeExpired=spec.sec_type == "FUT",
         )
-        details = await self._call(self.ib.reqContractDetailsAsync(contract), contract)
+        try:
+            details = await self._call(self.ib.reqContractDetailsAsync(contract), contract)
+        except UnknownContract:
+            details = []
         if not details:
-            raise UnknownContract(200, "No security definition has been found for the request")
+            raise UnknownContract(200, await self._not_defined(spec))
         if len(details) > 1:
             choices = ", ".join(
                 f"{d.contract.localSymbol}@{d.contract.primaryExchange or d.contract.exchange}"
@@ -265,6 +275,38 @@ class Gateway:
             trading_class=c.tradingClass,
             multiplier=c.multiplier,
         )
+
+    async def _not_defined(self, spec: InstrumentSpec) -> str:
+        """What to say of a contract the gateway does not define: the closest symbols it
+        knows (its symbol search), and how to name the contract exactly. In or just out of a
+        nightly reset its 200 may be false: IBKR's words only (the run asks again)."""
+        text = "No security definition has been found for the request"
+        if self.recently_reset():
+            return text
+        matches = await self.matching_symbols(spec.symbol)
+        closest = ", ".join(m.label for m in matches[:MATCHES_SHOWN])
+        hint = f"closest matches {closest}" if closest else "the gateway knows no symbol like it"
+        return f"No security definition for {spec.label}: {hint}; or give --sec-type/--exchange"
+
+    async def matching_symbols(self, pattern: str) -> list[SymbolMatch]:
+        """The gateway's symbol search, closest first; [] when it has none or does not answer
+        (a hint is not worth failing for)."""
+        try:
+            found = await asyncio.wait_for(
+                self.ib.reqMatchingSymbolsAsync(pattern), self.request_timeout
+            )
+        except (TimeoutError, RequestError, ConnectionError) as exc:
+            log.info("symbol search for %r not answered: %s", pattern, exc)
+            return []
+        return [
+            SymbolMatch(
+                symbol=d.contract.symbol,
+                sec_type=d.contract.secType,
+                exchange=d.contract.primaryExchange,
+                currency=d.contract.currency,
+            )
+            for d in found or []
+        ]
 
     async def head_timestamp(
         self, instrument: QualifiedInstrument, what_to_show: str, use_rth: bool

@@ -43,6 +43,21 @@ class QualifiedInstrument:
 
 
 @dataclass(frozen=True)
+class SymbolMatch:
+    """One answer of the gateway's symbol search (reqMatchingSymbols)."""
+
+    symbol: str
+    sec_type: str
+    exchange: str  # the primary listing exchange
+    currency: str
+
+    @property
+    def label(self) -> str:
+        """'SPX (IND, CBOE)'."""
+        return f"{self.symbol} ({self.sec_type}, {self.exchange})"
+
+
+@dataclass(frozen=True)
 class BarRequest:
     """One historical-data request, in IBKR's own terms."""
 

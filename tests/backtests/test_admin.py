@@ -24,7 +24,8 @@ def test_backtest_runs_list_and_detail_read_only(admin_client, gateway, backtest
     assert b"AAPL" in listing.content and b"Sharpe" in listing.content
     detail = admin_client.get(reverse("admin:backtests_backtestrun_change", args=[run.pk]))
     assert detail.status_code == 200
-    assert b"Return [%]" in detail.content and b"EntryPrice" in detail.content
+    assert b"Return [%]" in detail.content and b"entry price" in detail.content
+    assert b'id="equity-chart"' in detail.content
     assert b'name="_save"' not in detail.content  # nothing to change
     assert admin_client.get(reverse("admin:backtests_backtestrun_add")).status_code == 403
 

@@ -12,6 +12,7 @@ import shutil
 import pytest
 from django.contrib.auth.models import User
 
+from backtests.models import BacktestRun, RunKind
 from fetcher.models import Bar, FetchRun, Instrument, RunStatus
 from tests.support import DEPLOYED_SHAPE, ROOT, recent_sessions
 
@@ -44,13 +45,24 @@ def browser_page(monkeypatch):
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
         )
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
         yield context.new_page()
         context.close()
         browser.close()
         # The test's code ran in Playwright's greenlet, whose context has its own database
         # connection: closed here, or it would keep the test database from being dropped.
         connections.close_all()
+
+
+def chart_drawn(page, chart_id: str, traces: int) -> None:
+    """Wait until the plotly chart has its traces and has taken its box's width (plotly
+    resizes a chart a moment after the page's load)."""
+    page.wait_for_function(
+        f"() => {{ const g = document.getElementById('{chart_id}');"
+        f" return g && g.calcdata && g.calcdata.length === {traces} && g._fullLayout"
+        " && g.querySelector('svg.main-svg').getBoundingClientRect().right"
+        " <= g.getBoundingClientRect().right + 1; }"
+    )
 
 
 def shot(page, name: str) -> None:
@@ -192,3 +204,117 @@ def test_cancel_a_running_fetch_from_its_page(browser_page, live_server, sim, wo
     # the worker let it go: the next fetch runs to its end
     fetch_history(page, base, "AAPL", shot_name="after-cancel")
     assert FetchRun.objects.get(pk=run_id).status == RunStatus.CANCELLED
+
+
+def assert_fits(page, what: str) -> None:
+    """Nothing wider than the 1,400 px window: no horizontal scrolling, of the page nor of a
+    list's table in its box."""
+    results = page.locator("#changelist .results")
+    if results.count():
+        inner = results.evaluate("e => [e.scrollWidth, e.clientWidth]")
+        assert inner[0] <= inner[1], f"{what}: the list is {inner[0]} px wide in {inner[1]} px"
+    widths = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    if widths[0] > widths[1]:
+        # the outermost elements that stick out, to say where
+        wide = page.evaluate(
+            "[...document.querySelectorAll('body *')].filter(e =>"
+            " e.getBoundingClientRect().right > document.documentElement.clientWidth"
+            " && e.parentElement.getBoundingClientRect().right"
+            " <= document.documentElement.clientWidth)"
+            ".slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className"
+            " + ' ' + Math.round(e.getBoundingClientRect().right))"
+        )
+        raise AssertionError(f"{what}: {widths[0]} px wide in a {widths[1]} px window: {wide}")
+
+
+@pytest.fixture
+def a_week_of_minutes(gateway) -> Instrument:
+    """AAPL's 1-minute bars of a week (Good Friday off), fetched by a backtest on them, and a
+    sweep on them; before the browser starts (the commands run their own event loop)."""
+    from django.core.management import call_command
+
+    week = ("--symbols", "AAPL", "--start", "2024-03-27", "--end", "2024-04-02")
+    call_command("backtest", *week, "--timeframe", "1-MINUTE", "--fast", "10", "--slow", "30")
+    call_command(
+        "backtest", *week, "--timeframe", "1-MINUTE", "--fast", "5:20:5", "--slow", "30:60:10"
+    )
+    return Instrument.objects.get(symbol="AAPL")
+
+
+def test_a_week_of_minutes_a_backtest_and_a_sweep_fit_the_page(
+    a_week_of_minutes, browser_page, live_server
+):
+    """Each page at 1,400 x 900 fits the window: the chart leaves out closed hours, the run
+    page shows its metrics, trades and equity as tables and a chart, the sweep is one row of
+    the list."""
+    from playwright.sync_api import expect
+
+    page, base, aapl = browser_page, live_server.url, a_week_of_minutes
+    User.objects.create_superuser("admin", password=PASSWORD)
+    stored = Bar.objects.filter(instrument=aapl).count()
+    assert stored == 4 * 390  # four sessions: Good Friday is a holiday
+
+    page.goto(f"{base}/admin/fetcher/instrument/{aapl.pk}/change/?series=6-1-1")
+    log_in(page)
+    chart_drawn(page, "bars-chart", 2)
+    assert page.evaluate("document.getElementById('bars-chart').calcdata[0].length") == stored
+    # the candles fill the width: the axis leaves out nights, Good Friday and the weekend, so
+    # a candle every minute spans the whole plot (without the breaks, a fifth of it)
+    span, breaks = page.evaluate(
+        """(() => { const g = document.getElementById('bars-chart');
+        const a = g._fullLayout.xaxis, p = g.data[0].x.map(t => a.d2p(t));
+        const steps = p.slice(1).map((v, i) => v - p[i]).sort((u, v) => u - v);
+        return [steps[steps.length >> 1] * (p.length - 1) / a._length, a.rangebreaks.length];
+        })()"""
+    )
+    assert span > 0.9 and breaks == 2, (span, breaks)  # two lengths: nights, the long weekend
+    plot = page.locator("#bars-chart .nsewdrag").first.bounding_box()
+    assert plot["width"] > 0.85 * page.locator("#bars-chart").bounding_box()["width"]
+    shot(page, "instrument-chart-1min")
+    assert_fits(page, "instrument chart")
+
+    single = BacktestRun.objects.get(kind=RunKind.SINGLE)
+    page.goto(f"{base}/admin/backtests/backtestrun/{single.pk}/change/")
+    chart_drawn(page, "equity-chart", 2)
+    metrics = page.locator("#run-metrics")
+    expect(metrics).to_contain_text("Sharpe Ratio")
+    expect(metrics).to_contain_text("(times in America/New_York)")
+    expect(metrics).to_contain_text("2024-03-27 09:30 EDT")  # Start, in the exchange's time
+    assert page.locator("#run-trades tbody tr").count() == len(single.trades) > 0
+    assert "e-" not in metrics.inner_text() and "000000" not in metrics.inner_text()
+    shot(page, "backtest-run")
+    assert_fits(page, "backtest run")
+
+    # the sweep is one row of the list, its points one click away
+    points = BacktestRun.objects.filter(kind=RunKind.SWEEP).count()
+    page.goto(f"{base}/admin/backtests/backtestrun/")
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() == 2
+    expect(page.locator("a.sweep-points")).to_have_text(f"{points} points")
+    shot(page, "backtest-runs")
+    assert_fits(page, "backtest runs")
+    page.click("a.sweep-points")
+    expect(rows).to_have_count(points)
+    # the filters offer what is stored: one timeframe, not 23
+    expect(page.locator("#changelist-filter")).to_contain_text("1-MINUTE")
+    assert page.locator("#changelist-filter li", has_text="DAILY").count() == 0
+
+    page.goto(f"{base}/admin/fetcher/fetchrun/")
+    shot(page, "fetch-runs")
+    assert_fits(page, "fetch runs")
+    for column in ("bars", "errors", "duration", "source"):
+        expect(page.locator("#result_list thead")).to_contain_text(column, ignore_case=True)
+    page.goto(f"{base}/admin/fetcher/instrument/")
+    shot(page, "instruments-list")
+    assert_fits(page, "instruments")
+    page.goto(f"{base}/admin/fetcher/bar/")
+    options = page.locator("select[name=timeframe] option").all_inner_texts()
+    assert options == ["all", "1-MINUTE"]
+    assert_fits(page, "bars")
+    page.goto(f"{base}/admin/fetcher/fetchchunk/")
+    assert_fits(page, "fetch chunks")
+    # times say their zone; no "View site" link to a page that does not exist
+    expect(page.locator("#result_list")).to_contain_text(" UTC")
+    assert page.locator("#user-tools a", has_text="View site").count() == 0

@@ -10,7 +10,7 @@ from ib_insync.wrapper import RequestError
 
 from ibsim.contracts import contract_details, listings_for
 from ibsim.market import Market
-from ibsim.messages import ContractFields
+from ibsim.messages import ContractFields, symbol_samples
 from ibsim.universe import find
 from tests.support import epoch_at, listing
 
@@ -97,3 +97,31 @@ def test_unknown_symbol_is_error_200(ib):
         ib.reqContractDetails(Stock("XYZQ", "SMART", "USD"))
     assert info.value.code == 200
     assert "No security definition" in info.value.message
+
+
+def test_the_symbol_search_answers_the_closest_instruments(ib, sim):
+    """reqMatchingSymbols (81) answered with SYMBOL_SAMPLES (79) as the unmodified client
+    decodes it (v176: with description and issuerId)."""
+    found = ib.reqMatchingSymbols("SPXX")
+    assert [(d.contract.symbol, d.contract.secType, d.contract.primaryExchange) for d in found] == [
+        ("SPX", "IND", "CBOE"),
+        ("SPY", "STK", "ARCA"),
+    ]
+    assert found[0].contract.conId == listing("SPX", "IND").con_id
+    assert found[0].contract.currency == "USD" and found[0].derivativeSecTypes == []
+    assert found[1].contract.description == listing("SPY").long_name
+    assert [d.contract.symbol for d in ib.reqMatchingSymbols("apple")] == ["AAPL"]
+    assert ib.reqMatchingSymbols("XYZQ") == []
+    assert sim.stats.counts["matching_symbols"] == 3
+
+
+def test_symbol_samples_before_v176_carry_no_description():
+    """Before v176 a description is conId, symbol, secType, primaryExchange, currency and the
+    derivative types' count (0): six fields."""
+    spy = listing("SPY")
+
+    def fields(version: int) -> list[bytes]:
+        return symbol_samples(version, 7, [spy]).split(b"\0")
+
+    assert len(fields(176)) - len(fields(175)) == 2
+    assert fields(175)[-7:-1] == [str(spy.con_id).encode(), b"SPY", b"STK", b"ARCA", b"USD", b"0"]

@@ -569,3 +569,32 @@ def store_emptied(settings, data_dir: Path) -> None:
     for model in (Bar, Coverage, Series, FetchRun, Instrument):
         model.objects.all().delete()
     settings.DATA_DIR = data_dir
+
+
+# --- the terminal as a user at 80 columns sees it ------------------------------------------
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def narrow_terminal(monkeypatch, columns: int = 80) -> None:
+    """rich takes the output for a terminal of `columns` columns, without colours."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+def screen_lines(text: str) -> list[str]:
+    """What a terminal shows: escape codes and carriage-return redraws gone."""
+    return [line.rsplit("\r", 1)[-1] for line in ANSI.sub("", text).splitlines()]
+
+
+def too_wide(text: str, columns: int = 80) -> list[str]:
+    """The lines wider than `columns` cells (an emoji takes two), and any cut short with '…'."""
+    from rich.cells import cell_len
+
+    return [line for line in screen_lines(text) if cell_len(line) > columns or "…" in line]
+
+
+def words_of(text: str) -> set[str]:
+    """The words a screen shows, table borders aside: a text cut mid-word misses some."""
+    return set(re.sub(r"[│┃┆┊║|]", " ", ANSI.sub("", text)).split())

@@ -199,3 +199,17 @@ def test_traded_tells_whether_a_window_holds_a_session():
     july4 = (dt.date(2024, 7, 4) - EPOCH_DATE).days * day  # date space: 00:00 UTC of the date
     assert not XNYS.traded(july4, july4 + day, use_rth=True, daily=True)
     assert XNYS.traded(july4, july4 + 2 * day, use_rth=True, daily=True)
+
+
+def test_gaps_are_the_closed_stretches_between_sessions():
+    """What a chart leaves out: the early close of 3 July to the 5th's open (Independence Day
+    between), then the night and the weekend."""
+    start, end = epoch(ny(2024, 7, 3, 10)), epoch(ny(2024, 7, 8, 12))
+    froms, tos = XNYS.gaps(start, end, use_rth=True)
+    assert [(from_epoch(int(a)), from_epoch(int(b))) for a, b in zip(froms, tos, strict=True)] == [
+        (ny(2024, 7, 3, 13), ny(2024, 7, 5, 9, 30)),
+        (ny(2024, 7, 5, 16), ny(2024, 7, 8, 9, 30)),
+    ]
+    # forex: a quarter of an hour each weekday evening, the weekend from Friday 17:00
+    froms, tos = FX.gaps(epoch(ny(2024, 7, 11, 12)), epoch(ny(2024, 7, 15, 12)), use_rth=True)
+    assert [int(b - a) // 60 for a, b in zip(froms, tos, strict=True)] == [15, 48 * 60 + 15]

@@ -169,9 +169,41 @@ def test_unknown_symbol_among_good_ones(gateway, capsys):
     out = capsys.readouterr().out
     assert code == 1
     assert "✅ AAPL: 21 bars fetched" in out and "✅ MSFT: 21 bars fetched" in out
-    assert "❌ XYZQ: No security definition has been found for the request" in out
+    assert (
+        "❌ XYZQ: No security definition for XYZQ: the gateway knows no symbol like it; "
+        "or give --sec-type/--exchange" in out
+    )
     assert FetchRun.objects.get().status == RunStatus.PARTIAL
     assert not Instrument.objects.filter(symbol="XYZQ").exists()
+
+
+def test_an_unknown_symbol_is_told_the_closest_the_gateway_knows(gateway, capsys):
+    """The gateway's symbol search (reqMatchingSymbols, through the real client) names the
+    closest instruments beside IBKR's 200; nothing is stored for the symbol."""
+    assert fetch("--instruments", "SPXX", "--start", "2024-01-02", "--end", "2024-01-31") == 1
+    out = capsys.readouterr().out
+    assert (
+        "❌ SPXX: No security definition for SPXX: closest matches SPX (IND, CBOE), "
+        "SPY (STK, ARCA); or give --sec-type/--exchange" in out
+    )
+    assert gateway.stats.counts["matching_symbols"] == 1
+    assert not Instrument.objects.exists()
+    # named as the hint says, it is found
+    assert (
+        fetch(
+            "--instruments",
+            "SPX",
+            "--sec-type",
+            "IND",
+            "--exchange",
+            "CBOE",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-31",
+        )
+        == 0
+    )
 
 
 def test_bare_instrument_defaults_to_daily_since_head_then_incremental(gateway, capsys):

@@ -1,0 +1,1 @@
+"""Date formats of the admin's pages (FORMAT_MODULE_PATH): every time says its zone."""

@@ -1,0 +1,1 @@
+"""English formats (the project's language): ISO-like dates, times with their zone."""
