@@ -27,6 +27,7 @@ from .models import (
     FetchChunk,
     FetchRun,
     FetchRunItem,
+    GatewayState,
     Instrument,
     ItemStatus,
     RunStatus,
@@ -496,6 +497,32 @@ def fetch_run_chunks_unfinished(*, run_id: int) -> list[FetchChunk]:
         .select_related("instrument")
         .order_by("instrument_id", "window_start")
     )
+
+
+def fetch_run_item_get(*, item_id: int) -> FetchRunItem:
+    return FetchRunItem.objects.get(pk=item_id)
+
+
+def item_chunks_pending(*, item_id: int) -> int:
+    """How many of an item's requests no gateway has finished yet (served, empty or failed)."""
+    return FetchChunk.objects.filter(item_id=item_id, status=ChunkStatus.PENDING).count()
+
+
+def fetch_run_requests_per_gateway(*, run_id: int) -> dict[str, int]:
+    """{gateway name: requests of the run it answered}, by name."""
+    rows = (
+        FetchChunk.objects.filter(run_id=run_id, status__in=(ChunkStatus.DONE, ChunkStatus.EMPTY))
+        .exclude(gateway="")
+        .values_list("gateway")
+        .annotate(n=models.Count("*"))
+        .order_by("gateway")
+    )
+    return dict(rows)
+
+
+def gateway_states() -> list[GatewayState]:
+    """Every gateway's health as its worker last told it."""
+    return list(GatewayState.objects.order_by("name"))
 
 
 def fetch_run_chunk_counts(*, run_id: int) -> dict[str, int]:

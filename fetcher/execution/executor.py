@@ -24,6 +24,7 @@ from tenacity import (
 
 from fetcher import selectors
 from fetcher.domain.bars import BarBatch
+from fetcher.domain.gateways import DEFAULT_NAME
 from fetcher.domain.planning import fetch_plan
 from fetcher.domain.ranges import complete_until
 from fetcher.domain.time import zone_info
@@ -50,7 +51,7 @@ from fetcher.pacing.local import LocalPacer
 from fetcher.pacing.rules import CONNECT_MESSAGES, MESSAGE, RequestKey, request_key
 from fetcher.services import chunks, fetch_runs, instruments, items
 from fetcher.storage.catalog import default_root
-from fetcher.timings import HEARTBEAT_S
+from fetcher.timings import HEARTBEAT_S, SHARE_POLL_S
 
 from .history import refetch_on_history_change
 from .outages import database_patient, db, one_line
@@ -90,7 +91,10 @@ def _zone(qualified: QualifiedInstrument):
 
 
 class RunExecutor:
-    """Carries one run through its chunks on an open gateway connection."""
+    """Carries one run through its chunks on an open gateway connection.
+
+    With several gateways (`shared`), it plans the run's items and waits while every gateway's
+    worker (this one's too) claims and serves their chunks (execution.sharing, `serve_chunk`)."""
 
     def __init__(
         self,
@@ -99,9 +103,13 @@ class RunExecutor:
         pacer: LocalPacer | None = None,
         progress=None,
         reconnect=None,
+        *,
+        gateway_name: str = DEFAULT_NAME,
+        shared: bool = False,
     ):
         self.run_id = run_id
         self.gateway = gateway
+        self.gateway_name, self.shared = gateway_name, shared
         self.pacer = pacer or LocalPacer()
         self.progress = progress  # optional callable(event dict), for in-process displays
         self.catalog_root = default_root()
@@ -126,8 +134,8 @@ class RunExecutor:
         finally:
             await db(connections.close_all)()  # the database thread's connection
 
-    async def _execute(self) -> FetchRun:
-        info = self.gateway.info or await self.gateway.connect()
+    async def _clock_set(self) -> None:
+        """Ask the gateway its time once (its present is the one bars are complete by)."""
         asked = time.time()
         try:
             present = await self._with_reconnect(self.gateway.current_time, held=False)
@@ -136,6 +144,10 @@ class RunExecutor:
             raise
         except GatewayError as exc:  # a gateway that does not tell its time: ours, then
             log.warning("the gateway did not tell its time (%s): planning by this host's", exc)
+
+    async def _execute(self) -> FetchRun:
+        info = self.gateway.info or await self.gateway.connect()
+        await self._clock_set()
         # Connecting sent a handful of messages of its own within the last second: count them,
         # so the first burst of requests stays under the gateway's 50 messages a second.
         for _ in range(CONNECT_MESSAGES):
@@ -181,6 +193,13 @@ class RunExecutor:
                 code=getattr(exc, "code", None),
             )
             self._emit(event="failed", instrument=item.spec)
+            return
+        if self.shared:  # every gateway's worker serves them (execution.sharing)
+            while await db(selectors.item_chunks_pending)(item_id=item.pk):
+                await asyncio.sleep(SHARE_POLL_S)
+            await sync_to_async(_item_store_finish, thread_sensitive=False)(
+                item_id=item.pk, catalog_root=self.catalog_root
+            )
             return
         refused = None
         try:
@@ -396,13 +415,45 @@ class RunExecutor:
                 pending.append(self._results.get_nowait())
                 bars += len(pending[-1][1])
             try:
-                await db(chunks.chunks_store)(results=[p[:3] for p in pending])
+                await db(chunks.chunks_store)(
+                    results=[p[:3] for p in pending], gateway=self.gateway_name
+                )
             except Exception as exc:  # handed to every waiting request, which fails its chunk
                 for *_, done in pending:
                     done.set_exception(exc)
             else:
                 for *_, done in pending:
                     done.set_result(None)
+
+    async def serve_start(self) -> None:
+        """Get ready to serve chunks another gateway's executor planned (serve_chunk)."""
+        self.run = await db(selectors.fetch_run_get)(run_id=self.run_id)
+        self.tf, self.what = BY_CODE[self.run.timeframe], WhatToShow(self.run.what_to_show)
+        self._qualified: dict[int, QualifiedInstrument] = {}
+        self._qualifying = asyncio.Lock()
+        await self._clock_set()
+        self._writer_task = asyncio.get_running_loop().create_task(self._writer())
+
+    def serve_stop(self) -> None:
+        self._writer_task.cancel()
+
+    async def serve_chunk(self, chunk: FetchChunk) -> None:
+        """Request and store one chunk this gateway claimed; a refusal of the instrument
+        (no permissions) fails the chunk for good."""
+        async with self._qualifying:  # one qualification of each item on this gateway
+            if chunk.item_id not in self._qualified:
+                item = await db(selectors.fetch_run_item_get)(item_id=chunk.item_id)
+                spec = items.item_spec(item)
+                self._qualified[chunk.item_id] = await self._with_reconnect(
+                    lambda: self._qualify(spec)
+                )
+        plan = PreparedItem(chunk.item_id, chunk.instrument_id, self._qualified[chunk.item_id], [])
+        try:
+            await self._fetch_chunk(plan, chunk)
+        except NoPermission as exc:
+            await db(chunks.chunk_fail)(
+                chunk_id=chunk.pk, code=exc.code, message=exc.message, final=True
+            )
 
     async def _request(self, chunk, q, request: BarRequest, key: RequestKey, state) -> BarBatch:
         """One attempt at a chunk's request; a failure is recorded on the chunk and raised (a

@@ -1,0 +1,101 @@
+"""One gateway's share of the running runs' chunks (several gateways, IBKR_GATEWAYS).
+
+Each gateway's ibkr worker runs LANES lanes on its connection's loop; a lane claims the next
+pending chunk of a running run from the database (FOR UPDATE SKIP LOCKED), requests it within
+this gateway's pacing and stores it, recording the gateway. Claims last CLAIM_S and are renewed
+with the worker's heartbeat (`renew`): a gateway that goes away (its worker killed) leaves what
+it claimed and did not store to the others once the claims lapse. A chunk is stored once
+(chunks_store skips a finished one), so nothing is fetched twice or lost."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+
+from django.db import DatabaseError
+
+from fetcher.ibkr.gateway import Gateway
+from fetcher.services import sharing
+from fetcher.timings import CLAIM_S, SHARE_POLL_S
+
+from .executor import RunExecutor
+from .outages import db, one_line
+
+log = logging.getLogger("ibdata.sharing")
+
+# Requests of one gateway in flight at once: its pacer, not the lanes, sets the pace (a lane
+# waits in it after claiming), and few lanes keep few chunks held by one gateway.
+LANES = 12
+
+
+class ChunkShare:
+    """The lanes of one gateway: `run()` on its loop, `renew()` from its heartbeat."""
+
+    def __init__(self, *, name: str, gateway: Gateway, pacer, reconnect, connected) -> None:
+        self.name, self.gateway, self.pacer = name, gateway, pacer
+        self.reconnect, self.connected = reconnect, connected
+        self.held: set[int] = set()  # chunk ids this gateway has claimed and not finished
+        self._executors: dict[int, RunExecutor] = {}
+        self._in_use: Counter[int] = Counter()
+        self._starting = asyncio.Lock()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as lanes:
+            for _ in range(LANES):
+                lanes.create_task(self._lane())
+
+    async def renew(self) -> None:
+        await db(sharing.chunks_claims_renew)(
+            gateway=self.name, chunk_ids=sorted(self.held), claim_s=CLAIM_S
+        )
+
+    async def _lane(self) -> None:
+        while True:
+            if not self.connected():
+                await asyncio.sleep(SHARE_POLL_S)
+                continue
+            try:
+                chunk = await db(sharing.chunk_claim)(gateway=self.name, claim_s=CLAIM_S)
+            except DatabaseError as exc:
+                log.warning("gateway %s could not claim a chunk: %s", self.name, one_line(exc))
+                chunk = None
+            if chunk is None:
+                self._idle()
+                await asyncio.sleep(SHARE_POLL_S)
+                continue
+            self.held.add(chunk.pk)
+            self._in_use[chunk.run_id] += 1
+            try:
+                executor = await self._executor(chunk.run_id)
+                await executor.serve_chunk(chunk)
+            except Exception as exc:  # the lane lives on: the chunk goes back to the others
+                log.warning(
+                    "gateway %s could not serve chunk %s: %s", self.name, chunk.pk, one_line(exc)
+                )
+                await asyncio.sleep(SHARE_POLL_S)
+            finally:
+                self._in_use[chunk.run_id] -= 1
+                self.held.discard(chunk.pk)
+                await db(sharing.chunk_release)(gateway=self.name, chunk_id=chunk.pk)
+
+    async def _executor(self, run_id: int) -> RunExecutor:
+        """The executor serving `run_id` on this gateway (made once, while its chunks come)."""
+        async with self._starting:
+            executor = self._executors.get(run_id)
+            if executor is None:
+                executor = RunExecutor(
+                    run_id,
+                    self.gateway,
+                    self.pacer,
+                    reconnect=self.reconnect,
+                    gateway_name=self.name,
+                )
+                await executor.serve_start()
+                self._executors[run_id] = executor
+            return executor
+
+    def _idle(self) -> None:
+        """Nothing to claim: drop the executors no lane uses (their runs are over)."""
+        for run_id in [r for r in self._executors if not self._in_use[r]]:
+            self._executors.pop(run_id).serve_stop()

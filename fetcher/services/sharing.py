@@ -1,0 +1,79 @@
+"""Chunks shared among several gateways: a gateway claims the next pending chunk of the running
+runs (FOR UPDATE SKIP LOCKED: two gateways never take the same one), keeps its claims alive with
+its heartbeat and lets go of what it did not finish; each gateway's health as its worker tells it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from fetcher.models import ChunkStatus, FetchChunk, GatewayState, RunStatus
+
+from .fetch_runs import ERROR_MAX_CHARS
+
+
+def chunk_claim(*, gateway: str, claim_s: float) -> FetchChunk | None:
+    """The next pending chunk of a running run that no live gateway holds, now held by
+    `gateway` for `claim_s` seconds (chunks_claims_renew keeps it); None when there is none.
+    A claim that lapsed (its gateway went away) is taken over."""
+    now = timezone.now()
+    with transaction.atomic():
+        chunk = (
+            FetchChunk.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(run__status=RunStatus.RUNNING, status=ChunkStatus.PENDING)
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .order_by("pk")
+            .first()
+        )
+        if chunk is None:
+            return None
+        chunk.gateway, chunk.claimed_until = gateway, now + dt.timedelta(seconds=claim_s)
+        chunk.save(update_fields=["gateway", "claimed_until", "updated_at"])
+    return chunk
+
+
+def chunks_claims_renew(*, gateway: str, chunk_ids: list[int], claim_s: float) -> int:
+    """Keep `gateway`'s claims on these chunks for `claim_s` seconds more (its heartbeat)."""
+    if not chunk_ids:
+        return 0
+    until = timezone.now() + dt.timedelta(seconds=claim_s)
+    return FetchChunk.objects.filter(
+        pk__in=chunk_ids, gateway=gateway, status=ChunkStatus.PENDING
+    ).update(claimed_until=until)
+
+
+def chunk_release(*, gateway: str, chunk_id: int) -> None:
+    """Let go of a chunk `gateway` did not finish (another gateway may take it at once)."""
+    FetchChunk.objects.filter(pk=chunk_id, gateway=gateway, status=ChunkStatus.PENDING).update(
+        claimed_until=None
+    )
+
+
+def gateway_state_set(
+    *,
+    name: str,
+    host: str,
+    port: int,
+    client_id: int,
+    worker: str,
+    connected: bool,
+    simulated: bool = False,
+    server_version: int | None = None,
+    last_error: str = "",
+) -> None:
+    """Record what a gateway's worker sees now (each heartbeat): `since` moves only when the
+    gateway goes up or down."""
+    now = timezone.now()
+    with transaction.atomic():
+        state, created = GatewayState.objects.select_for_update().get_or_create(name=name)
+        if created or state.connected != connected or state.since is None:
+            state.since = now
+        state.host, state.port, state.client_id, state.worker = host, port, client_id, worker
+        state.connected, state.simulated = connected, simulated
+        state.server_version = server_version
+        state.last_error = last_error[:ERROR_MAX_CHARS]
+        state.seen_at = now
+        state.save()
