@@ -1,7 +1,8 @@
 """Several gateways on one fetch (IBKR_GATEWAYS), on the deployed shape: two simulators in
 processes of their own, an ibkr worker for each (queues ibkr.g1 and ibkr.g2), Redis and
 PostgreSQL. One gateway killed mid-run (its worker and its simulator, SIGKILL): the run
-completes on the other, every bar once, and the chunks record both gateways."""
+completes on the other, every bar once, and the chunks record both gateways; `fetch_status`,
+the admin's run page, its gateways' health and `connect_ibkr` say so."""
 
 from __future__ import annotations
 
@@ -9,9 +10,20 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from django.urls import reverse
+from django.utils import timezone
 
-from fetcher.models import Bar, ChunkStatus, FetchChunk, RunStatus
-from tests.support import DEPLOYED_SHAPE, enqueue, minute_truth, wait_finished, wait_until
+from fetcher.models import Bar, ChunkStatus, FetchChunk, GatewayState, RunStatus
+from fetcher.selectors import gateway_health
+from tests.support import (
+    DEPLOYED_SHAPE,
+    deployed_env,
+    enqueue,
+    manage,
+    minute_truth,
+    wait_finished,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), *DEPLOYED_SHAPE, pytest.mark.slow]
 
@@ -19,18 +31,24 @@ SYMBOLS = ("AAPL", "MSFT", "NVDA")
 START, END = dt.date(2025, 1, 1), dt.date(2025, 12, 31)
 
 
-def gateway_workers(workers, ports: dict[str, int]) -> dict:
-    """One ibkr worker per gateway, each on its ibkr.<name> queue, all knowing every gateway."""
-    gateways = ",".join(
+def gateways_setting(ports: dict[str, int]) -> str:
+    return ",".join(
         f"{name}=127.0.0.1:{port}:{60 + i}" for i, (name, port) in enumerate(ports.items())
     )
+
+
+def gateway_workers(workers, ports: dict[str, int]) -> dict:
+    """One ibkr worker per gateway, each on its ibkr.<name> queue, all knowing every gateway."""
+    gateways = gateways_setting(ports)
     return {
         name: workers(None, name=name, queues=(f"ibkr.{name}",), env={"IBKR_GATEWAYS": gateways})
         for name in ports
     }
 
 
-def test_a_gateway_killed_mid_run_leaves_its_chunks_to_the_other(sim_processes, workers, settings):
+def test_a_gateway_killed_mid_run_leaves_its_chunks_to_the_other(
+    sim_processes, workers, tmp_path, admin_client
+):
     ports = {"g1": sim_processes(), "g2": sim_processes()}
     started = gateway_workers(workers, ports)
     for worker in started.values():  # each connected, taking runs from the ibkr queue
@@ -71,3 +89,33 @@ def test_a_gateway_killed_mid_run_leaves_its_chunks_to_the_other(sim_processes, 
     served = {name: chunks.filter(gateway=name).count() for name in ports}
     assert served[leader] > 0 and served[other] >= 20
     assert sum(served.values()) == chunks.count()
+    seen_everywhere(done, served, leader, other, ports, tmp_path, admin_client)
+
+
+def seen_everywhere(run, served, leader, other, ports, tmp_path, admin_client) -> None:
+    """Requests per gateway in `fetch_status` and on the admin's run page; each gateway's
+    health in the admin; `connect_ibkr` checks both, one row each."""
+    env = deployed_env(tmp_path, IBKR_GATEWAYS=gateways_setting(ports))
+    status = manage(env, "fetch_status", str(run.pk))
+    assert status.returncode == 0, status.stderr
+    per_gateway = ", ".join(f"{name} {served[name]:,}" for name in sorted(served))
+    assert f"Requests per gateway: {per_gateway}" in status.stdout
+
+    page = admin_client.get(reverse("admin:fetcher_fetchrun_change", args=[run.pk])).content
+    shown = " &middot; ".join(f"{name}: {served[name]}" for name in sorted(served))
+    assert f"requests per gateway: {shown}</p>" in page.decode()
+
+    def health() -> dict[str, str]:
+        now = timezone.now()
+        return {s.name: gateway_health(s, now) for s in GatewayState.objects.all()}
+
+    wait_until(lambda: health() == {leader: "connected", other: "no worker"}, 30, "health")
+    listing = admin_client.get(reverse("admin:fetcher_gatewaystate_changelist")).content.decode()
+    assert "connected" in listing and "no worker" in listing and "simulator" in listing
+
+    check = manage(env | {"COLUMNS": "250"}, "connect_ibkr")  # a row a line
+    assert check.returncode == 1
+    lines = check.stdout.splitlines()
+    assert any(leader in line and "✅ connected" in line for line in lines), check.stdout
+    assert any(other in line and "❌" in line for line in lines), check.stdout
+    assert check.stderr.strip() == f"❌ 1 of 2 gateways unreachable: {other}"
