@@ -62,6 +62,9 @@ log = logging.getLogger("ibdata.fetch")
 MAX_ATTEMPTS = 6
 STORE_BATCH_BARS = 100_000  # most bars written in one transaction
 PACING_PENALTY_S = 60.0  # gateway seconds every small request waits after a violation
+# A gateway serving its share of a run's chunks (serve_chunk) gets answers one lane at a time:
+# its writer waits this long for more before a transaction, so one stores several.
+STORE_LINGER_S = 0.1
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -122,6 +125,7 @@ class RunExecutor:
         self.cancelled = False
         self._tasks: list[asyncio.Future] = []
         self._clock_offset = 0.0  # the gateway's clock minus ours
+        self.store_linger_s = 0.0  # how long the writer waits for more answers to store at once
 
     def now(self) -> float:
         """The gateway's present (asked once a run: a simulator's may be years ago, and a real
@@ -410,6 +414,8 @@ class RunExecutor:
         into the next one (one COPY, one transaction), up to STORE_BATCH_BARS bars."""
         while True:
             first = await self._results.get()
+            if self.store_linger_s:  # answers come a few at a time: store several at once
+                await asyncio.sleep(self.store_linger_s)
             pending, bars = [first], len(first[1])
             while bars < STORE_BATCH_BARS and not self._results.empty():
                 pending.append(self._results.get_nowait())
@@ -432,6 +438,7 @@ class RunExecutor:
         self._qualified: dict[int, QualifiedInstrument] = {}
         self._qualifying = asyncio.Lock()
         await self._clock_set()
+        self.store_linger_s = STORE_LINGER_S
         self._writer_task = asyncio.get_running_loop().create_task(self._writer())
 
     def serve_stop(self) -> None:

@@ -26,11 +26,13 @@ log = logging.getLogger("ibdata.sharing")
 
 # Requests of one gateway in flight at once: its pacer, not the lanes, sets the pace (a lane
 # waits in it after claiming), and few lanes keep few chunks held by one gateway.
-LANES = 12
+LANES = 16
 
 
 class ChunkShare:
-    """The lanes of one gateway: `run()` on its loop, `renew()` from its heartbeat."""
+    """The lanes of one gateway: `run()` on its loop, `renew()` from its heartbeat. One
+    dispatcher claims chunks for the lanes, a few at a time, as lanes come free; with nothing
+    to claim it looks again every SHARE_POLL_S."""
 
     def __init__(self, *, name: str, gateway: Gateway, pacer, reconnect, connected) -> None:
         self.name, self.gateway, self.pacer = name, gateway, pacer
@@ -39,9 +41,12 @@ class ChunkShare:
         self._executors: dict[int, RunExecutor] = {}
         self._in_use: Counter[int] = Counter()
         self._starting = asyncio.Lock()
+        self._claimed: asyncio.Queue = asyncio.Queue()
+        self._free = asyncio.Semaphore(LANES)  # lanes without a chunk
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as lanes:
+            lanes.create_task(self._dispatch())
             for _ in range(LANES):
                 lanes.create_task(self._lane())
 
@@ -50,22 +55,36 @@ class ChunkShare:
             gateway=self.name, chunk_ids=sorted(self.held), claim_s=CLAIM_S
         )
 
+    async def _dispatch(self) -> None:
+        """Claim as many chunks as lanes are free (at least one), and hand them out."""
+        while True:
+            await self._free.acquire()
+            free = 1
+            while not self._free.locked():  # every other free lane too
+                await self._free.acquire()
+                free += 1
+            chunks = []
+            while not chunks:
+                if self.connected():
+                    try:
+                        chunks = await db(sharing.chunks_claim)(
+                            gateway=self.name, claim_s=CLAIM_S, limit=free
+                        )
+                    except DatabaseError as exc:
+                        log.warning("gateway %s could not claim: %s", self.name, one_line(exc))
+                if not chunks:
+                    self._idle()
+                    await asyncio.sleep(SHARE_POLL_S)
+            for chunk in chunks:
+                self.held.add(chunk.pk)
+                self._in_use[chunk.run_id] += 1
+                self._claimed.put_nowait(chunk)
+            for _ in range(free - len(chunks)):
+                self._free.release()
+
     async def _lane(self) -> None:
         while True:
-            if not self.connected():
-                await asyncio.sleep(SHARE_POLL_S)
-                continue
-            try:
-                chunk = await db(sharing.chunk_claim)(gateway=self.name, claim_s=CLAIM_S)
-            except DatabaseError as exc:
-                log.warning("gateway %s could not claim a chunk: %s", self.name, one_line(exc))
-                chunk = None
-            if chunk is None:
-                self._idle()
-                await asyncio.sleep(SHARE_POLL_S)
-                continue
-            self.held.add(chunk.pk)
-            self._in_use[chunk.run_id] += 1
+            chunk = await self._claimed.get()
             try:
                 executor = await self._executor(chunk.run_id)
                 await executor.serve_chunk(chunk)
@@ -73,11 +92,12 @@ class ChunkShare:
                 log.warning(
                     "gateway %s could not serve chunk %s: %s", self.name, chunk.pk, one_line(exc)
                 )
+                await db(sharing.chunk_release)(gateway=self.name, chunk_id=chunk.pk)
                 await asyncio.sleep(SHARE_POLL_S)
-            finally:
+            finally:  # stored or failed for good; a cancelled run's lapses with its claim
                 self._in_use[chunk.run_id] -= 1
                 self.held.discard(chunk.pk)
-                await db(sharing.chunk_release)(gateway=self.name, chunk_id=chunk.pk)
+                self._free.release()
 
     async def _executor(self, run_id: int) -> RunExecutor:
         """The executor serving `run_id` on this gateway (made once, while its chunks come)."""

@@ -15,24 +15,26 @@ from fetcher.models import ChunkStatus, FetchChunk, GatewayState, RunStatus
 from .fetch_runs import ERROR_MAX_CHARS
 
 
-def chunk_claim(*, gateway: str, claim_s: float) -> FetchChunk | None:
-    """The next pending chunk of a running run that no live gateway holds, now held by
-    `gateway` for `claim_s` seconds (chunks_claims_renew keeps it); None when there is none.
-    A claim that lapsed (its gateway went away) is taken over."""
+def chunks_claim(*, gateway: str, claim_s: float, limit: int) -> list[FetchChunk]:
+    """The next pending chunks (at most `limit`) of the running runs that no live gateway
+    holds, now held by `gateway` for `claim_s` seconds (chunks_claims_renew keeps them); rows
+    another gateway is claiming at this moment are skipped, not waited for. A claim that lapsed
+    (its gateway went away) is taken over."""
     now = timezone.now()
+    until = now + dt.timedelta(seconds=claim_s)
     with transaction.atomic():
-        chunk = (
+        chunks = list(
             FetchChunk.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(run__status=RunStatus.RUNNING, status=ChunkStatus.PENDING)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .order_by("pk")
-            .first()
+            .order_by("pk")[:limit]
         )
-        if chunk is None:
-            return None
-        chunk.gateway, chunk.claimed_until = gateway, now + dt.timedelta(seconds=claim_s)
-        chunk.save(update_fields=["gateway", "claimed_until", "updated_at"])
-    return chunk
+        FetchChunk.objects.filter(pk__in=[c.pk for c in chunks]).update(
+            gateway=gateway, claimed_until=until, updated_at=now
+        )
+    for chunk in chunks:
+        chunk.gateway, chunk.claimed_until = gateway, until
+    return chunks
 
 
 def chunks_claims_renew(*, gateway: str, chunk_ids: list[int], claim_s: float) -> int:

@@ -13,7 +13,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from fetcher.models import Bar, ChunkStatus, FetchChunk, GatewayState, RunStatus
+from fetcher.models import Bar, ChunkStatus, FetchChunk, FetchRun, GatewayState, RunStatus
 from fetcher.selectors import gateway_health
 from tests.support import (
     DEPLOYED_SHAPE,
@@ -55,8 +55,9 @@ def test_a_gateway_killed_mid_run_leaves_its_chunks_to_the_other(
         worker.wait_for("connected to gateway", 60)
     run = enqueue(",".join(SYMBOLS), START.isoformat(), END.isoformat(), "1-MINUTE")
 
-    def lead() -> str | None:
-        return next((n for n, w in started.items() if "fetcher.fetch_run[" in w.text()), None)
+    def lead() -> str | None:  # the gateway of the worker that took the run (it plans it)
+        port = FetchRun.objects.get(pk=run.pk).gateway_port
+        return next((name for name, p in ports.items() if p == port), None)
 
     leader = wait_until(lead, 60, "a worker took the run")
     [other] = [name for name in started if name != leader]
