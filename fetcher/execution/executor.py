@@ -51,7 +51,7 @@ from fetcher.pacing.local import LocalPacer
 from fetcher.pacing.rules import CONNECT_MESSAGES, MESSAGE, RequestKey, request_key
 from fetcher.services import chunks, fetch_runs, instruments, items
 from fetcher.storage.catalog import default_root
-from fetcher.timings import HEARTBEAT_S, SHARE_POLL_S
+from fetcher.timings import HEARTBEAT_S, ITEM_POLL_S
 
 from .history import refetch_on_history_change
 from .outages import database_patient, db, one_line
@@ -64,7 +64,7 @@ STORE_BATCH_BARS = 100_000  # most bars written in one transaction
 PACING_PENALTY_S = 60.0  # gateway seconds every small request waits after a violation
 # A gateway serving its share of a run's chunks (serve_chunk) gets answers one lane at a time:
 # its writer waits this long for more before a transaction, so one stores several.
-STORE_LINGER_S = 0.1
+STORE_LINGER_S = 0.05
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -200,7 +200,7 @@ class RunExecutor:
             return
         if self.shared:  # every gateway's worker serves them (execution.sharing)
             while await db(selectors.item_chunks_pending)(item_id=item.pk):
-                await asyncio.sleep(SHARE_POLL_S)
+                await asyncio.sleep(ITEM_POLL_S)
             await sync_to_async(_item_store_finish, thread_sensitive=False)(
                 item_id=item.pk, catalog_root=self.catalog_root
             )

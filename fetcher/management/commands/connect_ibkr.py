@@ -11,8 +11,10 @@ from django.utils import timezone
 from rich.table import Table
 
 from fetcher.cli import UserError, console, property_table, user_errors
+from fetcher.cli.gateways import NO_WORKER, gateway_state_line
 from fetcher.domain.gateways import GatewaySpec
 from fetcher.exceptions import ClientIdInUse, GatewayError
+from fetcher.execution.preflight import tasks_in_process
 from fetcher.ibkr.connect import gateway_address, gateway_from_settings
 from fetcher.ibkr.specs import gateway_specs
 from fetcher.ibkr.types import GatewayInfo
@@ -64,13 +66,31 @@ class Command(BaseCommand):
         if len(specs) > 1:
             return self.handle_several(specs)
         out = console()
-        host, port, simulated = gateway_address()
-        info = asyncio.run(probe(specs[0]))
-        out.print("✅ Successfully connected to Interactive Brokers")
+        host, port, embedded = gateway_address()
+        states = {state.name: state for state in gateway_states()}
+        state = states.get(specs[0].name)
+        try:
+            info = asyncio.run(probe(specs[0]))
+        except ClientIdInUse:  # its own ibkr worker holds the client id, most likely
+            if state is None or gateway_health(state, timezone.now()) != "connected":
+                raise
+            out.print(
+                f"✅ Connected through its ibkr worker (it holds client id {state.client_id})"
+            )
+            out.print(gateway_state_line(state, timezone.now()))
+            return
+        simulated = embedded or info.simulated
+        if simulated:
+            out.print(
+                "✅ Successfully connected to the ibdata simulator (synthetic bars, not IBKR)"
+            )
+        else:
+            out.print("✅ Successfully connected to Interactive Brokers")
         out.print()
         rows = [
-            ("Host", "built-in simulator" if simulated else info.host),
+            ("Host", "built-in simulator" if embedded else info.host),
             ("Port", str(info.port)),
+            ("Gateway", "ibdata simulator" if simulated else "TWS / IB Gateway"),
             ("Account ID", info.account or "-"),
             ("Server Version", str(info.server_version)),
             ("Connection Time", info.connected_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")),
@@ -80,6 +100,8 @@ class Command(BaseCommand):
             out.print(f"⚠️  {warning}")
         if settings.TWS_ACCOUNT and info.accounts and settings.TWS_ACCOUNT not in info.accounts:
             out.print(f"⚠️  TWS_ACCOUNT={settings.TWS_ACCOUNT} is not among the gateway's accounts")
+        if not tasks_in_process():  # deployed: what its ibkr worker says, too
+            out.print(gateway_state_line(state, timezone.now()) if state else NO_WORKER)
 
     def handle_several(self, specs: tuple[GatewaySpec, ...]) -> None:
         """Each gateway checked, one row each; a non-zero exit when one cannot be reached."""

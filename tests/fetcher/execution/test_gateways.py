@@ -19,6 +19,7 @@ from tests.support import (
     DEPLOYED_SHAPE,
     deployed_env,
     enqueue,
+    free_port,
     manage,
     minute_truth,
     wait_finished,
@@ -120,3 +121,35 @@ def seen_everywhere(run, served, leader, other, ports, tmp_path, admin_client) -
     assert any(leader in line and "✅ connected" in line for line in lines), check.stdout
     assert any(other in line and "❌" in line for line in lines), check.stdout
     assert check.stderr.strip() == f"❌ 1 of 2 gateways unreachable: {other}"
+
+
+def test_fetch_says_gateway_unreachable_when_it_is_and_no_worker_when_there_is_none(
+    workers, tmp_path
+):
+    """Honest status: a queued run waits either for a worker (none heard of) or for its gateway
+    (the worker is there and tells why it cannot connect), and `fetch` says which."""
+    env = deployed_env(tmp_path, IBKR_HOST="127.0.0.1", IBKR_PORT=str(free_port()))
+    args = ("fetch", "--instruments", "AAPL", "--start", "2024-01-02", "--end", "2024-01-05")
+    alone = manage(env, *args, "--no-wait")
+    assert alone.returncode == 0, alone.stderr
+    assert "⚠️  No ibkr worker answers" in alone.stdout
+
+    class Closed:  # a gateway whose port refuses connections
+        port = int(env["IBKR_PORT"])
+
+    worker = workers(Closed, wait=False)
+    worker.wait_for("refuses connections", 60)
+
+    def told() -> bool:
+        return (
+            GatewayState.objects.filter(name="default", connected=False)
+            .exclude(last_error="")
+            .exists()
+        )
+
+    wait_until(told, 30, "the worker told its gateway's state")
+    waiting = manage(env, *args, "--no-wait")
+    assert waiting.returncode == 0, waiting.stderr
+    assert f"⚠️  gateway default (127.0.0.1:{Closed.port}) unreachable: " in waiting.stdout
+    assert "connection refused" in waiting.stdout.lower()
+    assert "No ibkr worker" not in waiting.stdout

@@ -271,8 +271,10 @@ def test_unreachable_gateway_writes_nothing(settings, capsys, tmp_path, in_proce
 def test_connect_ibkr_prints_the_connection_details(gateway, capsys):
     call_command("connect_ibkr")
     out = capsys.readouterr().out
-    assert "✅ Successfully connected to Interactive Brokers" in out
+    # the simulator is named as such
+    assert "✅ Successfully connected to the ibdata simulator (synthetic bars, not IBKR)" in out
     for field in (
+        "ibdata simulator",
         "Host",
         "Port",
         "Account ID",
