@@ -9,7 +9,7 @@ STALE_AFTER_S = 60.0
 CLAIM_S = 10.0
 # A gateway with nothing to claim looks again this often; a run's executor looks this often
 # whether the gateways have served its item's chunks (one cheap count).
-SHARE_POLL_S = 0.2
+SHARE_POLL_S = 0.1
 ITEM_POLL_S = 0.05
 # Beat looks for such runs this often, and resumes each at most this many times.
 RECOVER_EVERY_S = 60.0

@@ -26,7 +26,7 @@ log = logging.getLogger("ibdata.sharing")
 
 # Requests of one gateway in flight at once: its pacer, not the lanes, sets the pace (a lane
 # waits in it after claiming), and few lanes keep few chunks held by one gateway.
-LANES = 16
+LANES = 8
 
 
 class ChunkShare:
