@@ -65,6 +65,8 @@ PACING_PENALTY_S = 60.0  # gateway seconds every small request waits after a vio
 # A gateway serving its share of a run's chunks (serve_chunk) gets answers one lane at a time:
 # its writer waits this long for more before a transaction, so one stores several.
 STORE_LINGER_S = 0.05
+# While the gateways serve a run's chunks, its progress (Flower) is read this many looks apart.
+SHARED_PROGRESS_EVERY = 10
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -199,8 +201,12 @@ class RunExecutor:
             self._emit(event="failed", instrument=item.spec)
             return
         if self.shared:  # every gateway's worker serves them (execution.sharing)
+            looked = 0
             while await db(selectors.item_chunks_pending)(item_id=item.pk):
                 await asyncio.sleep(ITEM_POLL_S)
+                looked += 1
+                if self.progress is not None and looked % SHARED_PROGRESS_EVERY == 0:
+                    await self._emit_shared()
             await sync_to_async(_item_store_finish, thread_sensitive=False)(
                 item_id=item.pk, catalog_root=self.catalog_root
             )
@@ -221,6 +227,16 @@ class RunExecutor:
         # back from the database, on a thread of its own so other items' bars keep being stored
         await sync_to_async(_item_store_finish, thread_sensitive=False)(
             item_id=item.pk, catalog_root=self.catalog_root
+        )
+
+    async def _emit_shared(self) -> None:
+        """The run's counts as the gateways serve it (their answers are not this executor's
+        events): requests and bars so far, and the requests each gateway answered."""
+        per_gateway = await db(selectors.fetch_run_requests_per_gateway)(run_id=self.run_id)
+        self._counts["chunks_done"] = sum(n for n, _ in per_gateway.values())
+        self._counts["bars"] = sum(bars for _, bars in per_gateway.values())
+        self._emit(
+            event="gateways", requests_per_gateway={k: n for k, (n, _) in per_gateway.items()}
         )
 
     def _emit(self, **event) -> None:

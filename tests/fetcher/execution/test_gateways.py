@@ -10,6 +10,7 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from celery.result import AsyncResult
 from django.urls import reverse
 from django.utils import timezone
 
@@ -68,6 +69,13 @@ def test_a_gateway_killed_mid_run_leaves_its_chunks_to_the_other(
         return served.filter(gateway=other).count() >= 20 and served.count() >= 100
 
     wait_until(both_served, 120, "both gateways serving the run", poll=0.05)
+
+    def flower_shows_both() -> bool:  # the task's progress (Flower's): what each gateway answered
+        info = AsyncResult(FetchRun.objects.get(pk=run.pk).task_id).info
+        shared = isinstance(info, dict) and info.get("requests_per_gateway") or {}
+        return set(shared) == set(ports) and info["chunks_done"] >= 100
+
+    wait_until(flower_shows_both, 30, "the task's progress per gateway", poll=0.05)
     started[other].kill()  # kill -9 its worker, and its gateway
     sim_processes.kill(ports[other])
     assert FetchChunk.objects.filter(run=run, status=ChunkStatus.PENDING).exists()
