@@ -50,6 +50,7 @@ from fetcher.pacing.factory import pacer_for
 from fetcher.pacing.local import LocalPacer
 from fetcher.pacing.rules import CONNECT_MESSAGES, MESSAGE, RequestKey, request_key
 from fetcher.services import chunks, fetch_runs, instruments, items
+from fetcher.services.provenance import gateway_kind, source_mismatch
 from fetcher.storage.catalog import default_root
 from fetcher.timings import HEARTBEAT_S, ITEM_POLL_S
 
@@ -450,6 +451,13 @@ class RunExecutor:
     async def serve_start(self) -> None:
         """Get ready to serve chunks another gateway's executor planned (serve_chunk)."""
         self.run = await db(selectors.fetch_run_get)(run_id=self.run_id)
+        info = self.gateway.info or await self.gateway.connect()
+        if self.run.source and gateway_kind(info) != self.run.source:  # bars never mix
+            raise source_mismatch(
+                (self.run.source, self.run.account),
+                (gateway_kind(info), info.account),
+                f"run {self.run_id}",
+            )
         self.tf, self.what = BY_CODE[self.run.timeframe], WhatToShow(self.run.what_to_show)
         self._qualified: dict[int, QualifiedInstrument] = {}
         self._qualifying = asyncio.Lock()

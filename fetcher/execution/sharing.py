@@ -15,6 +15,7 @@ from collections import Counter
 
 from django.db import DatabaseError
 
+from fetcher.exceptions import SourceMismatch
 from fetcher.ibkr.gateway import Gateway
 from fetcher.services import sharing
 from fetcher.timings import CLAIM_S, SHARE_POLL_S
@@ -42,6 +43,7 @@ class ChunkShare:
         self._in_use: Counter[int] = Counter()
         self._starting = asyncio.Lock()
         self._claimed: asyncio.Queue = asyncio.Queue()
+        self._refused: set[int] = set()  # runs of another gateway kind's store: never served
         self._free = asyncio.Semaphore(LANES)  # lanes without a chunk
 
     async def run(self) -> None:
@@ -68,7 +70,10 @@ class ChunkShare:
                 if self.connected():
                     try:
                         chunks = await db(sharing.chunks_claim)(
-                            gateway=self.name, claim_s=CLAIM_S, limit=free
+                            gateway=self.name,
+                            claim_s=CLAIM_S,
+                            limit=free,
+                            exclude_runs=sorted(self._refused),
                         )
                     except DatabaseError as exc:
                         log.warning("gateway %s could not claim: %s", self.name, one_line(exc))
@@ -88,6 +93,11 @@ class ChunkShare:
             try:
                 executor = await self._executor(chunk.run_id)
                 await executor.serve_chunk(chunk)
+            except SourceMismatch as exc:  # a simulator's bars and real ones never mix
+                if chunk.run_id not in self._refused:
+                    log.warning("gateway %s serves none of %s", self.name, exc)
+                self._refused.add(chunk.run_id)
+                await db(sharing.chunk_release)(gateway=self.name, chunk_id=chunk.pk)
             except Exception as exc:  # the lane lives on: the chunk goes back to the others
                 log.warning(
                     "gateway %s could not serve chunk %s: %s", self.name, chunk.pk, one_line(exc)

@@ -15,11 +15,13 @@ from fetcher.models import ChunkStatus, FetchChunk, GatewayState, RunStatus
 from .fetch_runs import ERROR_MAX_CHARS
 
 
-def chunks_claim(*, gateway: str, claim_s: float, limit: int) -> list[FetchChunk]:
+def chunks_claim(
+    *, gateway: str, claim_s: float, limit: int, exclude_runs: list[int] | None = None
+) -> list[FetchChunk]:
     """The next pending chunks (at most `limit`) of the running runs that no live gateway
     holds, now held by `gateway` for `claim_s` seconds (chunks_claims_renew keeps them); rows
     another gateway is claiming at this moment are skipped, not waited for. A claim that lapsed
-    (its gateway went away) is taken over."""
+    (its gateway went away) is taken over. `exclude_runs`: runs this gateway may not serve."""
     now = timezone.now()
     until = now + dt.timedelta(seconds=claim_s)
     with transaction.atomic():
@@ -27,6 +29,7 @@ def chunks_claim(*, gateway: str, claim_s: float, limit: int) -> list[FetchChunk
             FetchChunk.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(run__status=RunStatus.RUNNING, status=ChunkStatus.PENDING)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .exclude(run_id__in=exclude_runs or [])
             .order_by("pk")[:limit]
         )
         FetchChunk.objects.filter(pk__in=[c.pk for c in chunks]).update(
