@@ -269,6 +269,10 @@ class FetchChunk(models.Model):
     exported = models.BooleanField(default=False)
     last_error_code = models.IntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
+    # The gateway (IBKR_GATEWAYS name) that served it, or holds it while `claimed_until` is
+    # ahead: several gateways share a run's chunks, each claiming the next pending ones.
+    gateway = models.CharField(max_length=32, blank=True, default="")
+    claimed_until = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -285,6 +289,29 @@ class FetchChunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instrument} {self.window_start:%Y-%m-%d %H:%M}..{self.window_end:%Y-%m-%d %H:%M}"
+
+
+class GatewayState(models.Model):
+    """A gateway's health as its ibkr worker last told it (every heartbeat): connected or not,
+    since when, to what (a simulator or a real TWS / IB Gateway), and why not."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    host = models.CharField(max_length=128, blank=True, default="")
+    port = models.IntegerField(null=True, blank=True)
+    client_id = models.IntegerField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    connected = models.BooleanField(default=False)
+    since = models.DateTimeField(null=True, blank=True, help_text="connected or down since")
+    simulated = models.BooleanField(default=False)
+    server_version = models.IntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    seen_at = models.DateTimeField(null=True, blank=True, help_text="the worker's last heartbeat")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Coverage(models.Model):

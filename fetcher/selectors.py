@@ -27,6 +27,7 @@ from .models import (
     FetchChunk,
     FetchRun,
     FetchRunItem,
+    GatewayState,
     Instrument,
     ItemStatus,
     RunStatus,
@@ -34,7 +35,7 @@ from .models import (
 )
 from .queues import TaskName
 from .storage.bars import bars_select
-from .timings import EMPTY_RETRY_S, EMPTY_RETRY_TRIES
+from .timings import CLAIM_S, EMPTY_RETRY_S, EMPTY_RETRY_TRIES
 
 FINISHED_RUN = (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.CANCELLED)
 FINISHED_ITEM = (ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED)
@@ -50,6 +51,7 @@ class RunSummary:
     start_label: str
     end_label: str
     range_note: str
+    per_gateway: dict[str, tuple[int, int]]  # requests answered by each gateway, their bars
 
 
 def fetch_run_summary(*, run_id: int) -> RunSummary:
@@ -80,7 +82,8 @@ def fetch_run_summary(*, run_id: int) -> RunSummary:
             if len(notes) == 1
             else "; ".join(f"{i.spec}: {i.note}" for i in items if i.note)
         )
-    return RunSummary(run, items, tf, start_label, end_label, range_note)
+    per_gateway = fetch_run_requests_per_gateway(run_id=run_id)
+    return RunSummary(run, items, tf, start_label, end_label, range_note, per_gateway)
 
 
 def fetch_run_get(*, run_id: int) -> FetchRun | None:
@@ -512,6 +515,42 @@ def fetch_run_chunks_unfinished(*, run_id: int) -> list[FetchChunk]:
         .select_related("instrument")
         .order_by("instrument_id", "window_start")
     )
+
+
+def fetch_run_item_get(*, item_id: int) -> FetchRunItem:
+    return FetchRunItem.objects.get(pk=item_id)
+
+
+def item_chunks_pending(*, item_id: int) -> int:
+    """How many of an item's requests no gateway has finished yet (served, empty or failed)."""
+    return FetchChunk.objects.filter(item_id=item_id, status=ChunkStatus.PENDING).count()
+
+
+def fetch_run_requests_per_gateway(*, run_id: int) -> dict[str, tuple[int, int]]:
+    """{gateway name: (requests of the run it answered, their bars)}, by name."""
+    rows = (
+        FetchChunk.objects.filter(run_id=run_id, status__in=(ChunkStatus.DONE, ChunkStatus.EMPTY))
+        .exclude(gateway="")
+        .values_list("gateway")
+        .annotate(n=models.Count("*"), bars=models.Sum("bars_received"))
+        .order_by("gateway")
+    )
+    return {name: (n, bars or 0) for name, n, bars in rows}
+
+
+def gateway_states() -> list[GatewayState]:
+    """Every gateway's health as its worker last told it."""
+    return list(GatewayState.objects.order_by("name"))
+
+
+def gateway_health(state: GatewayState, now: dt.datetime) -> str:
+    """'connected', 'down: <why>', or 'no worker' when its worker has been silent longer than
+    a claim lasts (it went away: its chunks pass to the other gateways)."""
+    if state.seen_at is None or (now - state.seen_at).total_seconds() > CLAIM_S:
+        return "no worker"
+    if state.connected:
+        return "connected"
+    return f"down: {state.last_error}" if state.last_error else "down"
 
 
 def fetch_run_chunk_counts(*, run_id: int) -> dict[str, int]:

@@ -12,7 +12,7 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent
 DOTENV = BASE_DIR / ".env"
 # The TWS login: only the IB Gateway container uses it (docker-compose.yml hands it over there).
-NEVER_READ = frozenset({"TWS_USERNAME", "TWS_PASSWORD"})
+NEVER_READ = frozenset({"TWS_USERNAME", "TWS_PASSWORD", "TWS_USERNAME_2", "TWS_PASSWORD_2"})
 
 
 def dotenv_read(path: Path) -> dict[str, str]:

@@ -9,6 +9,7 @@ from email.utils import getaddresses
 
 from django.core.exceptions import ImproperlyConfigured
 
+from fetcher.domain.gateways import gateways_parse
 from fetcher.queues import TASK_ROUTES, TaskName
 from fetcher.timings import BROKER_VISIBILITY_TIMEOUT_S, RECOVER_EVERY_S
 from ibdata_project.environment import BASE_DIR, DATA_DIR, LOG_DIR, env  # noqa: F401 (BASE_DIR)
@@ -146,6 +147,26 @@ CELERY_BEAT_SCHEDULE = {
 IBKR_HOST = env("IBKR_HOST", default="127.0.0.1")
 IBKR_PORT = env.int("IBKR_PORT", default=7497)
 IBKR_CLIENT_ID = env.int("IBKR_CLIENT_ID", default=10)
+
+
+def _gateways() -> tuple:
+    """IBKR_GATEWAYS ("name=host:port:clientid,..."): several IBKR logins, each with its own
+    ibkr worker (queue ibkr.<name>) and pacing budget, sharing every run's requests; unset
+    (empty here), the one gateway of IBKR_HOST / IBKR_PORT / IBKR_CLIENT_ID (fetcher/ibkr/specs.py).
+    A bad entry, in one line."""
+    try:
+        gateways = gateways_parse(env("IBKR_GATEWAYS", default=""))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"IBKR_GATEWAYS: {exc}") from None
+    if len(gateways) > 1 and not (REDIS_URL and "postgresql" in DATABASES["default"]["ENGINE"]):
+        raise ImproperlyConfigured(
+            "IBKR_GATEWAYS: several gateways share runs through PostgreSQL and Redis: "
+            "set DATABASE_URL=postgres://... and REDIS_URL"
+        )
+    return gateways
+
+
+IBKR_GATEWAYS = _gateways()
 IBKR_CONNECT_TIMEOUT = env.float("IBKR_CONNECT_TIMEOUT", default=10.0)
 IBKR_REQUEST_TIMEOUT = env.float("IBKR_REQUEST_TIMEOUT", default=120.0)
 # Only against the simulator: its --time-scale, so the client's pacing windows match.

@@ -40,6 +40,8 @@ DEFAULTED: set[str] = set()  # LOCAL_SERVICES names that neither the environment
 UP_TIMEOUT_S = 180.0
 DOWN_TIMEOUT_S = 30.0
 READY_WORKERS = 2  # the ibkr worker and the default/backtests worker
+# Once the ibkr worker is ready, its heartbeat tells its gateway's state within this long.
+GATEWAY_STATE_WAIT_S = 5.0
 STARTED_RE = re.compile(r"\| (\w+) started \(pid=(\d+)\)")
 PID_FILE, LOG = LOG_DIR / "stack.pid", LOG_DIR / "stack.log"
 
@@ -133,7 +135,6 @@ def up() -> None:
         secret_key_check()
     except ImproperlyConfigured as exc:
         fail(str(exc))
-    from django.conf import settings
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     manage("migrate", "--noinput")
@@ -162,18 +163,41 @@ def up() -> None:
             tail = "\n".join(session.strip().splitlines()[-15:])
             fail(f"the stack did not come up ({ready} of {READY_WORKERS} workers ready):\n{tail}")
         time.sleep(0.5)
+    gateways = gateway_lines()
     password = "FLOWER_BASIC_AUTH" if deploy.FLOWER_BASIC_AUTH else f"in {FLOWER_AUTH_FILE}"
     database = f"DATABASE_URL={os.environ['DATABASE_URL']} " if "DATABASE_URL" in DEFAULTED else ""
     print(
         f"✅ ibdata is up (honcho pid {honcho.pid}); logs in {LOG_DIR} (stack.log, ibdata.log)\n"
         f"   admin   {web}\n"
         f"   Flower  {flower}  (user {flower_user}, password {password})\n"
-        f"   workers ibkr (gateway {settings.IBKR_HOST}:{settings.IBKR_PORT}), default + backtests; "
-        "beat\n"
+        f"   workers ibkr, default + backtests; beat\n"
+        f"{gateways}\n"
         f"First time? Create the admin user:\n"
         f"   {database}.venv/bin/python manage.py createsuperuser\n"
         f"Stop everything: make down"
     )
+
+
+def gateway_lines() -> str:
+    """What the ibkr worker says of its gateway once it is ready (its heartbeat, within a few
+    seconds): connected (to the simulator or a real gateway), or unreachable and why."""
+    import django
+
+    django.setup()
+    from django.utils import timezone
+
+    from fetcher.cli.gateways import NO_WORKER, gateway_state_line
+    from fetcher.selectors import gateway_states
+
+    ready = timezone.now()
+    deadline = time.monotonic() + GATEWAY_STATE_WAIT_S
+    while True:
+        states = [s for s in gateway_states() if s.seen_at and s.seen_at >= ready]
+        if states or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    now = timezone.now()
+    return "\n".join(f"   {gateway_state_line(s, now)}" for s in states) or f"   {NO_WORKER}"
 
 
 def down(quiet: bool = False) -> None:

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
+import socket
+import subprocess
+import sys
 
 import pytest
 import redis
 from django.conf import settings as django_settings
 
 from ibsim.server import Faults, GatewaySimulator, SimConfig
-from tests.support import QUEUE_KEYS, SmtpServer, Worker, deployed_env
+from tests.support import (
+    QUEUE_KEYS,
+    ROOT,
+    SmtpServer,
+    Worker,
+    deployed_env,
+    free_port,
+    wait_until,
+)
 
 _client_ids = itertools.count(100)
 
@@ -159,3 +171,43 @@ def smtp():
     server = SmtpServer().start()
     yield server
     server.stop()
+
+
+class SimProcesses:
+    """Simulators in processes of their own, as `python -m ibsim OPTIONS` runs them: each
+    call starts one and returns the port it listens on; `kill(port)` ends one with SIGKILL."""
+
+    def __init__(self):
+        self.started: dict[int, subprocess.Popen] = {}
+
+    def __call__(self, *options: str) -> int:
+        port = free_port()
+        command = [sys.executable, "-m", "ibsim", "--host", "127.0.0.1", "--port", str(port)]
+        self.started[port] = subprocess.Popen(
+            [*command, *options], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(listening, 60, "simulator listening")
+        return port
+
+    def kill(self, port: int) -> None:
+        self.started[port].send_signal(signal.SIGKILL)
+        self.started[port].wait(10)
+
+    def stop(self) -> None:
+        for proc in self.started.values():
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(15)
+
+
+@pytest.fixture
+def sim_processes():
+    """Start simulators in processes of their own; every one is stopped at the end of the test."""
+    started = SimProcesses()
+    yield started
+    started.stop()

@@ -15,7 +15,19 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-APP_SERVICES = ("init", "web", "worker-ibkr", "worker-default", "beat", "flower", "ibsim")
+APP_SERVICES = (
+    "init",
+    "web",
+    "worker-ibkr",
+    "worker-ibkr-2",
+    "worker-default",
+    "beat",
+    "flower",
+    "ibsim",
+    "ibsim2",
+)
+GATEWAY_CONTAINERS = ("ibgateway", "ibgateway2")  # the only ones that see a TWS login
+PROFILED = {"ibgateway", "ibsim", "ibgateway2", "ibsim2", "worker-ibkr-2"}
 # The modules that read the environment: Django's settings, where they come from, the deployment.
 ENV_READERS = ("settings.py", "environment.py", "deploy.py")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -51,7 +63,7 @@ def test_compose_has_every_service_of_the_deployment():
     assert services["ibgateway"]["image"].startswith("ghcr.io/gnzsnz/ib-gateway:")
     assert services["ibsim"]["profiles"] == ["sim"]
     assert "-m ibsim --host 0.0.0.0 --port 7497" in services["ibsim"]["command"]
-    assert all("profiles" not in s for n, s in services.items() if n not in ("ibgateway", "ibsim"))
+    assert all("profiles" not in s for n, s in services.items() if n not in PROFILED)
 
 
 def test_every_service_but_beat_has_a_healthcheck_and_ports_stay_on_loopback():
@@ -89,7 +101,7 @@ def test_the_tws_login_reaches_the_ib_gateway_container_only():
     assert gateway_env["READ_ONLY_API"] == "yes"
     for name, service in services.items():
         assert "env_file" not in service, f"{name} would get all of .env, TWS login included"
-        if name == "ibgateway":
+        if name in GATEWAY_CONTAINERS:
             continue
         text = yaml.safe_dump(service.get("environment", {}))
         assert "TWS_USERNAME" not in text and "TWS_PASSWORD" not in text, name
@@ -157,11 +169,37 @@ def test_compose_makes_the_secrets_first_and_the_web_and_flower_wait_for_it():
 
 
 def test_the_ibkr_worker_is_one_process_on_the_ibkr_queue():
-    command = compose()["services"]["worker-ibkr"]["command"]
+    command = interpolated(compose()["services"]["worker-ibkr"]["command"], env_example())
     assert "-A ibdata_project worker" in command
     assert re.search(r"-Q ibkr(\s|$)", command)
     assert "--pool solo" in command and "--concurrency 1" in command
     assert " -E" in command  # task events, for Flower
+
+
+def test_compose_shows_two_gateways_each_with_its_worker_and_login():
+    """The two gateways of docker-compose.yml's header: each worker serves its own gateway of
+    COMPOSE_IBKR_GATEWAYS (by its queue), one process each; the second login reaches the second
+    IB Gateway alone."""
+    from fetcher.domain.gateways import gateway_for_queues, gateways_parse
+
+    services = compose()["services"]
+    env = {
+        "COMPOSE_IBKR_GATEWAYS": "paper1=ibgateway:4004:10,paper2=ibgateway2:4004:10",
+        "COMPOSE_IBKR_QUEUE": "ibkr.paper1",
+    }
+    gateways = gateways_parse(interpolated(services["web"]["environment"]["IBKR_GATEWAYS"], env))
+    served = []
+    for name in ("worker-ibkr", "worker-ibkr-2"):
+        command = interpolated(services[name]["command"], env)
+        assert "--pool solo" in command and "--concurrency 1" in command, name
+        queues = set(re.search(r"-Q (\S+)", command)[1].split(","))
+        served.append(gateway_for_queues(gateways, queues))
+    assert [(g.name, g.host) for g in served] == [("paper1", "ibgateway"), ("paper2", "ibgateway2")]
+    assert set(services["worker-ibkr-2"]["profiles"]) == {"gateway2", "sim2"}
+    assert services["ibgateway2"]["profiles"] == ["gateway2"]
+    assert services["ibgateway2"]["environment"]["TWS_USERID"] == "${TWS_USERNAME_2:-}"
+    assert services["ibsim2"]["profiles"] == ["sim2"]
+    assert "-m ibsim --host 0.0.0.0 --port 7497" in services["ibsim2"]["command"]
 
 
 def test_services_point_at_the_compose_databases_and_wait_for_them():

@@ -101,6 +101,11 @@ def test_make_up_starts_every_process_and_make_down_leaves_none(sim, tmp_path):
         assert f"made {key_file}" in up.stdout and len(key_file.read_text()) >= 50
         assert f"{web}/admin/" in up.stdout and f"{flower}/" in up.stdout
         assert "manage.py createsuperuser" in up.stdout and "make down" in up.stdout
+        # what the ibkr worker says of its gateway: connected, to the simulator, named as such
+        assert (
+            f"✅ gateway default (127.0.0.1:{sim.port}): connected to the ibdata simulator "
+            "(synthetic bars) since "
+        ) in up.stdout
         assert http_get(f"{web}/admin/login/")[0] == 200  # gunicorn
         assert http_get(f"{web}/static/admin/css/base.css")[0] == 200  # whitenoise
         assert http_get(f"{flower}/api/workers")[0] == 401

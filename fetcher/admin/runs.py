@@ -12,13 +12,15 @@ from django.utils.timezone import localtime
 
 from fetcher.domain.timeframes import BY_CODE
 from fetcher.exceptions import InvalidInput
-from fetcher.models import FetchChunk, FetchRun, RequestedBy, RunStatus
+from fetcher.models import FetchChunk, FetchRun, GatewayState, RequestedBy, RunStatus
 from fetcher.selectors import (
     FINISHED_RUN,
     UNFINISHED_CHUNK,
     fetch_run_chunk_counts,
     fetch_run_chunk_errors,
+    fetch_run_requests_per_gateway,
     fetch_run_summary,
+    gateway_health,
 )
 from fetcher.services.fetch_runs import fetch_run_cancel
 from fetcher.services.submit import fetch_retry_submit
@@ -137,6 +139,10 @@ class FetchRunAdmin(FetchActionsMixin, ReadOnlyAdmin):
             extra.update(
                 items=fetch_run_summary(run_id=run.pk).items,
                 chunk_counts=sorted(counts.items()),
+                per_gateway=[
+                    (name, n)
+                    for name, (n, _) in fetch_run_requests_per_gateway(run_id=run.pk).items()
+                ],
                 retryable=not going and any(counts.get(s) for s in UNFINISHED_CHUNK),
                 chunk_errors=fetch_run_chunk_errors(run_id=run.pk, limit=CHUNK_ERRORS_SHOWN),
                 chunks_url=reverse("admin:fetcher_fetchchunk_changelist")
@@ -188,9 +194,10 @@ class FetchChunkAdmin(ReadOnlyAdmin):
         "status",
         "attempts",
         "bars_received",
+        "gateway",
         "error",
     )
-    list_filter = held("status")
+    list_filter = (*held("status"), "gateway")
     list_select_related = ("run", "instrument")
     show_full_result_count = False  # chunks pile up over the years: no second COUNT a page
 
@@ -208,3 +215,34 @@ class FetchChunkAdmin(ReadOnlyAdmin):
             return "-"
         code = f"{chunk.last_error_code}: " if chunk.last_error_code is not None else ""
         return code + chunk.last_error
+
+
+@admin.register(GatewayState)
+class GatewayStateAdmin(ReadOnlyAdmin):
+    """Each gateway's health, as its ibkr worker tells it every heartbeat."""
+
+    list_display = (
+        "name",
+        "health",
+        "address",
+        "client_id",
+        "kind",
+        "since",
+        "seen_at",
+        "worker",
+        "last_error",
+    )
+
+    @admin.display(description="health")
+    def health(self, state: GatewayState) -> str:
+        return gateway_health(state, timezone.now())
+
+    @admin.display(description="address")
+    def address(self, state: GatewayState) -> str:
+        return f"{state.host}:{state.port}"
+
+    @admin.display(description="kind")
+    def kind(self, state: GatewayState) -> str:
+        if state.server_version is None:
+            return "-"
+        return "simulator" if state.simulated else f"TWS / IB Gateway (v{state.server_version})"

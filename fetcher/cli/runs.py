@@ -83,9 +83,14 @@ def run_follow(handle: FetchHandle) -> RunSummary:
     """Wait for a run, with one progress bar per instrument on a terminal; Ctrl-C stops
     following (the run goes on) and says how to cancel it."""
     out = console()
-    bars: dict[int, int] = {}
+    bars: dict[int | str, int] = {}
 
     def show(summary: RunSummary) -> None:
+        if len(summary.per_gateway) > 1:  # several gateways share the run: each one's requests
+            for name, (n, stored) in summary.per_gateway.items():
+                if name not in bars:
+                    bars[name] = progress.add_task(f"via {name}", total=None, bars=0)
+                progress.update(bars[name], completed=n, bars=stored)
         for item in summary.items:
             if item.pk not in bars:
                 bars[item.pk] = progress.add_task(item.spec, total=None, bars=0)
@@ -161,8 +166,15 @@ def _properties(summary: RunSummary) -> list[tuple[str, str]]:
         rows.insert(3, ("Range", summary.range_note))
     if run.requests_made or run.status != RunStatus.SUCCEEDED:
         rows.append(("Requests", f"{run.requests_made:,} ({plural(run.errors_count, 'error')})"))
+    if len(summary.per_gateway) > 1:
+        rows.append(("Per Gateway", per_gateway_text(summary.per_gateway)))
     rows.append(("Run", str(run.pk)))
     return rows
+
+
+def per_gateway_text(per_gateway: dict[str, tuple[int, int]]) -> str:
+    """'paper1 130, paper2 120' (requests answered by each gateway)."""
+    return ", ".join(f"{name} {n:,}" for name, (n, _) in per_gateway.items())
 
 
 def runs_table(runs: list[FetchRun]) -> Table:
@@ -202,6 +214,8 @@ def run_detail(summary: RunSummary, chunk_errors: list[FetchChunk]) -> None:
     )
     if run.error:
         out.print(f"Error: {run.error}")
+    if len(summary.per_gateway) > 1:
+        out.print(f"Requests per gateway: {per_gateway_text(summary.per_gateway)}")
     table = narrow_table()
     for column in ("Instrument", "Status", "Requests", "Bars", "Range"):
         table.add_column(column, overflow="fold")

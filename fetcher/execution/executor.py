@@ -24,6 +24,7 @@ from tenacity import (
 
 from fetcher import selectors
 from fetcher.domain.bars import BarBatch
+from fetcher.domain.gateways import DEFAULT_NAME
 from fetcher.domain.planning import fetch_plan
 from fetcher.domain.ranges import complete_until
 from fetcher.domain.time import zone_info
@@ -49,8 +50,9 @@ from fetcher.pacing.factory import pacer_for
 from fetcher.pacing.local import LocalPacer
 from fetcher.pacing.rules import CONNECT_MESSAGES, MESSAGE, RequestKey, request_key
 from fetcher.services import chunks, fetch_runs, instruments, items
+from fetcher.services.provenance import gateway_kind, source_mismatch
 from fetcher.storage.catalog import default_root
-from fetcher.timings import HEARTBEAT_S
+from fetcher.timings import HEARTBEAT_S, ITEM_POLL_S
 
 from .history import refetch_on_history_change
 from .outages import database_patient, db, one_line
@@ -61,6 +63,11 @@ log = logging.getLogger("ibdata.fetch")
 MAX_ATTEMPTS = 6
 STORE_BATCH_BARS = 100_000  # most bars written in one transaction
 PACING_PENALTY_S = 60.0  # gateway seconds every small request waits after a violation
+# A gateway serving its share of a run's chunks (serve_chunk) gets answers one lane at a time:
+# its writer waits this long for more before a transaction, so one stores several.
+STORE_LINGER_S = 0.05
+# While the gateways serve a run's chunks, its progress (Flower) is read this many looks apart.
+SHARED_PROGRESS_EVERY = 10
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -90,7 +97,10 @@ def _zone(qualified: QualifiedInstrument):
 
 
 class RunExecutor:
-    """Carries one run through its chunks on an open gateway connection."""
+    """Carries one run through its chunks on an open gateway connection.
+
+    With several gateways (`shared`), it plans the run's items and waits while every gateway's
+    worker (this one's too) claims and serves their chunks (execution.sharing, `serve_chunk`)."""
 
     def __init__(
         self,
@@ -99,9 +109,13 @@ class RunExecutor:
         pacer: LocalPacer | None = None,
         progress=None,
         reconnect=None,
+        *,
+        gateway_name: str = DEFAULT_NAME,
+        shared: bool = False,
     ):
         self.run_id = run_id
         self.gateway = gateway
+        self.gateway_name, self.shared = gateway_name, shared
         self.pacer = pacer or LocalPacer()
         self.progress = progress  # optional callable(event dict), for in-process displays
         self.catalog_root = default_root()
@@ -114,6 +128,7 @@ class RunExecutor:
         self.cancelled = False
         self._tasks: list[asyncio.Future] = []
         self._clock_offset = 0.0  # the gateway's clock minus ours
+        self.store_linger_s = 0.0  # how long the writer waits for more answers to store at once
 
     def now(self) -> float:
         """The gateway's present (asked once a run: a simulator's may be years ago, and a real
@@ -126,8 +141,8 @@ class RunExecutor:
         finally:
             await db(connections.close_all)()  # the database thread's connection
 
-    async def _execute(self) -> FetchRun:
-        info = self.gateway.info or await self.gateway.connect()
+    async def _clock_set(self) -> None:
+        """Ask the gateway its time once (its present is the one bars are complete by)."""
         asked = time.time()
         try:
             present = await self._with_reconnect(self.gateway.current_time, held=False)
@@ -136,6 +151,10 @@ class RunExecutor:
             raise
         except GatewayError as exc:  # a gateway that does not tell its time: ours, then
             log.warning("the gateway did not tell its time (%s): planning by this host's", exc)
+
+    async def _execute(self) -> FetchRun:
+        info = self.gateway.info or await self.gateway.connect()
+        await self._clock_set()
         # Connecting sent a handful of messages of its own within the last second: count them,
         # so the first burst of requests stays under the gateway's 50 messages a second.
         for _ in range(CONNECT_MESSAGES):
@@ -182,6 +201,17 @@ class RunExecutor:
             )
             self._emit(event="failed", instrument=item.spec)
             return
+        if self.shared:  # every gateway's worker serves them (execution.sharing)
+            looked = 0
+            while await db(selectors.item_chunks_pending)(item_id=item.pk):
+                await asyncio.sleep(ITEM_POLL_S)
+                looked += 1
+                if self.progress is not None and looked % SHARED_PROGRESS_EVERY == 0:
+                    await self._emit_shared()
+            await sync_to_async(_item_store_finish, thread_sensitive=False)(
+                item_id=item.pk, catalog_root=self.catalog_root
+            )
+            return
         refused = None
         try:
             async with asyncio.TaskGroup() as chunk_tasks:
@@ -198,6 +228,16 @@ class RunExecutor:
         # back from the database, on a thread of its own so other items' bars keep being stored
         await sync_to_async(_item_store_finish, thread_sensitive=False)(
             item_id=item.pk, catalog_root=self.catalog_root
+        )
+
+    async def _emit_shared(self) -> None:
+        """The run's counts as the gateways serve it (their answers are not this executor's
+        events): requests and bars so far, and the requests each gateway answered."""
+        per_gateway = await db(selectors.fetch_run_requests_per_gateway)(run_id=self.run_id)
+        self._counts["chunks_done"] = sum(n for n, _ in per_gateway.values())
+        self._counts["bars"] = sum(bars for _, bars in per_gateway.values())
+        self._emit(
+            event="gateways", requests_per_gateway={k: n for k, (n, _) in per_gateway.items()}
         )
 
     def _emit(self, **event) -> None:
@@ -391,18 +431,60 @@ class RunExecutor:
         into the next one (one COPY, one transaction), up to STORE_BATCH_BARS bars."""
         while True:
             first = await self._results.get()
+            if self.store_linger_s:  # answers come a few at a time: store several at once
+                await asyncio.sleep(self.store_linger_s)
             pending, bars = [first], len(first[1])
             while bars < STORE_BATCH_BARS and not self._results.empty():
                 pending.append(self._results.get_nowait())
                 bars += len(pending[-1][1])
             try:
-                await db(chunks.chunks_store)(results=[p[:3] for p in pending])
+                await db(chunks.chunks_store)(
+                    results=[p[:3] for p in pending], gateway=self.gateway_name
+                )
             except Exception as exc:  # handed to every waiting request, which fails its chunk
                 for *_, done in pending:
                     done.set_exception(exc)
             else:
                 for *_, done in pending:
                     done.set_result(None)
+
+    async def serve_start(self) -> None:
+        """Get ready to serve chunks another gateway's executor planned (serve_chunk)."""
+        self.run = await db(selectors.fetch_run_get)(run_id=self.run_id)
+        info = self.gateway.info or await self.gateway.connect()
+        if self.run.source and gateway_kind(info) != self.run.source:  # bars never mix
+            raise source_mismatch(
+                (self.run.source, self.run.account),
+                (gateway_kind(info), info.account),
+                f"run {self.run_id}",
+            )
+        self.tf, self.what = BY_CODE[self.run.timeframe], WhatToShow(self.run.what_to_show)
+        self._qualified: dict[int, QualifiedInstrument] = {}
+        self._qualifying = asyncio.Lock()
+        await self._clock_set()
+        self.store_linger_s = STORE_LINGER_S
+        self._writer_task = asyncio.get_running_loop().create_task(self._writer())
+
+    def serve_stop(self) -> None:
+        self._writer_task.cancel()
+
+    async def serve_chunk(self, chunk: FetchChunk) -> None:
+        """Request and store one chunk this gateway claimed; a refusal of the instrument
+        (no permissions) fails the chunk for good."""
+        async with self._qualifying:  # one qualification of each item on this gateway
+            if chunk.item_id not in self._qualified:
+                item = await db(selectors.fetch_run_item_get)(item_id=chunk.item_id)
+                spec = items.item_spec(item)
+                self._qualified[chunk.item_id] = await self._with_reconnect(
+                    lambda: self._qualify(spec)
+                )
+        plan = PreparedItem(chunk.item_id, chunk.instrument_id, self._qualified[chunk.item_id], [])
+        try:
+            await self._fetch_chunk(plan, chunk)
+        except NoPermission as exc:
+            await db(chunks.chunk_fail)(
+                chunk_id=chunk.pk, code=exc.code, message=exc.message, final=True
+            )
 
     async def _request(self, chunk, q, request: BarRequest, key: RequestKey, state) -> BarBatch:
         """One attempt at a chunk's request; a failure is recorded on the chunk and raised (a

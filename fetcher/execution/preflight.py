@@ -11,7 +11,6 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from fetcher.exceptions import ServiceUnavailable
-from fetcher.queues import Queue
 from fetcher.services.provenance import gateway_kind, store_source_check
 from fetcher.storage.catalog import default_root
 
@@ -86,15 +85,6 @@ def broker_check() -> None:
             f"Cannot reach the task broker ({_redacted(app.conf.broker_url)}): {first}. "
             "Start Redis (bash scripts/services.sh) or unset REDIS_URL to run fetches in-process"
         ) from None
-
-
-def ibkr_workers_alive(timeout: float = 1.0) -> bool:
-    """Whether any worker consumes the ibkr queue (False when the broker cannot tell)."""
-    try:
-        queues = app.control.inspect(timeout=timeout).active_queues() or {}
-    except Exception:  # a broker hiccup here only means "cannot tell"
-        return False
-    return any(q.get("name") == Queue.IBKR for qs in queues.values() for q in qs)
 
 
 def _redacted(url: str) -> str:

@@ -18,7 +18,14 @@ PROGRESS_STATE = "PROGRESS"
 # state there: "task-progress" shows as PROGRESS, its `result` field as the task's result.
 PROGRESS_EVENT = "task-progress"
 PROGRESS_EVERY_S = 0.5
-PROGRESS_KEYS = ("run_id", "chunks_done", "chunks_planned", "bars", "instrument")
+PROGRESS_KEYS = (
+    "run_id",
+    "chunks_done",
+    "chunks_planned",
+    "bars",
+    "instrument",
+    "requests_per_gateway",  # several gateways share the run: what each one answered
+)
 
 
 class TaskProgress:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import socket
 import threading
 import time
 from concurrent.futures import Future
@@ -23,6 +25,7 @@ from concurrent.futures import Future
 from django.conf import settings
 from django.db import DatabaseError, connections
 
+from fetcher.domain.gateways import RUNS_QUEUE, GatewaySpec, gateway_for_queues
 from fetcher.domain.sessions import session_tables_preload
 from fetcher.exceptions import (
     ClientIdInUse,
@@ -34,16 +37,19 @@ from fetcher.exceptions import (
 )
 from fetcher.ibkr.connect import gateway_from_settings
 from fetcher.ibkr.gateway import Gateway
+from fetcher.ibkr.specs import gateway_specs, gateways_shared
 from fetcher.models import FetchRun, IncidentKind
 from fetcher.pacing.factory import pacer_for
-from fetcher.queues import Queue
 from fetcher.services.alerts import incident_close, incident_open
 from fetcher.services.recovery import fetch_runs_recover
+from fetcher.services.sharing import gateway_state_set
 from fetcher.timings import (
     ALERT_RETRY_S,
     CONNECTION_CHECK_S,
     CONSUMER_SYNC_S,
+    HEARTBEAT_S,
     RECONNECT_MAX_S,
+    RECOVER_EVERY_S,
     RUN_RECONNECT_WAIT_S,
     STALE_AFTER_S,
     WORKER_CONNECT_WAIT_S,
@@ -51,6 +57,7 @@ from fetcher.timings import (
 
 from .executor import RunExecutor, fetch_run_settle
 from .outages import one_line
+from .sharing import ChunkShare
 
 log = logging.getLogger("ibdata.worker")
 
@@ -124,11 +131,14 @@ def _in_thread(fn, **kwargs):
 
 
 class GatewayLoop:
-    """One Gateway and the loop thread that owns it."""
+    """One Gateway and the loop thread that owns it; with several gateways, its share of the
+    running runs' chunks (ChunkShare). Its heartbeat tells the gateway's health (GatewayState)."""
 
-    def __init__(self) -> None:
+    def __init__(self, spec: GatewaySpec | None = None) -> None:
+        self.spec = spec or gateway_specs()[0]
         self.loop = asyncio.new_event_loop()
         self.gateway: Gateway | None = None
+        self.share: ChunkShare | None = None
         self.last_error: GatewayError | None = None  # why the last connection attempt failed
         self._thread = threading.Thread(target=self._run, name="ibkr-gateway", daemon=True)
         self._ready = threading.Event()
@@ -146,6 +156,55 @@ class GatewayLoop:
         self._thread.start()
         self._ready.wait()
         self.submit(self._supervise())
+        self.submit(self._beat())
+
+    def share_start(self) -> None:
+        """Serve this gateway's share of every running run's chunks (several gateways)."""
+
+        async def share() -> None:
+            while self.gateway is None:
+                await asyncio.sleep(CONNECTION_CHECK_S)
+            self.share = ChunkShare(
+                name=self.spec.name,
+                gateway=self.gateway,
+                pacer=pacer_for(self.gateway.key),
+                reconnect=self.wait_connected,
+                connected=self.is_connected,
+            )
+            await self.share.run()
+
+        self.submit(share())
+
+    async def _beat(self) -> None:
+        """Every HEARTBEAT_S: the gateway's health recorded, this gateway's claims renewed; with
+        several gateways, every RECOVER_EVERY_S the runs whose leading worker died resumed."""
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        last_recover = time.monotonic()
+        while not self._stopping:
+            gateway, info = self.gateway, self.gateway and self.gateway.info
+            try:
+                await _in_thread(
+                    gateway_state_set,
+                    name=self.spec.name,
+                    host=gateway.host if gateway else self.spec.host,
+                    port=gateway.port if gateway else self.spec.port,
+                    client_id=self.spec.client_id,
+                    worker=worker,
+                    connected=self.is_connected(),
+                    simulated=bool(info and info.simulated),
+                    server_version=info.server_version if info else None,
+                    last_error="" if self.is_connected() else str(self.last_error or ""),
+                )
+                if self.share is not None:
+                    await self.share.renew()
+                if self.share is not None and time.monotonic() - last_recover >= RECOVER_EVERY_S:
+                    last_recover = time.monotonic()
+                    resumed = await _in_thread(fetch_runs_recover, stale_after_s=STALE_AFTER_S)
+                    if resumed:
+                        log.warning("resuming fetch runs whose worker died: %s", resumed)
+            except DatabaseError as exc:
+                log.warning("could not record the gateway's health: %s", one_line(exc))
+            await asyncio.sleep(HEARTBEAT_S)
 
     def submit(self, coro) -> Future:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -184,7 +243,7 @@ class GatewayLoop:
         or cannot be made: the gateway down, or another client holding this client id (it may
         let go of it). The same Gateway object is reconnected, so runs holding it carry on
         once it is back."""
-        self.gateway = gateway_from_settings()
+        self.gateway = gateway_from_settings(spec=self.spec)
         key = f"{self.gateway.key} (client id {self.gateway.client_id})"
         self.gateway.holds.listener = self._on_trouble
         watch = UnreachableWatch(after_s=settings.IBKR_ALERT_AFTER_S)
@@ -311,6 +370,7 @@ class GatewayLoop:
 
 
 _instance: GatewayLoop | None = None
+_spec: GatewaySpec | None = None  # the gateway this worker serves (by its ibkr.<name> queue)
 _lock = threading.Lock()
 # The ibkr worker's Celery consumer (set when the worker is ready): the ibkr queue is consumed
 # only while the connection is up. Used on the worker's main thread only.
@@ -322,7 +382,7 @@ def gateway_loop() -> GatewayLoop:
     global _instance
     with _lock:
         if _instance is None:
-            _instance = GatewayLoop()
+            _instance = GatewayLoop(_spec)
             _instance.start()
         return _instance
 
@@ -336,34 +396,44 @@ def gateway_loop_stop() -> None:
 
 
 def ibkr_consumer_sync() -> None:
-    """Consume the ibkr queue while connected, and not while not: a worker without a
-    connection takes no run it cannot serve. On the worker's main thread (its event loop's
-    timer, or a task: the ibkr worker's pool is solo), as Celery's consumer wants."""
+    """Consume the ibkr queue (and this gateway's ibkr.<name>) while connected, and not while
+    not: a worker without a connection takes no run it cannot serve. On the worker's main
+    thread (its event loop's timer, or a task: the ibkr worker's pool is solo), as Celery's
+    consumer wants."""
     consumer = _consumer
-    if consumer is None or consumer.task_consumer is None:
+    if consumer is None or consumer.task_consumer is None or _instance is None:
         return
-    connected = _instance is not None and _instance.is_connected()
-    consuming = consumer.task_consumer.consuming_from(Queue.IBKR.value)
-    if connected and not consuming:
-        consumer.add_task_queue(Queue.IBKR.value)
-        log.warning("connected: taking runs from the ibkr queue again")
-    elif consuming and not connected:
-        consumer.cancel_task_queue(Queue.IBKR.value)
-        log.warning("not connected to the gateway: taking no runs until it is")
+    connected = _instance.is_connected()
+    for queue in dict.fromkeys((RUNS_QUEUE, _instance.spec.queue)):
+        consuming = consumer.task_consumer.consuming_from(queue)
+        if connected and not consuming:
+            consumer.add_task_queue(queue)
+            log.warning("connected: taking runs from the %s queue again", queue)
+        elif consuming and not connected:
+            consumer.cancel_task_queue(queue)
+            log.warning("not connected to the gateway: taking no runs until it is")
 
 
 def ibkr_worker_start(consumer) -> None:
-    """At worker start-up (its main thread): connect, if this worker serves the ibkr queue,
-    consume that queue only while connected, and resume the runs whose worker died.
+    """At worker start-up (its main thread): connect, if this worker serves a gateway (the
+    ibkr queue, or with several gateways its ibkr.<name>), consume the ibkr queues only while
+    connected, and resume the runs whose worker died. With several gateways, serve this
+    gateway's share of the running runs' chunks.
 
     Only runs whose heartbeat is stale are resumed (under their row lock): a run another live
     worker is executing is never touched, however many workers start."""
-    global _consumer
+    global _consumer, _spec
     queues = {q.name for q in consumer.task_consumer.queues} if consumer is not None else set()
-    if Queue.IBKR not in queues:
+    _spec = gateway_for_queues(gateway_specs(), queues)
+    if _spec is None:
+        if RUNS_QUEUE in queues:
+            names = ", ".join(f"{g.queue}" for g in gateway_specs())
+            log.error("an ibkr worker serves one gateway: start it with -Q one of %s", names)
         return
     session_tables_preload()
     loop = gateway_loop()
+    if gateways_shared():
+        loop.share_start()
     loop.first_attempt_wait(WORKER_CONNECT_WAIT_S)
     if not loop.is_connected():
         reason = loop.last_error or f"no answer within {WORKER_CONNECT_WAIT_S:g}s"
@@ -390,7 +460,13 @@ def fetch_run_execute_on_worker(*, run_id: int, progress=None) -> FetchRun:
     async def on_worker_connection() -> FetchRun:
         gateway = await loop.connected_gateway(timeout=RUN_RECONNECT_WAIT_S)
         executor = RunExecutor(
-            run_id, gateway, pacer_for(gateway.key), progress, reconnect=loop.wait_connected
+            run_id,
+            gateway,
+            pacer_for(gateway.key),
+            progress,
+            reconnect=loop.wait_connected,
+            gateway_name=loop.spec.name,
+            shared=gateways_shared(),
         )
         return await executor.execute()
 

@@ -7,7 +7,10 @@ import threading
 
 from django.conf import settings
 
+from fetcher.domain.gateways import GatewaySpec
+
 from .gateway import Gateway
+from .specs import gateway_specs
 
 SIM_HOST = "sim"
 DEFAULT_SIM_ACCOUNT = "DU1234567"
@@ -27,19 +30,24 @@ def embedded_simulator():
         return _embedded
 
 
-def gateway_address() -> tuple[str, int, bool]:
-    """(host, port, simulated) of the gateway the settings name."""
-    if settings.IBKR_HOST.strip().lower() == SIM_HOST:
+def gateway_address(spec: GatewaySpec | None = None) -> tuple[str, int, bool]:
+    """(host, port, simulated) of a gateway (by default the first the settings name)."""
+    spec = spec or gateway_specs()[0]
+    if spec.host.strip().lower() == SIM_HOST:
         return "127.0.0.1", embedded_simulator().port, True
-    return settings.IBKR_HOST, settings.IBKR_PORT, False
+    return spec.host, spec.port, False
 
 
-def gateway_from_settings(*, client_id: int | None = None) -> Gateway:
-    host, port, _ = gateway_address()
+def gateway_from_settings(
+    *, spec: GatewaySpec | None = None, client_id: int | None = None
+) -> Gateway:
+    """A Gateway (not connected) for `spec`, by default the first gateway the settings name."""
+    spec = spec or gateway_specs()[0]
+    host, port, _ = gateway_address(spec)
     return Gateway(
         host=host,
         port=port,
-        client_id=settings.IBKR_CLIENT_ID if client_id is None else client_id,
+        client_id=spec.client_id if client_id is None else client_id,
         connect_timeout=settings.IBKR_CONNECT_TIMEOUT,
         request_timeout=settings.IBKR_REQUEST_TIMEOUT,
         market_data_type=settings.IBKR_MARKET_DATA_TYPE,

@@ -22,9 +22,10 @@ from .series import series_claim
 FINISHED_CHUNK = (ChunkStatus.DONE, ChunkStatus.EMPTY)
 
 
-def chunks_store(*, results: list[tuple[int, BarBatch, int]]) -> int:
+def chunks_store(*, results: list[tuple[int, BarBatch, int]], gateway: str = "") -> int:
     """Store answered requests, each given as (chunk id, its bars, covered until): their bars
-    (one COPY for all of them), coverage and chunk states, in one transaction.
+    (one COPY for all of them), coverage and chunk states (and the gateway that answered them),
+    in one transaction.
 
     Safe to repeat: bars are upserted, and a chunk already stored is not counted again (its
     row is locked while it is stored, so a redelivered run waits and then skips it)."""
@@ -88,6 +89,7 @@ def chunks_store(*, results: list[tuple[int, BarBatch, int]]) -> int:
             ),
             bars_received=Case(*(When(pk=pk, then=Value(n)) for pk, n in received.items())),
             attempts=F("attempts") + 1,
+            **({"gateway": gateway} if gateway else {}),
         )
         per_item: dict[int, list[int]] = {}
         for c in chunks:

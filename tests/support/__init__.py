@@ -479,6 +479,21 @@ def truth_times(sim, symbol: str, bar_size: str, start: str, end: str) -> list[i
     ).time.tolist()
 
 
+def minute_truth(symbol: str, start: dt.date, end: dt.date):
+    """The 1-minute TRADES bars (RTH) of a US stock from start to end (dates, in winter) that a
+    simulator with the default seed serves: the ground truth of the scale tests."""
+    from ibsim.market import Market
+
+    market = Market(seed=0)
+    [found] = market.find(symbol, "STK", "SMART", "USD")
+    zone = dt.timezone(dt.timedelta(hours=-5))  # New York in January and December
+    a = dt.datetime.combine(start, dt.time(), zone)
+    b = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone)
+    return market.bars(
+        found, BAR_SIZES["1 min"], "TRADES", True, int(a.timestamp()), int(b.timestamp())
+    )
+
+
 def rows(html: str) -> list[tuple[str, str, str]]:
     """(instrument, timeframe, bar start) of each row shown."""
     return re.findall(

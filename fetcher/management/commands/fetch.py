@@ -5,17 +5,14 @@ from __future__ import annotations
 import time
 
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from fetcher.cli import console, rth_arguments, user_errors
+from fetcher.cli.gateways import runs_waiting_note
 from fetcher.cli.runs import fetch_announce, run_follow, run_report
 from fetcher.domain.requests import FetchRequest
 from fetcher.domain.timeframes import WhatToShow
-from fetcher.execution.preflight import (
-    database_check,
-    fetch_preflight,
-    ibkr_workers_alive,
-    tasks_in_process,
-)
+from fetcher.execution.preflight import database_check, fetch_preflight, tasks_in_process
 from fetcher.models import RequestedBy, RunStatus
 from fetcher.selectors import fetch_estimate
 from fetcher.services.fetch_runs import fetch_run_cancel
@@ -87,11 +84,9 @@ class Command(BaseCommand):
         fetch_announce(estimate, request.timeframe, yes=opts["yes"])
         fetch_preflight()
         handle = fetch_submit(request=request, requested_by=RequestedBy.CLI)
-        if not tasks_in_process() and not ibkr_workers_alive():
-            console().print(
-                "⚠️  No ibkr worker answers: the run waits in the queue until one starts "
-                "(celery -A ibdata_project worker -Q ibkr --pool solo)"
-            )
+        note = None if tasks_in_process() else runs_waiting_note(timezone.now())
+        if note:
+            console().print(note)
         if opts["no_wait"]:
             self.stdout.write(
                 f"Run {handle.run_id} started. Follow it with: manage.py fetch_status {handle.run_id}"

@@ -81,6 +81,7 @@ def test_flower_shows_the_fetch_task_and_its_progress_and_refuses_strangers(
         "chunks_planned": 9,
         "bars": 8 * 390,
         "instrument": "AAPL",
+        "requests_per_gateway": None,  # one gateway: nothing shared
     }
     # /api/task/result reads the result backend: the same state (Flower adds a task's result
     # there only once it is ready); the backend holds the same counts

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -21,17 +20,14 @@ from django.urls import reverse
 from fetcher.admin.instruments import CHART_BARS
 from fetcher.models import Bar, FetchRun, Instrument, RunStatus, Series
 from fetcher.storage.catalog import catalog_dataset
-from ibsim.market import Market
-from ibsim.rules import BAR_SIZES
 from tests.support import (
     DEPLOYED_SHAPE,
     NEW_YORK,
     ROOT,
-    free_port,
     link,
     manage,
+    minute_truth,
     rows,
-    wait_until,
     worker_database_url,
 )
 
@@ -42,51 +38,13 @@ START, END = dt.date(2025, 1, 1), dt.date(2025, 12, 31)
 
 
 @pytest.fixture
-def sim_processes():
-    """Start the simulator in a process of its own, as `python -m ibsim OPTIONS` runs it; the
-    port it listens on. Every one is stopped at the end of the test."""
-    started: list[subprocess.Popen] = []
-
-    def start(*options: str) -> int:
-        port = free_port()
-        command = [sys.executable, "-m", "ibsim", "--host", "127.0.0.1", "--port", str(port)]
-        started.append(
-            subprocess.Popen(
-                [*command, *options],
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-
-        def listening() -> bool:
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", port)) == 0
-
-        wait_until(listening, 60, "simulator listening")
-        return port
-
-    yield start
-    for proc in started:
-        proc.terminate()
-        proc.wait(15)
-
-
-@pytest.fixture
 def sim_process(sim_processes):
     """The simulator in a process of its own, as `python -m ibsim` runs it."""
     return sim_processes()
 
 
 def truth(symbol: str):
-    market = Market(seed=0)
-    [listing] = market.find(symbol, "STK", "SMART", "USD")
-    zone = dt.timezone(dt.timedelta(hours=-5))  # New York in January and December
-    a = dt.datetime.combine(START, dt.time(), zone)
-    b = dt.datetime.combine(END + dt.timedelta(days=1), dt.time(), zone)
-    return market.bars(
-        listing, BAR_SIZES["1 min"], "TRADES", True, int(a.timestamp()), int(b.timestamp())
-    )
+    return minute_truth(symbol, START, END)
 
 
 def fetch_a_year(port: int, workers, tmp_path) -> tuple[FetchRun, dict]:

@@ -305,6 +305,7 @@ def test_connect_ibkr_prints_the_connection_details(gateway, capsys):
     out = capsys.readouterr().out
     assert "✅ Connected to the ibdata gateway simulator on 127.0.0.1: simulated bars" in out
     for field in (
+        "ibdata simulator",
         "Host",
         "Port",
         "Account ID",
