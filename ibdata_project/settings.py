@@ -9,6 +9,7 @@ from email.utils import getaddresses
 
 from django.core.exceptions import ImproperlyConfigured
 
+from fetcher.ibkr.types import CLIENT_LIBRARIES
 from fetcher.queues import TASK_ROUTES, TaskName
 from fetcher.timings import BROKER_VISIBILITY_TIMEOUT_S, RECOVER_EVERY_S
 from ibdata_project.environment import BASE_DIR, DATA_DIR, LOG_DIR, env  # noqa: F401 (BASE_DIR)
@@ -149,6 +150,20 @@ IBKR_PACING_TIME_SCALE = env.float("IBKR_PACING_TIME_SCALE", default=1.0)
 # request and the gateway receiving it (raise it on a loaded machine).
 IBKR_PACING_MARGIN_S = env.float("IBKR_PACING_MARGIN_S", default=0.1)
 IBKR_MARKET_DATA_TYPE = env("IBKR_MARKET_DATA_TYPE", default="DELAYED_FROZEN")
+
+
+def _ibkr_client() -> str:
+    """IBKR_CLIENT: the client library the gateway is spoken to through (ib_insync, or ib_async,
+    its maintained fork); another name, in one line."""
+    name = env("IBKR_CLIENT", default=CLIENT_LIBRARIES[0]).strip()
+    if name not in CLIENT_LIBRARIES:
+        raise ImproperlyConfigured(
+            f"IBKR_CLIENT={name!r} is not a client library: use {' or '.join(CLIENT_LIBRARIES)}"
+        )
+    return name
+
+
+IBKR_CLIENT = _ibkr_client()
 TRADING_MODE = env("TRADING_MODE", default="paper")
 TWS_ACCOUNT = env("TWS_ACCOUNT", default="")
 # TWS_USERNAME / TWS_PASSWORD are neither read nor exported from .env (environment.py leaves them
@@ -226,5 +241,8 @@ LOGGING = {
     },
     "root": {"handlers": ["console", "file"], "level": LOG_LEVEL},
     # ib_insync logs every gateway error itself; the commands say what matters in one line.
-    "loggers": {"ib_insync": {"handlers": ["file"], "level": "INFO", "propagate": False}},
+    "loggers": {
+        client: {"handlers": ["file"], "level": "INFO", "propagate": False}
+        for client in CLIENT_LIBRARIES
+    },
 }

@@ -270,3 +270,26 @@ def test_flower_refuses_an_empty_basic_auth_from_its_command_line(tmp_path):
     result = flower(tmp_path, "--basic_auth=", FLOWER_BASIC_AUTH="ops:a-good-password")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [BAD_FLOWER_AUTH.format("Flower's options")]
+
+
+@pytest.mark.parametrize("name", ["ib-insync", "ibapi", ""])
+def test_an_unknown_client_library_is_refused_in_one_line(tmp_path, name):
+    result = manage("check", IBKR_CLIENT=name, DATA_DIR=str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"❌ IBKR_CLIENT={name!r} is not a client library: use ib_insync or ib_async\n"
+    )
+
+
+@pytest.mark.parametrize("name", ["ib_insync", "ib_async"])
+def test_either_client_library_is_taken(tmp_path, name):
+    result = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; print(settings.IBKR_CLIENT)",
+        IBKR_CLIENT=name,
+        DATA_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == name

@@ -43,4 +43,5 @@ def gateway_from_settings(*, client_id: int | None = None) -> Gateway:
         connect_timeout=settings.IBKR_CONNECT_TIMEOUT,
         request_timeout=settings.IBKR_REQUEST_TIMEOUT,
         market_data_type=settings.IBKR_MARKET_DATA_TYPE,
+        client=settings.IBKR_CLIENT,
     )
