@@ -6,6 +6,7 @@ own knobs (web port, Flower) are in ibdata_project/deploy.py; the tests' in sett
 """
 
 from email.utils import getaddresses
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -95,6 +96,38 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE", "timeout": 30}
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+def _catalog_url() -> str:
+    """DATA_CATALOG_URL: where the Parquet catalog is, s3://bucket/prefix (object storage, with
+    the standard AWS_* variables) or a folder; empty, DATA_DIR/catalog. A catalog on object
+    storage may be written from several hosts: PostgreSQL's locks keep them apart."""
+    url = env("DATA_CATALOG_URL", default="").strip()
+    parts = urlsplit(url)
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise ImproperlyConfigured(
+                f"DATA_CATALOG_URL={url!r} names no bucket: s3://bucket/prefix"
+            )
+        if not DATABASES["default"]["ENGINE"].endswith("postgresql"):
+            raise ImproperlyConfigured(
+                f"DATA_CATALOG_URL={url!r} needs PostgreSQL (DATABASE_URL): its locks keep the "
+                "catalog's writers on several hosts apart"
+            )
+    elif parts.scheme:
+        raise ImproperlyConfigured(
+            f"DATA_CATALOG_URL={url!r}: use s3://bucket/prefix or a folder (unset: DATA_DIR/catalog)"
+        )
+    return url
+
+
+DATA_CATALOG_URL = _catalog_url()
+# A catalog on S3 or an S3-compatible store (MinIO, R2, ...): the standard AWS variables, read
+# here so that .env holds them too; unset, AWS's own defaults (~/.aws, the instance's role).
+AWS_ENDPOINT_URL = env("AWS_ENDPOINT_URL", default="")
+AWS_ACCESS_KEY_ID = env("AWS_ACCESS_KEY_ID", default="")
+AWS_SECRET_ACCESS_KEY = env("AWS_SECRET_ACCESS_KEY", default="")
+AWS_DEFAULT_REGION = env("AWS_DEFAULT_REGION", default="")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -161,3 +161,17 @@ def smtp():
     server = SmtpServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def s3(tmp_path, monkeypatch, settings):
+    """A real S3-compatible server (moto's, in its own process) on a free loopback port, with a
+    bucket; this process's AWS_* settings and variables point at it, and so do deployed_env's."""
+    from tests.support.catalog import S3Server
+
+    server = S3Server(tmp_path / "s3.log").start()
+    for name, value in server.env_vars.items():
+        monkeypatch.setenv(name, value)
+        setattr(settings, name, value)
+    yield server
+    server.stop()

@@ -293,3 +293,20 @@ def test_either_client_library_is_taken(tmp_path, name):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == name
+
+
+@pytest.mark.parametrize(
+    ("url", "database", "error"),
+    [
+        ("s3:///catalog", "postgres://u@127.0.0.1/x", "names no bucket: s3://bucket/prefix"),
+        ("gs://bucket/catalog", "postgres://u@127.0.0.1/x", "use s3://bucket/prefix or a folder"),
+        ("s3://bucket/catalog", "", "needs PostgreSQL (DATABASE_URL)"),
+    ],
+)
+def test_a_catalog_url_the_project_cannot_use_is_refused_in_one_line(
+    tmp_path, url, database, error
+):
+    result = manage("check", DATA_CATALOG_URL=url, DATABASE_URL=database, DATA_DIR=str(tmp_path))
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"❌ DATA_CATALOG_URL={url!r}") and error in line
