@@ -74,7 +74,7 @@ def backtest_bars_load(
     start: dt.date,
     end: dt.date,
     data_source: str,
-    catalog_root: Path | None = None,
+    catalog_root: Path | str | None = None,
 ) -> BarSet:
     """One series' bars over start..end (inclusive dates), or InvalidInput saying what is
     missing and how to get it."""
@@ -86,7 +86,7 @@ def backtest_bars_load(
     first, last = dates_epochs(start, end, timeframe, zone_info(instrument.time_zone))
     source, account = stored.source, stored.account
     if data_source == DataSource.CATALOG:
-        root = Path(catalog_root) if catalog_root else default_root()
+        root = catalog_root or default_root()
         series = CatalogSeries.of_instrument(
             instrument, timeframe=timeframe, what_to_show=what_to_show.name, use_rth=rth
         )

@@ -117,3 +117,7 @@ class HistoryChanged(IbdataError):
 
 class CatalogBound(IbdataError):
     """The catalog belongs to another database: two stores never write into one catalog."""
+
+
+class CatalogUnshared(IbdataError):
+    """A catalog on object storage without the PostgreSQL database that keeps its writers apart."""

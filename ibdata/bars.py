@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
 from fetcher.domain.bars import BarBatch
 from fetcher.domain.instruments import InstrumentSpec, instrument_spec_parse, spec_time_zone
@@ -25,8 +26,11 @@ from fetcher.domain.timeframes import BY_CODE, TimeframeSpec, WhatToShow, timefr
 from fetcher.exceptions import InvalidInput
 from fetcher.storage.catalog import (
     PARTITION_SCHEMA,
+    CatalogRoot,
     CatalogSeries,
     catalog_dataset,
+    catalog_filesystem,
+    catalog_is_remote,
     session_name,
 )
 
@@ -36,6 +40,9 @@ COLUMNS = ("Open", "High", "Low", "Close", "Volume")
 QUOTES = frozenset({WhatToShow.MIDPOINT, WhatToShow.BID, WhatToShow.ASK, WhatToShow.BID_ASK})
 SOURCES = ("db", "catalog")
 DEFAULT_CATALOG = Path("data") / "catalog"
+# No end: up to the last bar. The latest epoch second a datetime holds (9999-12-31 23:59:59 UTC),
+# which the database's query takes as its bound.
+LATEST = 253_402_300_799
 
 
 class BarsError(ValueError):
@@ -87,9 +94,10 @@ def bars(
     (YYYY-MM-DD or date), both included, in the exchange's zone; None: from the first or to the
     last stored bar. `source`: "db", the project's database (needs DJANGO_SETTINGS_MODULE, e.g.
     ibdata_project.settings; Django is set up when first needed), or "catalog", the Parquet
-    catalog alone, no Django: `root`, else $IBDATA_CATALOG, else the project's
-    DATA_DIR/catalog when DJANGO_SETTINGS_MODULE is set, else $DATA_DIR/catalog, else
-    ./data/catalog.
+    catalog alone, no Django: `root` (a folder, or s3://bucket/prefix with the standard AWS_*
+    variables), else $IBDATA_CATALOG, else the project's catalog (DATA_CATALOG_URL or
+    DATA_DIR/catalog) when DJANGO_SETTINGS_MODULE is set, else $DATA_CATALOG_URL, else
+    $DATA_DIR/catalog, else ./data/catalog.
 
     The zone: `tz` when given; else the zone IBKR reported for the stored instrument (db); from
     the catalog, the zone its listing's rules give (US listings, forex: New York; CME Group
@@ -239,7 +247,7 @@ def _from_database(query: _Query, zone: str) -> _Found:
         what_to_show=int(query.what_to_show),
         rth=query.rth,
         start=0 if first is None else first,
-        end=2**40 if last is None else last,
+        end=LATEST if last is None else last,
     )
     exchange = instrument.primary_exchange or instrument.exchange
     return _Found(batch, zone, spec.label, exchange, instrument.currency, "the database")
@@ -248,18 +256,27 @@ def _from_database(query: _Query, zone: str) -> _Found:
 # --- the catalog -------------------------------------------------------------------------------
 
 
-def _catalog_root(root: str | Path | None) -> Path:
+def _catalog_root(root: str | Path | None) -> CatalogRoot:
     if root is not None:
-        return Path(root).expanduser()
+        return _named(root)
     if os.environ.get("IBDATA_CATALOG"):
-        return Path(os.environ["IBDATA_CATALOG"]).expanduser()
+        return _named(os.environ["IBDATA_CATALOG"])
     if os.environ.get("DJANGO_SETTINGS_MODULE"):
         from django.conf import settings  # the project's settings: its .env counts
 
+        if settings.DATA_CATALOG_URL:
+            return _named(settings.DATA_CATALOG_URL)
         return Path(settings.DATA_DIR) / "catalog"
+    if os.environ.get("DATA_CATALOG_URL"):
+        return _named(os.environ["DATA_CATALOG_URL"])
     if os.environ.get("DATA_DIR"):
         return Path(os.environ["DATA_DIR"]).expanduser() / "catalog"
     return DEFAULT_CATALOG
+
+
+def _named(root: str | Path) -> CatalogRoot:
+    """An object storage URL as it is; a folder, with ~ expanded."""
+    return str(root) if catalog_is_remote(str(root)) else Path(root).expanduser()
 
 
 def _catalog_symbol(spec: InstrumentSpec) -> str:
@@ -267,8 +284,9 @@ def _catalog_symbol(spec: InstrumentSpec) -> str:
     return f"{spec.symbol}.{spec.currency}" if spec.sec_type == "CASH" else spec.symbol
 
 
-def _from_catalog(query: _Query, root: Path, zone: str) -> _Found:
-    if not root.is_dir():
+def _from_catalog(query: _Query, root: CatalogRoot, zone: str) -> _Found:
+    filesystem, base = catalog_filesystem(root)
+    if filesystem.get_file_info(base).type != pafs.FileType.Directory:
         raise BarsError(f"no catalog at {root}: pass root=, or set IBDATA_CATALOG or DATA_DIR")
     spec, symbol = query.spec, _catalog_symbol(query.spec)
     listings = _catalog_listings(root, query, symbol)
@@ -311,20 +329,22 @@ def _from_catalog(query: _Query, root: Path, zone: str) -> _Found:
     return _Found(batch, zone, spec.label, exchange, currency, str(root))
 
 
-def _catalog_listings(root: Path, query: _Query, symbol: str) -> list[tuple[str, str]]:
+def _catalog_listings(root: CatalogRoot, query: _Query, symbol: str) -> list[tuple[str, str]]:
     """(exchange, currency) of each listing of `symbol` with the query's series: only the
     folder of that whatToShow, timeframe and session is listed (docs/catalog.md's layout)."""
+    filesystem, base = catalog_filesystem(root)
     folder = (
-        root
-        / f"what_to_show={query.what_to_show.name}"
-        / f"timeframe={query.timeframe.name}"
-        / f"session={session_name(query.rth)}"
+        f"{base}/what_to_show={query.what_to_show.name}/timeframe={query.timeframe.name}"
+        f"/session={session_name(query.rth)}"
     )
-    if not folder.is_dir():
+    if filesystem.get_file_info(folder).type != pafs.FileType.Directory:
         return []
     inner = pa.schema([PARTITION_SCHEMA.field(n) for n in ("symbol", "exchange", "currency")])
     dataset = ds.dataset(
-        folder, format="parquet", partitioning=ds.partitioning(inner, flavor="hive")
+        folder,
+        filesystem=filesystem,
+        format="parquet",
+        partitioning=ds.partitioning(inner, flavor="hive"),
     )
     keys = [
         ds.get_partition_keys(fragment.partition_expression)
@@ -333,7 +353,7 @@ def _catalog_listings(root: Path, query: _Query, symbol: str) -> list[tuple[str,
     return sorted({(k["exchange"], k["currency"]) for k in keys})
 
 
-def _catalog_held(root: Path, symbol: str) -> str:
+def _catalog_held(root: CatalogRoot, symbol: str) -> str:
     """What the catalog holds of `symbol`, from its folder names (no file opened)."""
     fragments = catalog_dataset(root).get_fragments(filter=ds.field("symbol") == symbol)
     keys = [ds.get_partition_keys(fragment.partition_expression) for fragment in fragments]

@@ -6,10 +6,12 @@ own knobs (web port, Flower) are in ibdata_project/deploy.py; the tests' in sett
 """
 
 from email.utils import getaddresses
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
 from fetcher.domain.gateways import gateways_parse
+from fetcher.ibkr.types import CLIENT_LIBRARIES
 from fetcher.queues import TASK_ROUTES, TaskName
 from fetcher.timings import BROKER_VISIBILITY_TIMEOUT_S, RECOVER_EVERY_S
 from ibdata_project.environment import BASE_DIR, DATA_DIR, LOG_DIR, env  # noqa: F401 (BASE_DIR)
@@ -96,6 +98,38 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
+def _catalog_url() -> str:
+    """DATA_CATALOG_URL: where the Parquet catalog is, s3://bucket/prefix (object storage, with
+    the standard AWS_* variables) or a folder; empty, DATA_DIR/catalog. A catalog on object
+    storage may be written from several hosts: PostgreSQL's locks keep them apart."""
+    url = env("DATA_CATALOG_URL", default="").strip()
+    parts = urlsplit(url)
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise ImproperlyConfigured(
+                f"DATA_CATALOG_URL={url!r} names no bucket: s3://bucket/prefix"
+            )
+        if not DATABASES["default"]["ENGINE"].endswith("postgresql"):
+            raise ImproperlyConfigured(
+                f"DATA_CATALOG_URL={url!r} needs PostgreSQL (DATABASE_URL): its locks keep the "
+                "catalog's writers on several hosts apart"
+            )
+    elif parts.scheme:
+        raise ImproperlyConfigured(
+            f"DATA_CATALOG_URL={url!r}: use s3://bucket/prefix or a folder (unset: DATA_DIR/catalog)"
+        )
+    return url
+
+
+DATA_CATALOG_URL = _catalog_url()
+# A catalog on S3 or an S3-compatible store (MinIO, R2, ...): the standard AWS variables, read
+# here so that .env holds them too; unset, AWS's own defaults (~/.aws, the instance's role).
+AWS_ENDPOINT_URL = env("AWS_ENDPOINT_URL", default="")
+AWS_ACCESS_KEY_ID = env("AWS_ACCESS_KEY_ID", default="")
+AWS_SECRET_ACCESS_KEY = env("AWS_SECRET_ACCESS_KEY", default="")
+AWS_DEFAULT_REGION = env("AWS_DEFAULT_REGION", default="")
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -175,6 +209,20 @@ IBKR_PACING_TIME_SCALE = env.float("IBKR_PACING_TIME_SCALE", default=1.0)
 # request and the gateway receiving it (raise it on a loaded machine).
 IBKR_PACING_MARGIN_S = env.float("IBKR_PACING_MARGIN_S", default=0.1)
 IBKR_MARKET_DATA_TYPE = env("IBKR_MARKET_DATA_TYPE", default="DELAYED_FROZEN")
+
+
+def _ibkr_client() -> str:
+    """IBKR_CLIENT: the client library the gateway is spoken to through (ib_insync, or ib_async,
+    its maintained fork); another name, in one line."""
+    name = env("IBKR_CLIENT", default=CLIENT_LIBRARIES[0]).strip()
+    if name not in CLIENT_LIBRARIES:
+        raise ImproperlyConfigured(
+            f"IBKR_CLIENT={name!r} is not a client library: use {' or '.join(CLIENT_LIBRARIES)}"
+        )
+    return name
+
+
+IBKR_CLIENT = _ibkr_client()
 TRADING_MODE = env("TRADING_MODE", default="paper")
 TWS_ACCOUNT = env("TWS_ACCOUNT", default="")
 # TWS_USERNAME / TWS_PASSWORD are neither read nor exported from .env (environment.py leaves them
@@ -252,5 +300,8 @@ LOGGING = {
     },
     "root": {"handlers": ["console", "file"], "level": LOG_LEVEL},
     # ib_insync logs every gateway error itself; the commands say what matters in one line.
-    "loggers": {"ib_insync": {"handlers": ["file"], "level": "INFO", "propagate": False}},
+    "loggers": {
+        client: {"handlers": ["file"], "level": "INFO", "propagate": False}
+        for client in CLIENT_LIBRARIES
+    },
 }

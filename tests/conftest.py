@@ -1,8 +1,10 @@
-"""Shared fixtures: the gateway simulator on a free loopback port, and ib_insync clients on it."""
+"""Shared fixtures: the gateway simulator on a free loopback port, and real clients (ib_insync,
+ib_async) on it."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import itertools
 import signal
 import socket
@@ -60,19 +62,19 @@ def ensure_loop() -> None:
 
 @pytest.fixture
 def ib_factory():
-    """Connect real ib_insync clients; all are disconnected at the end of the test."""
-    from ib_insync import IB
-
-    clients: list[IB] = []
+    """Connect real clients (ib_insync's IB, or `library`'s: ib_async); all are disconnected at
+    the end of the test."""
+    clients: list = []
 
     def connect(
         sim: GatewaySimulator,
         client_id: int | None = None,
         readonly: bool = True,
         timeout: float = 5,
+        library: str = "ib_insync",
     ):
         ensure_loop()
-        ib = IB()
+        ib = importlib.import_module(library).IB()
         ib.RaiseRequestErrors = True
         clients.append(ib)
         ib.connect(
@@ -211,3 +213,17 @@ def sim_processes():
     started = SimProcesses()
     yield started
     started.stop()
+
+
+@pytest.fixture
+def s3(tmp_path, monkeypatch, settings):
+    """A real S3-compatible server (moto's, in its own process) on a free loopback port, with a
+    bucket; this process's AWS_* settings and variables point at it, and so do deployed_env's."""
+    from tests.support.catalog import S3Server
+
+    server = S3Server(tmp_path / "s3.log").start()
+    for name, value in server.env_vars.items():
+        monkeypatch.setenv(name, value)
+        setattr(settings, name, value)
+    yield server
+    server.stop()

@@ -57,7 +57,8 @@ def add_function(path: Path, body: str) -> None:
         ("fetcher/domain/timeframes.py", "from fetcher.models import Bar", "fetcher layers"),
         ("fetcher/domain/timeframes.py", "import django", "Django-free"),
         ("ibsim/market.py", "from fetcher.domain import bars", "ibsim imports nothing"),
-        ("fetcher/pacing/local.py", "import ib_insync", "only fetcher.ibkr.gateway"),
+        ("fetcher/pacing/local.py", "import ib_insync", "only fetcher.ibkr.clients"),
+        ("fetcher/ibkr/gateway.py", "import ib_async", "only fetcher.ibkr.clients"),
         ("fetcher/services/items.py", "from fetcher.ibkr import connect", "web and admin side"),
     ],
 )
@@ -235,7 +236,7 @@ def test_the_web_side_loads_neither_the_client_nor_the_simulator(tmp_path):
         DATA_DIR=str(tmp_path),
     )
     assert "fetcher.admin" in modules and "fetcher.services.fetch_runs" in modules
-    assert loaded(modules, "ib_insync") == []
+    assert loaded(modules, "ib_insync") == [] and loaded(modules, "ib_async") == []
     assert loaded(modules, "ibsim") == []
 
 
@@ -249,10 +250,27 @@ def test_a_worker_for_a_real_gateway_does_not_load_the_simulator(tmp_path):
         "gateway_from_settings()\n",
         REDIS_URL="redis://127.0.0.1:6379/0",
         IBKR_HOST="127.0.0.1",
+        IBKR_CLIENT="ib_insync",
         DATA_DIR=str(tmp_path),
     )
     assert "fetcher.execution.executor" in modules and "ib_insync" in modules
-    assert loaded(modules, "ibsim") == []
+    assert loaded(modules, "ibsim") == [] and loaded(modules, "ib_async") == []
+
+
+def test_a_worker_on_ib_async_loads_ib_async_alone(tmp_path):
+    """IBKR_CLIENT=ib_async: the worker's gateway speaks through ib_async, and ib_insync stays
+    out of the process."""
+    modules = fresh_interpreter(
+        "from ibdata_project.celery import app\n"
+        "app.loader.import_default_modules()\n"
+        "from fetcher.ibkr.connect import gateway_from_settings\n"
+        "assert gateway_from_settings().lib.name == 'ib_async'\n",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        IBKR_HOST="127.0.0.1",
+        IBKR_CLIENT="ib_async",
+        DATA_DIR=str(tmp_path),
+    )
+    assert "ib_async" in modules and loaded(modules, "ib_insync") == []
 
 
 def test_ibkr_host_sim_does_load_the_simulator(tmp_path):

@@ -270,3 +270,43 @@ def test_flower_refuses_an_empty_basic_auth_from_its_command_line(tmp_path):
     result = flower(tmp_path, "--basic_auth=", FLOWER_BASIC_AUTH="ops:a-good-password")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [BAD_FLOWER_AUTH.format("Flower's options")]
+
+
+@pytest.mark.parametrize("name", ["ib-insync", "ibapi", ""])
+def test_an_unknown_client_library_is_refused_in_one_line(tmp_path, name):
+    result = manage("check", IBKR_CLIENT=name, DATA_DIR=str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"❌ IBKR_CLIENT={name!r} is not a client library: use ib_insync or ib_async\n"
+    )
+
+
+@pytest.mark.parametrize("name", ["ib_insync", "ib_async"])
+def test_either_client_library_is_taken(tmp_path, name):
+    result = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; print(settings.IBKR_CLIENT)",
+        IBKR_CLIENT=name,
+        DATA_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == name
+
+
+@pytest.mark.parametrize(
+    ("url", "database", "error"),
+    [
+        ("s3:///catalog", "postgres://u@127.0.0.1/x", "names no bucket: s3://bucket/prefix"),
+        ("gs://bucket/catalog", "postgres://u@127.0.0.1/x", "use s3://bucket/prefix or a folder"),
+        ("s3://bucket/catalog", "", "needs PostgreSQL (DATABASE_URL)"),
+    ],
+)
+def test_a_catalog_url_the_project_cannot_use_is_refused_in_one_line(
+    tmp_path, url, database, error
+):
+    result = manage("check", DATA_CATALOG_URL=url, DATABASE_URL=database, DATA_DIR=str(tmp_path))
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"❌ DATA_CATALOG_URL={url!r}") and error in line

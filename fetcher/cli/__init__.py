@@ -128,8 +128,11 @@ def property_table(title: str, rows: list[tuple[str, str]]) -> Table:
     return table
 
 
-def display_path(path: Path) -> str:
-    """'./data/catalog' when under the current directory, else the absolute path."""
+def display_path(path: Path | str) -> str:
+    """'./data/catalog' when under the current directory, else the absolute path (a URL, such
+    as an S3 catalog's, as it is)."""
+    if "://" in str(path):
+        return str(path)
     try:
         return "./" + str(Path(path).resolve().relative_to(Path(os.getcwd()).resolve()))
     except ValueError:

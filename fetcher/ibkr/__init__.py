@@ -1,1 +1,2 @@
-"""The IBKR layer: project types, error mapping, connecting; only gateway.py imports ib_insync."""
+"""The IBKR layer: project types, error mapping, connecting; only clients.py imports the client
+library (ib_insync or ib_async) and only gateway.py uses it."""

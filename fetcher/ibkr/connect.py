@@ -51,4 +51,5 @@ def gateway_from_settings(
         connect_timeout=settings.IBKR_CONNECT_TIMEOUT,
         request_timeout=settings.IBKR_REQUEST_TIMEOUT,
         market_data_type=settings.IBKR_MARKET_DATA_TYPE,
+        client=settings.IBKR_CLIENT,
     )

@@ -1,4 +1,5 @@
-"""One readonly ib_insync connection to TWS / IB Gateway, speaking the project's own types."""
+"""One readonly connection to TWS / IB Gateway (through ib_insync or ib_async), speaking the
+project's own types."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import logging
 import time
 
 import numpy as np
-from ib_insync import IB, BarDataList, Contract, RequestError
 
 from fetcher.domain.bars import BarBatch
 from fetcher.domain.instruments import InstrumentSpec
@@ -24,9 +24,11 @@ from fetcher.exceptions import (
 )
 from fetcher.timings import RESET_GRACE_S
 
+from .clients import client_library
 from .errors import gateway_error
 from .holds import Hold, RequestHolds
 from .types import (
+    CLIENT_LIBRARIES,
     BarRequest,
     GatewayInfo,
     QualifiedInstrument,
@@ -49,6 +51,10 @@ SIMULATOR_FARM_SUFFIX = ".ibsim"
 HISTORICAL_DATA = 17
 HISTORICAL_BAR_FIELDS = 8  # date, open, high, low, close, volume, WAP, bar count
 MATCHES_SHOWN = 4  # closest symbols named when a contract is not defined
+# "Error validating request" (a duration not written in years, ...): ib_insync fails the request,
+# ib_async takes it for a warning and would leave the request waiting for an answer that never
+# comes; the Gateway fails it itself, whichever the client.
+VALIDATION = 321
 
 
 class Gateway:
@@ -67,18 +73,21 @@ class Gateway:
         connect_timeout: float = 10.0,
         request_timeout: float = 120.0,
         market_data_type: str = "DELAYED_FROZEN",
+        client: str = CLIENT_LIBRARIES[0],
     ):
         self.host, self.port, self.client_id = host, port, client_id
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
         self.market_data_type = market_data_type_code(market_data_type)
-        self.ib = IB()
+        # ib_insync or ib_async (IBKR_CLIENT): the same API, each imported only when chosen
+        self.lib = client_library(client)
+        self.ib = self.lib.IB()
         self.ib.RaiseRequestErrors = True
         # The project's pacer admits historical requests at 45/s and records when it does;
-        # ib_insync's own 45/s throttle, counting every message, would hold some of them back
+        # the client's own 45/s throttle, counting every message, would hold some of them back
         # and make those records wrong. It stays on as the guard of IBKR's hard 50/s.
         self.ib.client.MaxRequests = 50
-        # ib_insync decodes each bar into an object, then re-parses its date: most of the CPU a
+        # The client decodes each bar into an object, then re-parses its date: most of the CPU a
         # fetch spends. Bars are decoded here instead, straight into numpy columns.
         self.ib.client.decoder.handlers[HISTORICAL_DATA] = self._on_bars
         self._decoded: dict[int, BarBatch] = {}
@@ -95,6 +104,10 @@ class Gateway:
     # --- connection -------------------------------------------------------------------
 
     def _on_error(self, req_id: int, code: int, message: str, contract) -> None:
+        if code == VALIDATION and req_id != -1:  # ended already by ib_insync: then a no-op
+            self.ib.wrapper._endReq(
+                req_id, self.lib.RequestError(req_id, code, message), success=False
+            )
         if req_id == -1:
             self._connection_errors.append((code, message))
             if code == 326 and self._connecting is not None and not self._connecting.done():
@@ -234,7 +247,7 @@ class Gateway:
     # --- contracts --------------------------------------------------------------------
 
     async def qualify(self, spec: InstrumentSpec) -> QualifiedInstrument:
-        contract = Contract(
+        contract = self.lib.Contract(
             conId=spec.con_id or 0,
             symbol=spec.symbol,
             secType=spec.sec_type,
@@ -295,7 +308,7 @@ class Gateway:
             found = await asyncio.wait_for(
                 self.ib.reqMatchingSymbolsAsync(pattern), self.request_timeout
             )
-        except (TimeoutError, RequestError, ConnectionError) as exc:
+        except (TimeoutError, self.lib.RequestError, ConnectionError) as exc:
             log.info("symbol search for %r not answered: %s", pattern, exc)
             return []
         return [
@@ -311,7 +324,7 @@ class Gateway:
     async def head_timestamp(
         self, instrument: QualifiedInstrument, what_to_show: str, use_rth: bool
     ) -> dt.datetime:
-        contract = _contract(instrument)
+        contract = self._contract(instrument)
         try:
             result = await self._call(
                 self.ib.reqHeadTimeStampAsync(contract, what_to_show, use_rth, formatDate=2),
@@ -330,9 +343,9 @@ class Gateway:
         ib = self.ib
         if not ib.isConnected():
             raise GatewayUnavailable(504, "Not connected to the gateway")
-        contract = _contract(instrument)
+        contract = self._contract(instrument)
         req_id = ib.client.getReqId()
-        container = BarDataList()
+        container = self.lib.BarDataList()
         future = ib.wrapper.startReq(req_id, contract, container=container)
         self._in_flight.add(req_id)
         ib.client.reqHistoricalData(
@@ -361,7 +374,7 @@ class Gateway:
                 ib.client.cancelHistoricalData(req_id)
             ib.wrapper._endReq(req_id)
             raise
-        except RequestError as exc:
+        except self.lib.RequestError as exc:
             if exc.code == 200:
                 raise _false_200(exc.message, instrument) from None
             raise gateway_error(exc.code, exc.message, req_id) from None
@@ -407,12 +420,26 @@ class Gateway:
     async def _call(self, awaitable, contract):
         try:
             return await asyncio.wait_for(awaitable, self.request_timeout)
-        except RequestError as exc:
+        except self.lib.RequestError as exc:
             raise gateway_error(exc.code, exc.message, exc.reqId) from None
         except TimeoutError:
             raise RequestTimeout(0, f"no answer within {self.request_timeout:g}s") from None
         except ConnectionError as exc:
             raise GatewayUnavailable(504, f"connection to the gateway lost: {exc}") from None
+
+    def _contract(self, instrument: QualifiedInstrument):
+        return self.lib.Contract(
+            conId=instrument.con_id,
+            symbol=instrument.symbol,
+            secType=instrument.sec_type,
+            exchange=instrument.exchange,
+            primaryExchange=instrument.primary_exchange,
+            currency=instrument.currency,
+            localSymbol=instrument.local_symbol,
+            lastTradeDateOrContractMonth=instrument.last_trade_date,
+            # an expired future is found, and its bars served, only when asked for as expired
+            includeExpired=instrument.sec_type == "FUT",
+        )
 
 
 def _false_200(message: str, instrument: QualifiedInstrument) -> FalseUnknownContract:
@@ -422,23 +449,8 @@ def _false_200(message: str, instrument: QualifiedInstrument) -> FalseUnknownCon
     )
 
 
-def _contract(instrument: QualifiedInstrument) -> Contract:
-    return Contract(
-        conId=instrument.con_id,
-        symbol=instrument.symbol,
-        secType=instrument.sec_type,
-        exchange=instrument.exchange,
-        primaryExchange=instrument.primary_exchange,
-        currency=instrument.currency,
-        localSymbol=instrument.local_symbol,
-        lastTradeDateOrContractMonth=instrument.last_trade_date,
-        # an expired future is found, and its bars served, only when asked for as expired
-        includeExpired=instrument.sec_type == "FUT",
-    )
-
-
 def _to_batch(bars) -> BarBatch:
-    """ib_insync BarData (dates as datetime or date) -> BarBatch (epoch seconds, UTC).
+    """The client's BarData (dates as datetime or date) -> BarBatch (epoch seconds, UTC).
 
     Daily and larger bars carry a session date; they are stored at 00:00 UTC of that date.
     """

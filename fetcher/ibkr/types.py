@@ -1,5 +1,5 @@
 """The project's own types for talking to a gateway: what it said about itself, about contracts,
-and what one historical request asks. No ib_insync here: the web and admin side import these."""
+and what one historical request asks. No client library here: the web and admin side import these."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from fetcher.exceptions import InvalidInput
 
+# IBKR_CLIENT: the client libraries a gateway can be spoken to through (the first is the default)
+CLIENT_LIBRARIES = ("ib_insync", "ib_async")
 MARKET_DATA_TYPES = {"REALTIME": 1, "FROZEN": 2, "DELAYED": 3, "DELAYED_FROZEN": 4}
 
 

@@ -1,17 +1,18 @@
 """The simulator as a whole (ibsim.server): its socket and life cycle, the faults tests trigger,
-and the start-up the real ib_insync client goes through, over a real socket."""
+and the start-up the real clients (ib_insync, ib_async) go through, over a real socket."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import socket
 import time
 
 import pytest
 from ib_insync import IB, Stock
-from ib_insync.wrapper import RequestError
 
+from fetcher.ibkr.types import CLIENT_LIBRARIES
 from ibsim.server import Faults, GatewaySimulator, SimConfig
 from tests.support import ErrorLog, recent_sessions
 from tests.support import historical_bars as hist
@@ -29,12 +30,14 @@ def _wait_disconnected(ib: IB, timeout: float = 5) -> None:
 # --- connecting -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("library", CLIENT_LIBRARIES)
 @pytest.mark.parametrize("readonly", [True, False])
-def test_connect_answers_every_start_up_request_quietly(sim, ib_factory, caplog, readonly):
-    """A gateway that leaves a start-up request unanswered makes ib_insync wait for its
-    timeout and log it; here every one is answered, so it synchronises and warns of nothing."""
-    caplog.set_level(logging.INFO, logger="ib_insync")
-    ib = ib_factory(sim, readonly=readonly)
+def test_connect_answers_every_start_up_request_quietly(sim, ib_factory, caplog, readonly, library):
+    """A gateway that leaves a start-up request unanswered makes the client (ib_insync, or
+    ib_async) wait for its timeout and log it; here every one is answered, so it synchronises and
+    warns of nothing."""
+    caplog.set_level(logging.INFO, logger=library)
+    ib = ib_factory(sim, readonly=readonly, library=library)
     assert ib.isConnected()
     assert ib.client.serverVersion() == 176
     assert ib.managedAccounts() == ["DU1234567"]
@@ -47,18 +50,20 @@ def test_connect_answers_every_start_up_request_quietly(sim, ib_factory, caplog,
     assert len(farm) == 3
 
 
+@pytest.mark.parametrize("library", CLIENT_LIBRARIES)
 @pytest.mark.parametrize("version", [157, 163, 165, 176])
-def test_every_served_version_decodes_in_ib_insync(sim, version, caplog):
-    ib = IB()
+def test_every_served_version_decodes_in_either_client(sim, version, library, caplog):
+    client = importlib.import_module(library)
+    ib = client.IB()
     ib.RaiseRequestErrors = True
     ib.client.MaxClientVersion = version
     try:
         ib.connect("127.0.0.1", sim.port, clientId=500 + version, readonly=True, timeout=5)
         assert ib.client.serverVersion() == version
-        [aapl] = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
+        [aapl] = ib.qualifyContracts(client.Stock("AAPL", "SMART", "USD"))
         assert aapl.conId == 265598
-        with pytest.raises(RequestError) as info:
-            ib.reqContractDetails(Stock("XYZQ", "SMART", "USD"))
+        with pytest.raises(client.RequestError) as info:
+            ib.reqContractDetails(client.Stock("XYZQ", "SMART", "USD"))
         assert info.value.code == 200
         assert not [r for r in caplog.records if "Error handling fields" in r.getMessage()]
     finally:

@@ -54,6 +54,7 @@ def demo_environment() -> dict[str, str]:
     return {
         **os.environ,
         "DATA_DIR": str(demo_dir()),
+        "DATA_CATALOG_URL": "",
         "DATABASE_URL": f"sqlite:///{demo_dir() / 'ibdata.sqlite3'}",
         "REDIS_URL": "",
         "CELERY_BROKER_URL": "",
@@ -65,6 +66,7 @@ def demo_environment() -> dict[str, str]:
 def in_demo_store() -> bool:
     return (
         Path(settings.DATA_DIR) == demo_dir()
+        and not settings.DATA_CATALOG_URL
         and settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
         and not settings.CELERY_BROKER_URL
         and settings.IBKR_HOST == "sim"

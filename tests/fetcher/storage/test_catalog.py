@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -25,55 +24,12 @@ from fetcher.storage.catalog import (
     catalog_read,
     catalog_write,
 )
+from tests.support.catalog import DUCKDB_SQL, POLARS_HIVE_SCHEMA, assert_same, bars, epoch
 
 VENUE = {"exchange": "NASDAQ", "currency": "USD"}
 DAILY = TIMEFRAMES["DAILY"]
 MINUTE = TIMEFRAMES["1-MINUTE"]
 DAY = 86_400
-
-# The same calls docs/catalog.md shows, with the catalog root filled in.
-DUCKDB_SQL = """
-SELECT * FROM read_parquet('{root}/**/*.parquet', hive_partitioning = true,
-    hive_types = {{'what_to_show': VARCHAR, 'timeframe': VARCHAR, 'session': VARCHAR,
-                  'symbol': VARCHAR, 'exchange': VARCHAR, 'currency': VARCHAR,
-                  'year': INTEGER}})
-"""
-POLARS_HIVE_SCHEMA = {
-    "what_to_show": pl.String,
-    "timeframe": pl.String,
-    "session": pl.String,
-    "symbol": pl.String,
-    "exchange": pl.String,
-    "currency": pl.String,
-    "year": pl.Int32,
-}
-
-
-def epoch(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp())
-
-
-def bars(ts, version: float = 0.0) -> BarBatch:
-    """Deterministic bars: every value derives from ts; `version` changes prices, not times."""
-    ts = np.asarray(ts, dtype=np.int64)
-    base = 100.0 + (ts % 10_007) / 100.0 + version
-    return BarBatch(
-        ts=ts,
-        open=base,
-        high=base + 1.5,
-        low=base - 1.25,
-        close=base + 0.5,
-        volume=(ts % 997).astype(np.float64) * 10.0 + version,
-        wap=base + 0.25,
-        bar_count=(ts % 613) + int(version),
-    )
-
-
-def assert_same(actual: BarBatch, expected: BarBatch) -> None:
-    for name in COLUMNS:
-        got, want = getattr(actual, name), getattr(expected, name)
-        assert got.dtype == want.dtype, name
-        np.testing.assert_array_equal(got, want, err_msg=name)
 
 
 def parquet_files(root: Path) -> list[Path]:
