@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,7 +22,7 @@ from fetcher.domain.barfiles import (
     rows_check,
     series_file_name,
 )
-from fetcher.domain.bars import COLUMNS, BarBatch
+from fetcher.domain.bars import BarBatch
 from fetcher.domain.planning import intervals_merge
 from fetcher.domain.sessions import listing_sessions
 from fetcher.domain.time import dates_epochs, from_epoch, zone_info, zone_name
@@ -88,27 +88,14 @@ def bars_export(
         raise InvalidInput(f"--tz {tz!r}: use one of {', '.join(TZ_MODES)}")
     if start and end and end < start:
         raise InvalidInput(f"--end {end} is before --start {start}")
-    series = [
-        s
-        for s in series_listed(symbols=symbols, timeframe=timeframe.code)
-        if s.what_to_show == what_to_show and s.rth == rth and s.bar_count
-    ]
-    wanted = f"{timeframe.name} {what_to_show.name} {session_name(rth)}"
-    if not series:
-        stored = ", ".join(sorted({series_label(catalog_series(s)) for s in series_listed()}))
-        raise InvalidInput(
-            f"no {wanted} bars of {', '.join(symbols) if symbols else 'any instrument'} are "
-            f"stored (stored: {stored or 'nothing'})"
-        )
+    series = _export_series(symbols, timeframe, what_to_show, rth)
     single = out.suffix.lower() in SUFFIXES and not out.is_dir()
     fmt = format_of(out, fmt) if single else (fmt or "csv")
     ranges = {s.pk: _export_range(s.instrument, timeframe, start, end) for s in series}
     total = sum(
         bars_count(**series_key(s), start=a, end=b) for s in series for a, b in [ranges[s.pk]]
     )
-    done = 0
-    if on_progress:
-        on_progress(0, total)
+    progress = _ExportProgress(total, on_progress)
     groups = [(out, series)] if single else [(out / _file_name(s, fmt), [s]) for s in series]
     files = []
     for path, members in groups:
@@ -126,27 +113,59 @@ def bars_export(
         )
         with BarFileWriter(path, fmt, schema) as writer:
             for s in members:
-                names = (
-                    (catalog_series(s).symbol, catalog_series(s).exchange, s.instrument.currency)
-                    if len(members) > 1
-                    else None
-                )
-                cursor, stop = ranges[s.pk]
-                while cursor < stop:
-                    page = bars_read(
-                        **series_key(s), start=cursor, end=stop, first=EXPORT_PAGE_BARS
-                    )
-                    writer.write(page, names)
-                    done += len(page)
-                    if on_progress:
-                        on_progress(done, total)
-                    if len(page) < EXPORT_PAGE_BARS:
-                        break
-                    cursor = int(page.ts[-1]) + 1
-        files.append(
-            ExportedFile(path, tuple(series_label(catalog_series(s)) for s in members), writer.rows)
-        )
+                _series_write(writer, s, ranges[s.pk], len(members) > 1, progress)
+        labels = tuple(series_label(catalog_series(s)) for s in members)
+        files.append(ExportedFile(path, labels, writer.rows))
     return files
+
+
+def _export_series(symbols, timeframe: TimeframeSpec, what_to_show: WhatToShow, rth: bool):
+    """The stored series to export (those of `symbols`, or all), or one line saying there are
+    none and what is stored."""
+    series = [
+        s
+        for s in series_listed(symbols=symbols, timeframe=timeframe.code)
+        if s.what_to_show == what_to_show and s.rth == rth and s.bar_count
+    ]
+    if not series:
+        wanted = f"{timeframe.name} {what_to_show.name} {session_name(rth)}"
+        stored = ", ".join(sorted({series_label(catalog_series(s)) for s in series_listed()}))
+        raise InvalidInput(
+            f"no {wanted} bars of {', '.join(symbols) if symbols else 'any instrument'} are "
+            f"stored (stored: {stored or 'nothing'})"
+        )
+    return series
+
+
+@dataclass
+class _ExportProgress:
+    total: int
+    on_progress: Progress | None
+    done: int = 0
+
+    def __post_init__(self) -> None:
+        if self.on_progress:
+            self.on_progress(0, self.total)
+
+    def add(self, bars: int) -> None:
+        self.done += bars
+        if self.on_progress:
+            self.on_progress(self.done, self.total)
+
+
+def _series_write(writer, s: Series, bounds, named: bool, progress: _ExportProgress) -> None:
+    """One series' bars within `bounds` into `writer`, a page at a time (keyset paging), with
+    its symbol, exchange and currency in each row when the file holds several (`named`)."""
+    catalog = catalog_series(s)
+    names = (catalog.symbol, catalog.exchange, s.instrument.currency) if named else None
+    cursor, stop = bounds
+    while cursor < stop:
+        page = bars_read(**series_key(s), start=cursor, end=stop, first=EXPORT_PAGE_BARS)
+        writer.write(page, names)
+        progress.add(len(page))
+        if len(page) < EXPORT_PAGE_BARS:
+            break
+        cursor = int(page.ts[-1]) + 1
 
 
 def _export_range(
@@ -245,6 +264,50 @@ def import_files(path: Path) -> list[Path]:
     return [path]
 
 
+@dataclass
+class _ImportTally:
+    """What an import has read and stored so far, across its files."""
+
+    rows: int = 0
+    written: int = 0
+    bad: int = 0
+    problems: list[str] = field(default_factory=list)
+    windows: list[tuple[int, int]] = field(default_factory=list)
+    first: int | None = None
+    last: int | None = None
+
+    def refused(self, codes: np.ndarray, chunk, earlier, timeframe, where: str) -> None:
+        """Count a checked block's rows, and name its first bad ones (up to SHOWN_PROBLEMS)."""
+        self.rows += len(codes)
+        refused = np.flatnonzero(codes != OK)
+        for i in refused[: max(0, SHOWN_PROBLEMS - len(self.problems))].tolist():
+            text = row_problem(int(codes[i]), chunk, i, timeframe, int(earlier[i]))
+            self.problems.append(f"{where} {chunk.lines[i]}: {text}")
+        self.bad += len(refused)
+
+    def stored(self, written: int, good: BarBatch, windows: list[tuple[int, int]]) -> None:
+        self.written += written
+        self.windows = intervals_merge(self.windows + windows)
+        lo, hi = int(good.ts[0]), int(good.ts[-1])
+        self.first = lo if self.first is None else min(self.first, lo)
+        self.last = hi if self.last is None else max(self.last, hi)
+
+    def refusal(self, names: str, symbol: str, skip_bad: bool) -> str | None:
+        """The one line refusing the import, if it is refused."""
+        bad, problems = self.bad, self.problems
+        if bad and not skip_bad:
+            return (
+                f"{names}: {bad:,} bad row{'s' if bad > 1 else ''} of {self.rows:,}, nothing "
+                "imported: " + "; ".join(problems) + (" ..." if bad > len(problems) else "")
+                + " (--skip-bad imports the others)"
+            )  # fmt: skip
+        if not self.written:
+            return f"{names}: no bars of {symbol} to import" + (
+                f" ({bad:,} bad rows left out: {'; '.join(problems)})" if bad else ""
+            )
+        return None
+
+
 def bars_import(
     *,
     path: Path,
@@ -280,71 +343,29 @@ def bars_import(
     catalog = CatalogSeries.of_instrument(
         instrument, timeframe=timeframe, what_to_show=what_to_show.name, use_rth=rth
     )
-    label = series_label(catalog)
     sessions = listing_sessions(instrument)
-    formats = [format_of(f, fmt) for f in files]
-    layouts = [
-        columns_map(file_columns(f, ff), columns or {}, f.name)
-        for f, ff in zip(files, formats, strict=True)
-    ]
-    seen = TimesSeen()
-    rows = written = bad = 0
-    problems: list[str] = []
-    windows: list[tuple[int, int]] = []
-    first = last = None
+    blocks = _import_blocks(files, fmt, columns, zone, not timeframe.intraday, instrument, catalog)
+    tally, seen = _ImportTally(), TimesSeen()
     with transaction.atomic():
         series_claim(**key, source=source, account="")
-        for file, ff, layout in zip(files, formats, layouts, strict=True):
-            word = "line" if ff == "csv" else "row"
-            for chunk in rows_read(
-                file,
-                ff,
-                layout,
-                zone=zone,
-                exchange_zone=zone_name(instrument.time_zone),
-                daily=not timeframe.intraday,
-                series=(catalog.symbol, catalog.exchange),
-            ):
-                codes = rows_check(
-                    chunk, timeframe, sessions, rth, volume_signed=what_to_show not in TRADED
-                )
-                earlier = seen.repeats(chunk.batch.ts, chunk.lines, codes == OK)
-                codes[earlier > 0] = REPEAT
-                rows += len(codes)
-                refused = np.flatnonzero(codes != OK)
-                for i in refused[: max(0, SHOWN_PROBLEMS - len(problems))].tolist():
-                    text = row_problem(int(codes[i]), chunk, i, timeframe, int(earlier[i]))
-                    problems.append(f"{file.name} {word} {chunk.lines[i]}: {text}")
-                bad += len(refused)
-                if on_progress:
-                    on_progress(rows, None)
-                if bad and not skip_bad:
-                    continue  # nothing will be stored: the rest is only read for the count
-                good = BarBatch.from_columns(
-                    **{n: getattr(chunk.batch, n)[codes == OK] for n in COLUMNS}
-                )
-                if not len(good):
-                    continue
-                written += bars_upsert(**key, batch=good, fresh=True)
-                windows = intervals_merge(windows + bars_windows(good.ts, timeframe, sessions, rth))
-                first = good.ts[0] if first is None else min(first, good.ts[0])
-                last = good.ts[-1] if last is None else max(last, good.ts[-1])
+        for file, where, chunk in blocks:
+            codes, earlier = _rows_checked(chunk, timeframe, sessions, rth, what_to_show, seen)
+            tally.refused(codes, chunk, earlier, timeframe, f"{file.name} {where}")
+            if on_progress:
+                on_progress(tally.rows, None)
+            if tally.bad and not skip_bad:
+                continue  # nothing will be stored: the rest is only read for the count
+            good = chunk.batch.slice(codes == OK)
+            if len(good):
+                written = bars_upsert(**key, batch=good, fresh=True)
+                tally.stored(written, good, bars_windows(good.ts, timeframe, sessions, rth))
         names = files[0].name if len(files) == 1 else f"{len(files)} files of {path}"
-        if bad and not skip_bad:
-            raise InvalidInput(
-                f"{names}: {bad:,} bad row{'s' if bad > 1 else ''} of {rows:,}, nothing imported: "
-                + "; ".join(problems)
-                + (" ..." if bad > len(problems) else "")
-                + " (--skip-bad imports the others)"
-            )
-        if not written:
-            raise InvalidInput(
-                f"{names}: no bars of {catalog.symbol} to import"
-                + (f" ({bad:,} bad rows left out: {'; '.join(problems)})" if bad else "")
-            )
+        refusal = tally.refusal(names, catalog.symbol, skip_bad)
+        if refusal:
+            raise InvalidInput(refusal)
         Coverage.objects.bulk_create(
             Coverage(**key, start=from_epoch(a), end=from_epoch(b), source=source)
-            for a, b in windows
+            for a, b in tally.windows
         )
         series_refresh(**key)
     store_source_check(source=source, account="", catalog_root=catalog_root)
@@ -353,17 +374,46 @@ def bars_import(
         timeframe=timeframe.code,
         what_to_show=int(what_to_show),
         rth=rth,
-        windows=windows,
+        windows=tally.windows,
         catalog_root=catalog_root,
     )
     return ImportOutcome(
-        label=label,
+        label=series_label(catalog),
         files=len(files),
-        rows=rows,
-        bars=written,
-        skipped=bad,
-        problems=tuple(problems),
-        first=from_epoch(int(first)),
-        last=from_epoch(int(last)),
+        rows=tally.rows,
+        bars=tally.written,
+        skipped=tally.bad,
+        problems=tuple(tally.problems),
+        first=from_epoch(tally.first),
+        last=from_epoch(tally.last),
         catalog_bars=catalog_bars,
     )
+
+
+def _import_blocks(files, fmt, columns, zone, daily: bool, instrument, catalog: CatalogSeries):
+    """(file, 'line' or 'row', block of rows) for each block of each file, in order; every
+    file's columns are mapped before any row is read."""
+    formats = [format_of(f, fmt) for f in files]
+    layouts = [
+        columns_map(file_columns(f, ff), columns or {}, f.name)
+        for f, ff in zip(files, formats, strict=True)
+    ]
+    for file, ff, layout in zip(files, formats, layouts, strict=True):
+        for chunk in rows_read(
+            file,
+            ff,
+            layout,
+            zone=zone,
+            exchange_zone=zone_name(instrument.time_zone),
+            daily=daily,
+            series=(catalog.symbol, catalog.exchange),
+        ):
+            yield file, "line" if ff == "csv" else "row", chunk
+
+
+def _rows_checked(chunk, timeframe, sessions, rth, what_to_show, seen: TimesSeen):
+    """Each row's check code (OK or why not), and the line of an earlier row of the same time."""
+    codes = rows_check(chunk, timeframe, sessions, rth, volume_signed=what_to_show not in TRADED)
+    earlier = seen.repeats(chunk.batch.ts, chunk.lines, codes == OK)
+    codes[earlier > 0] = REPEAT
+    return codes, earlier
