@@ -252,10 +252,13 @@ class RunExecutor:
             self.progress({**event, "run_id": self.run_id, **self._counts})
 
     async def _watch(self) -> None:
-        """Heartbeat the run, and stop it (cancelling requests on the gateway) when cancelled."""
+        """Heartbeat the run, and stop it (cancelling requests on the gateway) when cancelled.
+        The progress is told each heartbeat too, answers or not: a run waiting (for Redis, a
+        gateway, its pacing) still shows as alive in Flower, with its counts."""
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             status = await db(fetch_runs.fetch_run_heartbeat)(run_id=self.run_id)
+            self._emit(event="alive")
             if status == RunStatus.CANCELLED:
                 self.cancelled = True
                 for task in self._tasks:
