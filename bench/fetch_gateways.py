@@ -84,9 +84,10 @@ def wait_connected(proc: subprocess.Popen, log: Path) -> None:
     raise SystemExit(f"a worker did not start:\n{log.read_text(errors='replace')[-2000:]}")
 
 
-def run_figures(env: dict) -> tuple[int, int, float, int, dict[str, int], np.ndarray]:
-    """(requests, bars, wall, run id, requests per gateway, stored bar times and closes) of
-    the latest run, from the database."""
+def run_figures(env: dict) -> tuple[int, int, float, float, dict[str, int], np.ndarray]:
+    """(requests, bars, wall, last store, requests per gateway, stored bar times and closes)
+    of the latest run, from the database; `last store` is when its last chunk was stored, in
+    seconds from its start (what follows is the catalog export and the run's end)."""
     import psycopg
 
     url = env["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
@@ -95,6 +96,11 @@ def run_figures(env: dict) -> tuple[int, int, float, int, dict[str, int], np.nda
             "SELECT id, requests_made, bars_stored, "
             "extract(epoch from finished_at - started_at), timeframe FROM fetcher_fetchrun "
             "ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        [last_store] = conn.execute(
+            "SELECT extract(epoch from max(c.updated_at) - r.started_at) FROM fetcher_fetchchunk c "
+            "JOIN fetcher_fetchrun r ON r.id = c.run_id WHERE c.run_id = %s GROUP BY r.started_at",
+            [run_id],
         ).fetchone()
         per_gateway = dict(
             conn.execute(
@@ -111,7 +117,7 @@ def run_figures(env: dict) -> tuple[int, int, float, int, dict[str, int], np.nda
             "WHERE instrument_id = %s AND timeframe = %s ORDER BY ts",
             [instrument_id, timeframe],
         ).fetchall()
-    return requests, bars, float(wall), run_id, per_gateway, np.array(stored)
+    return requests, bars, float(wall), float(last_store), per_gateway, np.array(stored)
 
 
 def truth(symbol: str, bar_size: str, start: dt.date, end: dt.date):
@@ -208,7 +214,7 @@ def fetch_through(n: int, symbol: str, work: Workload, args, workdir: Path, base
         for sim in sims:
             sim.terminate()
             sim.wait(10)
-    requests, bars, wall, _, per_gateway, stored = run_figures(env)
+    requests, bars, wall, last_store, per_gateway, stored = run_figures(env)
     want = truth(symbol, work.bar_size, work.start, work.end)
     equal = (
         len(stored) == len(want.time)
@@ -222,6 +228,7 @@ def fetch_through(n: int, symbol: str, work: Workload, args, workdir: Path, base
         "requests": requests,
         "bars": bars,
         "wall": wall,
+        "last_store": last_store,
         "bound": bound,
         "violations": violations(stats),
         "equal": equal,
@@ -274,13 +281,13 @@ def main() -> None:
             f"{work.name} ({work.timeframe}, {work.start} to {work.end}, time scale {work.scale:g})"
         )
         print(f"{'N':>3} {'requests':>9} {'bars':>8} {'wall s':>8} {'bound s':>8} {'ratio':>6} "
-              f"{'speedup':>8} {'cpu s':>6} {'violations':>11} {'bars equal':>11}  per gateway")  # fmt: skip
+              f"{'speedup':>8} {'stored s':>9} {'cpu s':>6} {'violations':>11} {'bars equal':>11}  per gateway")  # fmt: skip
         for r in results:
             n, wall, bound = r["n"], r["wall"], r["bound"]
             speedup = base / wall
             per = ", ".join(f"{g or '-'} {c}" for g, c in r["per_gateway"].items())
             print(f"{n:>3} {r['requests']:>9} {r['bars']:>8} {wall:>8.2f} {bound:>8.2f} "
-                  f"{wall / bound:>6.2f} {speedup:>8.2f} {r['cpu']:>6.1f} {r['violations']:>11} "
+                  f"{wall / bound:>6.2f} {speedup:>8.2f} {r['last_store']:>9.2f} {r['cpu']:>6.1f} {r['violations']:>11} "
                   f"{'yes' if r['equal'] else 'NO':>11}  {per}")  # fmt: skip
             key = f"{work.name}_{n}"
             figures += [
@@ -289,6 +296,7 @@ def main() -> None:
                 f"bound_{key}={bound:.2f}",
                 f"ratio_{key}={wall / bound:.2f}",
                 f"speedup_{key}={speedup:.2f}",
+                f"stored_s_{key}={r['last_store']:.2f}",
                 f"cpu_s_{key}={r['cpu']:.1f}",
                 f"violations_{key}={r['violations']}",
                 f"bars_equal_{key}={int(r['equal'])}",

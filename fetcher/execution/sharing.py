@@ -1,8 +1,8 @@
 """One gateway's share of the running runs' chunks (several gateways, IBKR_GATEWAYS).
 
-Each gateway's ibkr worker runs LANES lanes on its connection's loop; a lane claims the next
-pending chunk of a running run from the database (FOR UPDATE SKIP LOCKED), requests it within
-this gateway's pacing and stores it, recording the gateway. Claims last CLAIM_S and are renewed
+Each gateway's ibkr worker runs lanes on its connection's loop (a second's worth of its
+pacing): a lane claims the next pending chunk of a running run from the database (FOR UPDATE
+SKIP LOCKED), requests it within this gateway's pacing and stores it, recording the gateway. Claims last CLAIM_S and are renewed
 with the worker's heartbeat (`renew`): a gateway that goes away (its worker killed) leaves what
 it claimed and did not store to the others once the claims lapse. A chunk is stored once
 (chunks_store skips a finished one), so nothing is fetched twice or lost."""
@@ -15,6 +15,7 @@ from collections import Counter
 
 from django.db import DatabaseError
 
+from fetcher.domain.timeframes import BY_CODE
 from fetcher.exceptions import SourceMismatch
 from fetcher.ibkr.gateway import Gateway
 from fetcher.services import sharing
@@ -25,9 +26,11 @@ from .outages import db, one_line
 
 log = logging.getLogger("ibdata.sharing")
 
-# Requests of one gateway in flight at once: its pacer, not the lanes, sets the pace (a lane
-# waits in it after claiming), and few lanes keep few chunks held by one gateway.
-LANES = 8
+# Requests of one gateway in flight at once: a second's worth of its pacing (45 requests of
+# 1-minute bars or more), so its pacer, not the lanes, sets the pace, and what a gateway that
+# goes away leaves held is one second of its work. Bars of 30 s or less pass 60 in ten minutes:
+# few of those are held at once, or one gateway would sit on chunks the others could serve.
+SMALL_LANES = 8
 
 
 class ChunkShare:
@@ -44,12 +47,14 @@ class ChunkShare:
         self._starting = asyncio.Lock()
         self._claimed: asyncio.Queue = asyncio.Queue()
         self._refused: set[int] = set()  # runs of another gateway kind's store: never served
-        self._free = asyncio.Semaphore(LANES)  # lanes without a chunk
+        self.lanes = pacer.rules.messages_per_s
+        self._free = asyncio.Semaphore(self.lanes)  # lanes without a chunk
+        self._small = 0  # lanes serving a chunk of small bars
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as lanes:
             lanes.create_task(self._dispatch())
-            for _ in range(LANES):
+            for _ in range(self.lanes):
                 lanes.create_task(self._lane())
 
     async def renew(self) -> None:
@@ -73,6 +78,7 @@ class ChunkShare:
                             gateway=self.name,
                             claim_s=CLAIM_S,
                             limit=free,
+                            small_limit=max(0, SMALL_LANES - self._small),
                             exclude_runs=sorted(self._refused),
                         )
                     except DatabaseError as exc:
@@ -83,6 +89,7 @@ class ChunkShare:
             for chunk in chunks:
                 self.held.add(chunk.pk)
                 self._in_use[chunk.run_id] += 1
+                self._small += _small(chunk)
                 self._claimed.put_nowait(chunk)
             for _ in range(free - len(chunks)):
                 self._free.release()
@@ -106,6 +113,7 @@ class ChunkShare:
                 await asyncio.sleep(SHARE_POLL_S)
             finally:  # stored or failed for good; a cancelled run's lapses with its claim
                 self._in_use[chunk.run_id] -= 1
+                self._small -= _small(chunk)
                 self.held.discard(chunk.pk)
                 self._free.release()
 
@@ -129,3 +137,8 @@ class ChunkShare:
         """Nothing to claim: drop the executors no lane uses (their runs are over)."""
         for run_id in [r for r in self._executors if not self._in_use[r]]:
             self._executors.pop(run_id).serve_stop()
+
+
+def _small(chunk) -> bool:
+    """A chunk of a run of bars of 30 s or less (its claim tells the run's timeframe)."""
+    return BY_CODE[chunk.run_timeframe].small

@@ -7,31 +7,48 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
+from fetcher.domain.timeframes import BY_CODE
 from fetcher.models import ChunkStatus, FetchChunk, GatewayState, RunStatus
 
 from .fetch_runs import ERROR_MAX_CHARS
 
 
 def chunks_claim(
-    *, gateway: str, claim_s: float, limit: int, exclude_runs: list[int] | None = None
+    *,
+    gateway: str,
+    claim_s: float,
+    limit: int,
+    small_limit: int | None = None,
+    exclude_runs: list[int] | None = None,
 ) -> list[FetchChunk]:
-    """The next pending chunks (at most `limit`) of the running runs that no live gateway
-    holds, now held by `gateway` for `claim_s` seconds (chunks_claims_renew keeps them); rows
-    another gateway is claiming at this moment are skipped, not waited for. A claim that lapsed
-    (its gateway went away) is taken over. `exclude_runs`: runs this gateway may not serve."""
+    """The next pending chunks (at most `limit`, of which at most `small_limit` of runs of bars
+    of 30 s or less) of the running runs that no live gateway holds, now held by `gateway` for
+    `claim_s` seconds (chunks_claims_renew keeps them); rows another gateway is claiming at this
+    moment are skipped, not waited for. A claim that lapsed (its gateway went away) is taken
+    over. `exclude_runs`: runs this gateway may not serve. Each chunk comes with its run's
+    `run_timeframe`."""
     now = timezone.now()
     until = now + dt.timedelta(seconds=claim_s)
+    pending = (
+        FetchChunk.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(run__status=RunStatus.RUNNING, status=ChunkStatus.PENDING)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .exclude(run_id__in=exclude_runs or [])
+        .annotate(run_timeframe=F("run__timeframe"))
+        .order_by("pk")
+    )
+    small = [t.code for t in BY_CODE.values() if t.small]
     with transaction.atomic():
-        chunks = list(
-            FetchChunk.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(run__status=RunStatus.RUNNING, status=ChunkStatus.PENDING)
-            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .exclude(run_id__in=exclude_runs or [])
-            .order_by("pk")[:limit]
-        )
+        if small_limit is None or small_limit >= limit:
+            chunks = list(pending[:limit])
+        else:  # the small ones apart: each holds its gateway's pacing for longer
+            chunks = (
+                list(pending.filter(run__timeframe__in=small)[:small_limit]) if small_limit else []
+            )
+            chunks += pending.exclude(run__timeframe__in=small)[: limit - len(chunks)]
         FetchChunk.objects.filter(pk__in=[c.pk for c in chunks]).update(
             gateway=gateway, claimed_until=until, updated_at=now
         )
