@@ -157,7 +157,7 @@ def import_bare(folder: Path, fmt: str) -> tuple[float, int]:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
     from django.db import connection
-    from ingest import COPY_COLUMNS, COPY_TYPES, _rows
+    from ingest import _rows, bare_copy_rows
 
     from fetcher.domain.bars import BarBatch
     from fetcher.models import Instrument
@@ -179,14 +179,7 @@ def import_bare(folder: Path, fmt: str) -> tuple[float, int]:
             **columns,
         )
         rows = list(_rows(instrument.pk, batch))
-        began = time.perf_counter()
-        with pg.transaction(), pg.cursor() as cursor:
-            statement = f"COPY fetcher_bar ({COPY_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-            with cursor.copy(statement) as copy:
-                copy.set_types(COPY_TYPES)
-                for row in rows:
-                    copy.write_row(row)
-        seconds += time.perf_counter() - began
+        seconds += bare_copy_rows(pg, rows)
         bars += len(rows)
     return seconds, bars
 

@@ -253,15 +253,20 @@ def _bare_copy(windows: list, *, per_window: bool) -> float:
     elapsed = 0.0
     for group in groups.values():
         rows = [row for instrument_id, batch in group for row in _rows(instrument_id, batch)]
-        started = time.perf_counter()
-        with pg.transaction(), pg.cursor() as cursor:
-            statement = f"COPY fetcher_bar ({COPY_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-            with cursor.copy(statement) as copy:
-                copy.set_types(COPY_TYPES)
-                for row in rows:
-                    copy.write_row(row)
-        elapsed += time.perf_counter() - started
+        elapsed += bare_copy_rows(pg, rows)
     return elapsed
+
+
+def bare_copy_rows(pg, rows: list[tuple]) -> float:
+    """COPY rows (as `_rows` makes them) into the bar table in one transaction: the seconds."""
+    started = time.perf_counter()
+    with pg.transaction(), pg.cursor() as cursor:
+        statement = f"COPY fetcher_bar ({COPY_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+        with cursor.copy(statement) as copy:
+            copy.set_types(COPY_TYPES)
+            for row in rows:
+                copy.write_row(row)
+    return time.perf_counter() - started
 
 
 def _rows(instrument_id: int, batch: BarBatch) -> Iterator[tuple]:

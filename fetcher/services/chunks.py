@@ -89,6 +89,7 @@ def chunks_store(*, results: list[tuple[int, BarBatch, int]], gateway: str = "")
             ),
             bars_received=Case(*(When(pk=pk, then=Value(n)) for pk, n in received.items())),
             attempts=F("attempts") + 1,
+            updated_at=timezone.now(),  # update() leaves auto_now fields as they were
             **({"gateway": gateway} if gateway else {}),
         )
         per_item: dict[int, list[int]] = {}
@@ -150,6 +151,7 @@ def chunk_fail(*, chunk_id: int, code: int | None, message: str, final: bool) ->
             attempts=F("attempts") + 1,
             last_error_code=code,
             last_error=message[:ERROR_MAX_CHARS],
+            updated_at=timezone.now(),
         )
         fetch_run_progress_add(run_id=chunk.run_id, requests=1, errors=1)
 

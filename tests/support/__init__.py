@@ -230,6 +230,33 @@ def enqueue(symbols: str, start: str, end: str, timeframe: str):
     return FetchRun.objects.get(pk=fetch_submit(request=request, requested_by="cli").run_id)
 
 
+def scheduled_run_fired(env: dict, log_dir: Path, instruments: str, timeframe: str):
+    """A schedule added (`schedule add`, every minute) and real celery beat run until it fires
+    once: the run it started (the default worker starts it), beat stopped."""
+    from fetcher.models import FetchRun, RequestedBy
+
+    added = manage(
+        env, "schedule", "add", "--instruments", instruments, "--timeframe", timeframe,
+        "--cron", "* * * * *",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stdout + added.stderr
+    beat = Process(env, log_dir / "beat.log", "beat")
+    beat.popen(
+        [sys.executable, "-m", "celery", "-A", "ibdata_project", "beat",
+         "-S", "django_celery_beat.schedulers:DatabaseScheduler", "-l", "INFO",
+         "--pidfile", str(log_dir / "beat.pid")],
+        output_to_log=True,
+    )  # fmt: skip
+    try:  # beat fires at the next minute
+        return wait_until(
+            lambda: FetchRun.objects.filter(requested_by=RequestedBy.SCHEDULE).first(),
+            90,
+            "a run started by the schedule",
+        )
+    finally:
+        beat.stop()  # one firing is what the tests follow
+
+
 def wait_finished(run_id: int, timeout: float):
     """The run once it has ended (succeeded, partial, failed or cancelled)."""
     from fetcher.models import FetchRun, RunStatus

@@ -6,20 +6,18 @@ to the simulator's ground truth."""
 from __future__ import annotations
 
 import datetime as dt
-import sys
 
 import pytest
 
-from fetcher.models import FetchRun, RequestedBy, RunStatus
+from fetcher.models import RunStatus
 from tests.support import (
     DEPLOYED_SHAPE,
-    Process,
     bars_of,
     deployed_env,
     manage,
+    scheduled_run_fired,
     truth_times,
     wait_finished,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), *DEPLOYED_SHAPE, pytest.mark.slow]
@@ -51,28 +49,7 @@ def test_beat_fires_a_schedule_that_brings_six_instruments_up_to_date(
         "1-MINUTE",
     )
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
-    added = manage(
-        env, "schedule", "add", "--instruments", instruments, "--timeframe", "1-MINUTE",
-        "--cron", "* * * * *",
-    )  # fmt: skip
-    assert added.returncode == 0, added.stdout + added.stderr
-
-    beat = Process(env, tmp_path / "beat.log", "beat")
-    beat.popen(
-        [sys.executable, "-m", "celery", "-A", "ibdata_project", "beat",
-         "-S", "django_celery_beat.schedulers:DatabaseScheduler", "-l", "INFO",
-         "--pidfile", str(tmp_path / "beat.pid")],
-        output_to_log=True,
-    )  # fmt: skip
-    try:
-        # beat fires at the next minute: the default worker starts the schedule's run
-        scheduled = wait_until(
-            lambda: FetchRun.objects.filter(requested_by=RequestedBy.SCHEDULE).first(),
-            90,
-            "a run started by the schedule",
-        )
-    finally:
-        beat.stop()  # one firing is what this test follows
+    scheduled = scheduled_run_fired(env, tmp_path, instruments, "1-MINUTE")
     assert scheduled.schedule and scheduled.start is None and scheduled.end is None
     done = wait_finished(scheduled.pk, 180)
     assert done.status == RunStatus.SUCCEEDED, done.error

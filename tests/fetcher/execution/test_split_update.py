@@ -18,7 +18,7 @@ import pytest
 
 from fetcher.domain.time import date_epoch
 from fetcher.domain.timeframes import TIMEFRAMES, WhatToShow
-from fetcher.models import FetchRun, FetchRunItem, Instrument, RequestedBy, RunStatus
+from fetcher.models import FetchRunItem, Instrument, RunStatus
 from fetcher.selectors import bars_read
 from fetcher.storage.catalog import CatalogSeries
 from ibsim.market import Market
@@ -26,13 +26,12 @@ from ibsim.rules import BAR_SIZES
 from tests.support import (
     DEPLOYED_SHAPE,
     ROOT,
-    Process,
     deployed_env,
     epoch_at,
     free_port,
     manage,
+    scheduled_run_fired,
     wait_finished,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), *DEPLOYED_SHAPE, pytest.mark.slow]
@@ -99,26 +98,7 @@ def test_a_scheduled_update_after_a_split_leaves_every_nvda_bar_on_the_new_scale
         stop(sim)
         sim = simulator(port, AFTER)  # time moves on: the split has happened
 
-        added = manage(
-            env, "schedule", "add", "--instruments", "NVDA", "--timeframe", "DAILY",
-            "--cron", "* * * * *",
-        )  # fmt: skip
-        assert added.returncode == 0, added.stdout + added.stderr
-        beat = Process(env, tmp_path / "beat.log", "beat")
-        beat.popen(
-            [sys.executable, "-m", "celery", "-A", "ibdata_project", "beat",
-             "-S", "django_celery_beat.schedulers:DatabaseScheduler", "-l", "INFO",
-             "--pidfile", str(tmp_path / "beat.pid")],
-            output_to_log=True,
-        )  # fmt: skip
-        try:
-            scheduled = wait_until(
-                lambda: FetchRun.objects.filter(requested_by=RequestedBy.SCHEDULE).first(),
-                90,
-                "a run started by the schedule",
-            )
-        finally:
-            beat.stop()
+        scheduled = scheduled_run_fired(env, tmp_path, "NVDA", "DAILY")
         run = wait_finished(scheduled.pk, 180)
         assert run.status == RunStatus.SUCCEEDED, run.error
     finally:
