@@ -6,9 +6,10 @@ RUN useradd --create-home --uid 1000 --user-group ibdata
 WORKDIR /app
 COPY requirements.lock pyproject.toml README.md ./
 RUN pip install --no-cache-dir uv \
- && uv pip install --system --no-cache --require-hashes -r requirements.lock
+ && uv pip install --system --no-cache --compile-bytecode --require-hashes -r requirements.lock
 COPY . .
 RUN uv pip install --system --no-deps --no-cache -e . \
+ && python -m compileall -q manage.py ibdata_project fetcher backtests ibsim ibdata \
  && mkdir -p /data /logs && chown ibdata:ibdata /data /logs
 ENV DATA_DIR=/data LOG_DIR=/logs
 USER ibdata

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
+from pathlib import Path
 
 import yaml
 from django.conf import settings
@@ -231,6 +233,23 @@ def test_compose_queues_match_the_task_routes():
 def test_dockerfile_installs_the_hashed_lock():
     text = (ROOT / "Dockerfile").read_text()
     assert "--require-hashes -r requirements.lock" in text
+
+
+def test_installed_modules_are_compiled_so_no_process_compiles_them_again():
+    """make install (and the image) compile the packages and the project's modules: with
+    PYTHONDONTWRITEBYTECODE set nothing else ever would, and every process started (a command,
+    a worker, each test's subprocess) would spend seconds compiling them again."""
+    import celery
+    import django
+    import pandas
+
+    import fetcher.models
+
+    for module in (django, pandas, celery, fetcher.models):
+        compiled = Path(importlib.util.cache_from_source(module.__file__))
+        assert compiled.exists(), f"{module.__name__} is not compiled: run make install"
+    text = (ROOT / "Dockerfile").read_text()
+    assert "--compile-bytecode" in text and "python -m compileall" in text
 
 
 def test_env_example_lists_every_setting_read_from_the_environment():
