@@ -11,9 +11,11 @@ T_min (target <= 1.10), wall being the run's own start-to-finish time (planning 
 speedup = wall at N = 1 / wall (target >= 0.9 N); violations are the pacing errors the
 simulators sent (their counters: pacing violations and error 100); bars_equal says every stored bar equals the simulator's
 ground truth. A fresh set of workers and simulators, and a fresh instrument, for each N.
-cpu_s is the user + system CPU of the simulators and workers during the fetch: the pacing bound
-holds only while the machine has that much CPU to spare in the wall time (on a shared machine
-the minutes workload is bound by CPU, not by pacing, once N > 1).
+cpu_s is the user + system CPU of the simulators and workers during the fetch, busy the share of
+the whole machine (every core, every process: PostgreSQL, Redis, the fetch command too) busy
+during the run: the pacing bound holds only while the machine has CPU to spare (near 100% the
+run is bound by CPU, not by pacing). stored_s is when the run's last request was stored (from
+its start): what follows is its catalog export and its end.
 
 Small bars: `--sessions` recent full sessions of 5-second bars (7 requests a session), the
 simulators and the pacers at time scale S (`--scale`, W = 600 / S seconds a window): the binding
@@ -32,6 +34,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +59,37 @@ TICKS = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+class MachineLoad:
+    """The whole machine's busy and total CPU time (all cores, /proc/stat), sampled every
+    20 ms while it runs: `busy(a, b)` is the share of the machine busy between two times."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[float, int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> MachineLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+            idle = ticks[3] + ticks[4]  # idle, iowait
+            self.marks.append((time.time(), sum(ticks) - idle, sum(ticks)))
+            time.sleep(0.02)
+
+    def busy(self, start: float, end: float) -> float:
+        inside = [m for m in self.marks if start <= m[0] <= end]
+        if len(inside) < 2:
+            return float("nan")
+        return (inside[-1][1] - inside[0][1]) / max(1, inside[-1][2] - inside[0][2])
 
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -84,17 +118,17 @@ def wait_connected(proc: subprocess.Popen, log: Path) -> None:
     raise SystemExit(f"a worker did not start:\n{log.read_text(errors='replace')[-2000:]}")
 
 
-def run_figures(env: dict) -> tuple[int, int, float, float, dict[str, int], np.ndarray]:
-    """(requests, bars, wall, last store, requests per gateway, stored bar times and closes)
-    of the latest run, from the database; `last store` is when its last chunk was stored, in
-    seconds from its start (what follows is the catalog export and the run's end)."""
+def run_figures(env: dict) -> tuple[int, int, tuple[float, float], float, dict, np.ndarray]:
+    """(requests, bars, (start, end) epochs, last store, requests per gateway, stored bar times
+    and closes) of the latest run, from the database; `last store` is when its last chunk was
+    stored, in seconds from its start (what follows is the catalog export and the run's end)."""
     import psycopg
 
     url = env["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
     with psycopg.connect(url) as conn:
-        run_id, requests, bars, wall, timeframe = conn.execute(
-            "SELECT id, requests_made, bars_stored, "
-            "extract(epoch from finished_at - started_at), timeframe FROM fetcher_fetchrun "
+        run_id, requests, bars, start, end, timeframe = conn.execute(
+            "SELECT id, requests_made, bars_stored, extract(epoch from started_at), "
+            "extract(epoch from finished_at), timeframe FROM fetcher_fetchrun "
             "ORDER BY id DESC LIMIT 1"
         ).fetchone()
         [last_store] = conn.execute(
@@ -117,7 +151,8 @@ def run_figures(env: dict) -> tuple[int, int, float, float, dict[str, int], np.n
             "WHERE instrument_id = %s AND timeframe = %s ORDER BY ts",
             [instrument_id, timeframe],
         ).fetchall()
-    return requests, bars, float(wall), float(last_store), per_gateway, np.array(stored)
+    span = (float(start), float(end))
+    return requests, bars, span, float(last_store), per_gateway, np.array(stored)
 
 
 def truth(symbol: str, bar_size: str, start: dt.date, end: dt.date):
@@ -196,12 +231,13 @@ def fetch_through(n: int, symbol: str, work: Workload, args, workdir: Path, base
             wait_connected(proc, log)
         pids = [p.pid for p in (*sims, *workers)]
         cpu0 = sum(cpu_seconds(pid) for pid in pids)
-        fetch = subprocess.run(
-            [sys.executable, "manage.py", "fetch", "--instruments", symbol,
-             "--start", work.start.isoformat(), "--end", work.end.isoformat(),
-             "--timeframe", work.timeframe, "--yes"],
-            cwd=ROOT, env=env, capture_output=True, text=True,
-        )  # fmt: skip
+        with MachineLoad() as load:
+            fetch = subprocess.run(
+                [sys.executable, "manage.py", "fetch", "--instruments", symbol,
+                 "--start", work.start.isoformat(), "--end", work.end.isoformat(),
+                 "--timeframe", work.timeframe, "--yes"],
+                cwd=ROOT, env=env, capture_output=True, text=True,
+            )  # fmt: skip
         cpu = sum(cpu_seconds(pid) for pid in pids) - cpu0
         if fetch.returncode != 0:
             raise SystemExit(f"the fetch failed:\n{fetch.stdout[-2000:]}{fetch.stderr}")
@@ -214,7 +250,8 @@ def fetch_through(n: int, symbol: str, work: Workload, args, workdir: Path, base
         for sim in sims:
             sim.terminate()
             sim.wait(10)
-    requests, bars, wall, last_store, per_gateway, stored = run_figures(env)
+    requests, bars, (start, end), last_store, per_gateway, stored = run_figures(env)
+    wall = end - start
     want = truth(symbol, work.bar_size, work.start, work.end)
     equal = (
         len(stored) == len(want.time)
@@ -224,6 +261,7 @@ def fetch_through(n: int, symbol: str, work: Workload, args, workdir: Path, base
     bound = work.bound(requests, n, args.latency)
     return {
         "cpu": cpu,
+        "busy": load.busy(start, end),
         "n": n,
         "requests": requests,
         "bars": bars,
@@ -281,13 +319,13 @@ def main() -> None:
             f"{work.name} ({work.timeframe}, {work.start} to {work.end}, time scale {work.scale:g})"
         )
         print(f"{'N':>3} {'requests':>9} {'bars':>8} {'wall s':>8} {'bound s':>8} {'ratio':>6} "
-              f"{'speedup':>8} {'stored s':>9} {'cpu s':>6} {'violations':>11} {'bars equal':>11}  per gateway")  # fmt: skip
+              f"{'speedup':>8} {'stored s':>9} {'cpu s':>6} {'busy':>5} {'violations':>11} {'bars equal':>11}  per gateway")  # fmt: skip
         for r in results:
             n, wall, bound = r["n"], r["wall"], r["bound"]
             speedup = base / wall
             per = ", ".join(f"{g or '-'} {c}" for g, c in r["per_gateway"].items())
             print(f"{n:>3} {r['requests']:>9} {r['bars']:>8} {wall:>8.2f} {bound:>8.2f} "
-                  f"{wall / bound:>6.2f} {speedup:>8.2f} {r['last_store']:>9.2f} {r['cpu']:>6.1f} {r['violations']:>11} "
+                  f"{wall / bound:>6.2f} {speedup:>8.2f} {r['last_store']:>9.2f} {r['cpu']:>6.1f} {r['busy']:>5.0%} {r['violations']:>11} "
                   f"{'yes' if r['equal'] else 'NO':>11}  {per}")  # fmt: skip
             key = f"{work.name}_{n}"
             figures += [
@@ -298,6 +336,7 @@ def main() -> None:
                 f"speedup_{key}={speedup:.2f}",
                 f"stored_s_{key}={r['last_store']:.2f}",
                 f"cpu_s_{key}={r['cpu']:.1f}",
+                f"busy_{key}={r['busy']:.2f}",
                 f"violations_{key}={r['violations']}",
                 f"bars_equal_{key}={int(r['equal'])}",
             ]

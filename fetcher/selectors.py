@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from celery.schedules import ParseException
 from django.db import connections, models, router
+from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
@@ -521,9 +522,17 @@ def fetch_run_item_get(*, item_id: int) -> FetchRunItem:
     return FetchRunItem.objects.get(pk=item_id)
 
 
-def item_chunks_pending(*, item_id: int) -> int:
-    """How many of an item's requests no gateway has finished yet (served, empty or failed)."""
-    return FetchChunk.objects.filter(item_id=item_id, status=ChunkStatus.PENDING).count()
+def item_chunks_pending(*, item_id: int) -> tuple[int, int]:
+    """How many of an item's requests no gateway has finished yet (served, empty or failed),
+    and how many of those no live gateway holds (unclaimed, or their claim lapsed)."""
+    now = timezone.now()
+    counts = FetchChunk.objects.filter(item_id=item_id, status=ChunkStatus.PENDING).aggregate(
+        pending=models.Count("pk"),
+        unclaimed=models.Count(
+            "pk", filter=Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+        ),
+    )
+    return counts["pending"], counts["unclaimed"]
 
 
 def fetch_run_requests_per_gateway(*, run_id: int) -> dict[str, tuple[int, int]]:

@@ -202,15 +202,7 @@ class RunExecutor:
             self._emit(event="failed", instrument=item.spec)
             return
         if self.shared:  # every gateway's worker serves them (execution.sharing)
-            looked = 0
-            while await db(selectors.item_chunks_pending)(item_id=item.pk):
-                await asyncio.sleep(ITEM_POLL_S)
-                looked += 1
-                if self.progress is not None and looked % SHARED_PROGRESS_EVERY == 0:
-                    await self._emit_shared()
-            await sync_to_async(_item_store_finish, thread_sensitive=False)(
-                item_id=item.pk, catalog_root=self.catalog_root
-            )
+            await self._follow_shared(item)
             return
         refused = None
         try:
@@ -225,9 +217,34 @@ class RunExecutor:
             self._emit(event="failed", instrument=item.spec)
             return
         # the series counted, and one catalog merge per partition for what the item stored, read
-        # back from the database, on a thread of its own so other items' bars keep being stored
+        # back from the database
+        await self._store_finish(item.pk)
+
+    async def _follow_shared(self, item: FetchRunItem) -> None:
+        """Wait while the gateways serve the item's chunks. Once none is left to claim (the
+        last round is in flight), what they stored so far goes to the catalog while the last
+        answers come, so that after them only those are exported."""
+        looked = 0
+        async with asyncio.TaskGroup() as early:
+            exporting = False
+            while True:
+                pending, unclaimed = await db(selectors.item_chunks_pending)(item_id=item.pk)
+                if not pending:
+                    break
+                if not unclaimed and not exporting:
+                    early.create_task(self._store_finish(item.pk))
+                    exporting = True
+                await asyncio.sleep(ITEM_POLL_S)
+                looked += 1
+                if self.progress is not None and looked % SHARED_PROGRESS_EVERY == 0:
+                    await self._emit_shared()
+        await self._store_finish(item.pk)
+
+    async def _store_finish(self, item_id: int) -> None:
+        """The item's series counted, and what it stored and is not in the catalog exported,
+        on a thread of its own (other items' bars keep being stored meanwhile)."""
         await sync_to_async(_item_store_finish, thread_sensitive=False)(
-            item_id=item.pk, catalog_root=self.catalog_root
+            item_id=item_id, catalog_root=self.catalog_root
         )
 
     async def _emit_shared(self) -> None:

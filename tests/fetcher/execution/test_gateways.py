@@ -92,6 +92,8 @@ def test_a_gateway_killed_mid_run_leaves_its_chunks_to_the_other(
         np.testing.assert_array_equal(rows[:, 2].astype(float), want.volume)
         total += len(want.time)
     assert done.bars_stored == total  # each bar stored once
+    check = manage(deployed_env(tmp_path), "bars", "check", "--timeframe", "1-MINUTE")
+    assert check.returncode == 0, check.stdout + check.stderr  # and in the catalog, the same
     chunks = FetchChunk.objects.filter(run=done)
     assert chunks.count() == done.chunks_done == len(SYMBOLS) * 250
     assert set(chunks.values_list("status", flat=True)) == {ChunkStatus.DONE}
