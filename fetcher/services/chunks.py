@@ -20,6 +20,10 @@ from .progress import fetch_run_progress_add
 from .series import series_claim
 
 FINISHED_CHUNK = (ChunkStatus.DONE, ChunkStatus.EMPTY)
+# Not stored: a chunk stored already, or one of a run cancelled meanwhile. Its answer came too
+# late: the run has ended, and what it stored has gone to the catalog (with several gateways,
+# another gateway's answer can come after the run's last export).
+NOT_STORED = (*FINISHED_CHUNK, ChunkStatus.CANCELLED)
 
 
 def chunks_store(*, results: list[tuple[int, BarBatch, int]], gateway: str = "") -> int:
@@ -28,7 +32,8 @@ def chunks_store(*, results: list[tuple[int, BarBatch, int]], gateway: str = "")
     in one transaction.
 
     Safe to repeat: bars are upserted, and a chunk already stored is not counted again (its
-    row is locked while it is stored, so a redelivered run waits and then skips it)."""
+    row is locked while it is stored, so a redelivered run waits and then skips it). A chunk
+    its run's cancel marked cancelled is not stored either (NOT_STORED)."""
     given = {pk: (batch, until) for pk, batch, until in results}
     with transaction.atomic():
         chunks = [
@@ -37,7 +42,7 @@ def chunks_store(*, results: list[tuple[int, BarBatch, int]], gateway: str = "")
             .select_for_update(of=("self",))
             .filter(pk__in=given)
             .order_by("pk")
-            if c.status not in FINISHED_CHUNK
+            if c.status not in NOT_STORED
         ]
         if not chunks:
             return 0
@@ -143,10 +148,11 @@ def _traded(instrument: Instrument, start: int, end: int, run, daily: bool) -> b
 
 
 def chunk_fail(*, chunk_id: int, code: int | None, message: str, final: bool) -> None:
-    """Record a failed attempt; `final` when no retry will follow."""
+    """Record a failed attempt; `final` when no retry will follow. A chunk of a cancelled run
+    stays cancelled."""
     chunk = FetchChunk.objects.get(pk=chunk_id)
     with transaction.atomic():
-        FetchChunk.objects.filter(pk=chunk_id).update(
+        FetchChunk.objects.filter(pk=chunk_id).exclude(status=ChunkStatus.CANCELLED).update(
             status=ChunkStatus.FAILED if final else ChunkStatus.PENDING,
             attempts=F("attempts") + 1,
             last_error_code=code,

@@ -2,13 +2,16 @@
 processes of their own, an ibkr worker for each (queues ibkr.g1 and ibkr.g2), Redis and
 PostgreSQL. One gateway killed mid-run (its worker and its simulator, SIGKILL): the run
 completes on the other, every bar once, and the chunks record both gateways; `fetch_status`,
-the admin's run page, its gateways' health and `connect_ibkr` say so."""
+the admin's run page, its gateways' health and `connect_ibkr` say so. A run cancelled while the
+gateways' answers are in flight: the catalog still equals the database."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from celery.result import AsyncResult
 from django.urls import reverse
@@ -16,6 +19,7 @@ from django.utils import timezone
 
 from fetcher.models import Bar, ChunkStatus, FetchChunk, FetchRun, GatewayState, RunStatus
 from fetcher.selectors import gateway_health
+from fetcher.storage.catalog import catalog_dataset
 from tests.support import (
     DEPLOYED_SHAPE,
     deployed_env,
@@ -102,6 +106,63 @@ def test_a_gateway_killed_mid_run_leaves_its_chunks_to_the_other(
     assert served[leader] > 0 and served[other] >= 20
     assert sum(served.values()) == chunks.count()
     seen_everywhere(done, served, leader, other, ports, tmp_path, admin_client)
+
+
+def test_a_shared_run_cancelled_part_way_leaves_the_catalog_equal_to_the_database(
+    sim_processes, workers, tmp_path
+):
+    """Cancelled while both gateways have a round in flight (answers take `latency`): the run
+    that took it ends and exports what was stored; the answers that come after it are not
+    stored, so the catalog equals the database (bars check would also find the sessions the
+    cancel left unfetched). A fetch then completes the year, and bars check finds nothing."""
+    latency = 2.0
+    ports = {name: sim_processes("--latency", str(latency)) for name in ("g1", "g2")}
+    started = gateway_workers(workers, ports)
+    for worker in started.values():
+        worker.wait_for("connected to gateway", 60)
+    run = enqueue("AAPL", START.isoformat(), END.isoformat(), "1-MINUTE")
+
+    def both_answered() -> bool:
+        done = FetchChunk.objects.filter(run=run, status=ChunkStatus.DONE)
+        return done.count() >= 60 and done.values("gateway").distinct().count() == 2
+
+    wait_until(both_answered, 60, "both gateways answering", poll=0.05)
+    env = deployed_env(tmp_path, IBKR_GATEWAYS=gateways_setting(ports))
+    cancel = manage(env, "fetch", "--cancel", str(run.pk))
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+    task = AsyncResult(FetchRun.objects.get(pk=run.pk).task_id)
+    wait_until(task.ready, 60, "the run's task ended")
+    # the requests the gateways held when it was cancelled: sent within a second (their
+    # pacing), answered within `latency` of it
+    time.sleep(latency + 2)
+
+    ended = FetchRun.objects.get(pk=run.pk)
+    chunks = FetchChunk.objects.filter(run=run)
+    done = chunks.filter(status=ChunkStatus.DONE)
+    assert ended.status == RunStatus.CANCELLED
+    assert set(chunks.values_list("status", flat=True)) == {ChunkStatus.DONE, ChunkStatus.CANCELLED}
+    assert ended.chunks_done == done.count() < 250
+    stored = Bar.objects.filter(instrument__symbol="AAPL", timeframe=ended.timeframe)
+    assert ended.bars_stored == stored.count() == sum(done.values_list("bars_received", flat=True))
+    assert catalog_bars(tmp_path / "data" / "catalog") == [
+        (int(ts.timestamp()), close)
+        for ts, close in stored.order_by("ts").values_list("ts", "close")
+    ]
+
+    again = wait_finished(enqueue("AAPL", START.isoformat(), END.isoformat(), "1-MINUTE").pk, 120)
+    assert again.status == RunStatus.SUCCEEDED, again.error
+    want = minute_truth("AAPL", START, END)
+    times = [int(ts.timestamp()) for ts in stored.order_by("ts").values_list("ts", flat=True)]
+    np.testing.assert_array_equal(times, want.time)
+    check = manage(env, "bars", "check", "--timeframe", "1-MINUTE")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def catalog_bars(root) -> list[tuple[int, float]]:
+    """(bar start, close) of every bar in the catalog, in time order."""
+    table = catalog_dataset(root).to_table(columns=["ts", "close"])
+    ts = table.column("ts").cast(pa.int64()).to_pylist()
+    return sorted(zip(ts, table.column("close").to_pylist(), strict=True))
 
 
 def seen_everywhere(run, served, leader, other, ports, tmp_path, admin_client) -> None:

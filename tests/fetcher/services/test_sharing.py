@@ -1,6 +1,7 @@
 """Claims of a run's chunks by several gateways (services.sharing): at most `limit`, small-bar
 runs' chunks apart (`small_limit`), never a chunk held by a live claim, a lapsed claim taken
-over, a released chunk free at once."""
+over, a released chunk free at once; an answer that comes after its run was cancelled is not
+stored."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import datetime as dt
 import pytest
 
 from fetcher.domain.requests import FetchRequest
-from fetcher.models import ChunkStatus, FetchChunk, FetchRun, Instrument, RunStatus
-from fetcher.services.fetch_runs import fetch_run_create
+from fetcher.domain.time import epoch
+from fetcher.models import Bar, ChunkStatus, FetchChunk, FetchRun, Instrument, RunStatus
+from fetcher.services.chunks import chunk_fail, chunks_store
+from fetcher.services.fetch_runs import fetch_run_cancel, fetch_run_create
 from fetcher.services.sharing import chunk_release, chunks_claim
-from tests.support import T0
+from tests.support import T0, make_bars
 
 pytestmark = pytest.mark.django_db
 
@@ -69,3 +72,27 @@ def test_a_released_or_lapsed_claim_is_free_for_another_gateway():
     FetchChunk.objects.filter(pk=b.pk).update(claimed_until=T0)  # g1 went away long ago
     taken = chunks_claim(gateway="g2", claim_s=10, limit=2)
     assert sorted(c.pk for c in taken) == sorted([a.pk, b.pk])
+
+
+def test_answers_that_come_after_their_run_was_cancelled_are_not_stored():
+    """Another gateway's answers to chunks it claimed before the cancel: the run has ended
+    and exported what it stored, so they are dropped (not stored behind the catalog's back), and
+    a failure does not bring a cancelled chunk back to pending."""
+    run = running_run("1-MINUTE", 3)
+    [a, b, c] = chunks_claim(gateway="g2", claim_s=10, limit=3)
+    chunks_store(results=[(a.pk, make_bars([epoch(a.window_start)]), epoch(a.window_end))])
+    fetch_run_cancel(run_id=run.pk)
+
+    late = make_bars([epoch(b.window_start) + 60 * k for k in range(5)])
+    assert chunks_store(results=[(b.pk, late, epoch(b.window_end))], gateway="g2") == 0
+    chunk_fail(chunk_id=c.pk, code=162, message="HMDS query returned no data", final=False)
+
+    statuses = dict(FetchChunk.objects.filter(run=run).values_list("pk", "status"))
+    assert statuses == {
+        a.pk: ChunkStatus.DONE,
+        b.pk: ChunkStatus.CANCELLED,
+        c.pk: ChunkStatus.CANCELLED,
+    }
+    assert Bar.objects.count() == 1
+    run.refresh_from_db()
+    assert (run.status, run.chunks_done, run.bars_stored) == (RunStatus.CANCELLED, 1, 1)
