@@ -247,16 +247,7 @@ class Gateway:
     # --- contracts --------------------------------------------------------------------
 
     async def qualify(self, spec: InstrumentSpec) -> QualifiedInstrument:
-        contract = self.lib.Contract(
-            conId=spec.con_id or 0,
-            symbol=spec.symbol,
-            secType=spec.sec_type,
-            exchange=spec.exchange,
-            primaryExchange=spec.primary_exchange,
-            currency=spec.currency,
-            lastTradeDateOrContractMonth=spec.last_trade_date,
-            includeExpired=spec.sec_type == "FUT",
-        )
+        contract = self._contract(spec)
         try:
             details = await self._call(self.ib.reqContractDetailsAsync(contract), contract)
         except UnknownContract:
@@ -427,15 +418,17 @@ class Gateway:
         except ConnectionError as exc:
             raise GatewayUnavailable(504, f"connection to the gateway lost: {exc}") from None
 
-    def _contract(self, instrument: QualifiedInstrument):
+    def _contract(self, instrument: InstrumentSpec | QualifiedInstrument):
+        """The client's Contract of what the user asked for (a spec: no local symbol, perhaps
+        no contract id yet) or of a qualified instrument."""
         return self.lib.Contract(
-            conId=instrument.con_id,
+            conId=instrument.con_id or 0,
             symbol=instrument.symbol,
             secType=instrument.sec_type,
             exchange=instrument.exchange,
             primaryExchange=instrument.primary_exchange,
             currency=instrument.currency,
-            localSymbol=instrument.local_symbol,
+            localSymbol=getattr(instrument, "local_symbol", ""),
             lastTradeDateOrContractMonth=instrument.last_trade_date,
             # an expired future is found, and its bars served, only when asked for as expired
             includeExpired=instrument.sec_type == "FUT",
