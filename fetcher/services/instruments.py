@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from fetcher.domain.instruments import InstrumentSpec, spec_time_zone
 from fetcher.exceptions import InvalidInput
@@ -13,7 +13,16 @@ from fetcher.models import Instrument
 
 
 def instrument_save(*, qualified: QualifiedInstrument) -> Instrument:
-    """Create or update the Instrument of a qualified contract (keyed by conId)."""
+    """Create or update the Instrument of a qualified contract (keyed by conId). Two workers
+    qualifying a new contract at once both find none and both insert it: the second insert
+    fails on the conId, and then updates the one the first saved."""
+    try:
+        return _instrument_upsert(qualified)
+    except IntegrityError:
+        return _instrument_upsert(qualified)
+
+
+def _instrument_upsert(qualified: QualifiedInstrument) -> Instrument:
     fields = {
         "symbol": qualified.symbol,
         "sec_type": qualified.sec_type,

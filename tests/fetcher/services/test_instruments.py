@@ -1,0 +1,57 @@
+"""Instruments saved as the gateway qualifies them: two workers saving a new contract at once
+end with one instrument, and neither run fails."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+
+from fetcher.ibkr.types import QualifiedInstrument
+from fetcher.models import Instrument
+from fetcher.services.instruments import instrument_save
+
+AAPL = QualifiedInstrument(
+    con_id=265598,
+    symbol="AAPL",
+    sec_type="STK",
+    exchange="SMART",
+    primary_exchange="NASDAQ",
+    currency="USD",
+    local_symbol="AAPL",
+    long_name="APPLE INC",
+    time_zone="US/Eastern",
+    min_tick=0.01,
+    last_trade_date="",
+    trading_class="NMS",
+    multiplier="",
+)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL: SQLite runs one writer at a time"
+)
+def test_a_contract_saved_by_two_workers_at_once_is_one_instrument():
+    """The other worker inserts it and commits while this one is inserting it too: this
+    one's insert waits on the conId, fails, and updates the row the other saved."""
+    inserted, done = threading.Event(), threading.Event()
+
+    def other_worker() -> None:
+        try:
+            with transaction.atomic():
+                Instrument.objects.create(con_id=AAPL.con_id, symbol="AAPL", long_name="")
+                inserted.set()
+                done.wait(2)  # this one's insert is waiting on it by then
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    assert inserted.wait(10)
+    threading.Timer(0.5, done.set).start()
+    saved = instrument_save(qualified=AAPL)
+    thread.join()
+    [instrument] = Instrument.objects.all()
+    assert (saved.pk, instrument.long_name) == (instrument.pk, "APPLE INC")
