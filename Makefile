@@ -51,7 +51,7 @@ test: $(STAMP) init browser bytecode ## the full suite against PostgreSQL and Re
 	@bash scripts/services.sh
 	@DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/ibdata} \
 	 REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
-	 $(PY) -m pytest $(PYTEST_ARGS)
+	 $(PY) -m pytest --durations=25 $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-ib-async
 
 # The tests of the gateway connection, of a run's execution and of the fetch command, once more
