@@ -6,12 +6,17 @@ own pacing), one `celery worker -Q ibkr.gK --pool solo` per gateway (IBKR_GATEWA
 all), Redis (broker, results, one pacer per gateway), a scratch PostgreSQL database.
 `manage.py fetch` enqueues the run; each gateway's worker claims the run's next requests within
 its own pacing. For bars of 1 minute and up the binding rule is 45 requests a second per
-gateway, so the bound for R requests on N gateways is T_min = R / (45 N) + L; ratio = wall /
-T_min (target <= 1.10), wall being the run's own start-to-finish time (planning included);
+gateway, so the bound for R requests on N gateways is T_min = R / (45 N) + L (45 a second, the
+issue's bound); ratio = wall / T_min (target <= 1.10), wall being the run's own start-to-finish
+time (planning included). The rule is a sliding window, so a gateway may send 45 at once at the
+start of each second: floor = floor((ceil(R / N) - 1) / 45) + L is the earliest the rules let the
+last answer come (nothing stored or exported yet), and wall / floor how far a run is from it;
 speedup = wall at N = 1 / wall (target >= 0.9 N); violations are the pacing errors the
 simulators sent (their counters: pacing violations and error 100); bars_equal says every stored bar equals the simulator's
 ground truth. A fresh set of workers and simulators, and a fresh instrument, for each N.
-cpu_s is the user + system CPU of the simulators and workers during the fetch, busy the share of
+cpu_s is the user + system CPU used during the fetch by the simulators, the workers, PostgreSQL,
+Redis and the fetch command (each shown apart: PostgreSQL's and Redis's are all of the machine's,
+so the figures mean something on a quiet machine only), busy the share of
 the whole machine (every core, every process: PostgreSQL, Redis, the fetch command too) busy
 during the run: the pacing bound holds only while the machine has CPU to spare (near 100% the
 run is bound by CPU, not by pacing). stored_s is when the run's last request was stored (from
@@ -19,7 +24,8 @@ its start): what follows is its catalog export and its end.
 
 Small bars: `--sessions` recent full sessions of 5-second bars (7 requests a session), the
 simulators and the pacers at time scale S (`--scale`, W = 600 / S seconds a window): the binding
-rule is 60 requests in any window per gateway, so T_min = floor((R - 1) / (60 N)) * W + L.
+rule is 60 requests in any window per gateway, so T_min = floor((R - 1) / (60 N)) * W + L (the
+floor too).
 
     .venv/bin/python bench/fetch_gateways.py [--n 1,2,3] [--latency 0.05] [--year 2025]
         [--scale 60] [--sessions 54] [--workloads minutes,small]
@@ -31,6 +37,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -56,9 +63,48 @@ SYMBOLS = ["AAPL", "MSFT", "NVDA", "GOOGL", "AMZN", "META", "TSLA", "JPM"]
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """A process's user + system CPU; with `children`, that of its children it waited for too."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / TICKS
+
+
+def service_cpu(command: str) -> float:
+    """The CPU of every process named `command` (the PostgreSQL or Redis server), with what its
+    exited children used (a PostgreSQL connection's backend ends with it): all of the machine's,
+    so it means something on a quiet machine only."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        if name == command:
+            total += cpu_seconds(int(stat.parent.name), children=True)
+    return total
+
+
+class CpuUse:
+    """CPU seconds each part of the deployed shape used between `start()` and `stop()`."""
+
+    def __init__(self, sims: list, workers: list) -> None:
+        self.parts = {
+            "sims": lambda: sum(cpu_seconds(p.pid) for p in sims),
+            "workers": lambda: sum(cpu_seconds(p.pid) for p in workers),
+            "postgres": lambda: service_cpu("postgres"),
+            "redis": lambda: service_cpu("redis-server"),
+            "command": lambda: sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]),
+        }
+
+    def start(self) -> None:
+        self.used = {name: -read() for name, read in self.parts.items()}
+
+    def stop(self) -> dict[str, float]:
+        return {name: self.used[name] + read() for name, read in self.parts.items()}
 
 
 class MachineLoad:
@@ -205,6 +251,14 @@ class Workload:
             return requests / (45 * n) + latency
         return (requests - 1) // (60 * n) * (600 / self.scale) + latency
 
+    def floor(self, requests: int, n: int, latency: float) -> float:
+        """The earliest the rules let the last answer come: each gateway sends its share in
+        bursts, a window's worth at the start of each window (45 a second, or 60 a window)."""
+        share = -(-requests // n)
+        if self.timeframe == "1-MINUTE":
+            return (share - 1) // 45 + latency
+        return (share - 1) // 60 * (600 / self.scale) + latency
+
 
 def fetch_through(n: int, symbol: str, work: Workload, args, workdir: Path, base_env: dict) -> dict:
     """One fetch of `symbol` through n fresh gateways; its figures."""
@@ -229,8 +283,8 @@ def fetch_through(n: int, symbol: str, work: Workload, args, workdir: Path, base
     try:
         for proc, log in zip(workers, logs, strict=True):
             wait_connected(proc, log)
-        pids = [p.pid for p in (*sims, *workers)]
-        cpu0 = sum(cpu_seconds(pid) for pid in pids)
+        use = CpuUse(sims, workers)
+        use.start()
         with MachineLoad() as load:
             fetch = subprocess.run(
                 [sys.executable, "manage.py", "fetch", "--instruments", symbol,
@@ -238,7 +292,7 @@ def fetch_through(n: int, symbol: str, work: Workload, args, workdir: Path, base
                  "--timeframe", work.timeframe, "--yes"],
                 cwd=ROOT, env=env, capture_output=True, text=True,
             )  # fmt: skip
-        cpu = sum(cpu_seconds(pid) for pid in pids) - cpu0
+        cpu = use.stop()
         if fetch.returncode != 0:
             raise SystemExit(f"the fetch failed:\n{fetch.stdout[-2000:]}{fetch.stderr}")
         time.sleep(1.5)  # the simulators write their counters every second
@@ -259,6 +313,7 @@ def fetch_through(n: int, symbol: str, work: Workload, args, workdir: Path, base
         and np.allclose(stored[:, 1].astype(float), want.close, rtol=0, atol=1e-9)
     )
     bound = work.bound(requests, n, args.latency)
+    floor = work.floor(requests, n, args.latency)
     return {
         "cpu": cpu,
         "busy": load.busy(start, end),
@@ -268,6 +323,7 @@ def fetch_through(n: int, symbol: str, work: Workload, args, workdir: Path, base
         "wall": wall,
         "last_store": last_store,
         "bound": bound,
+        "floor": floor,
         "violations": violations(stats),
         "equal": equal,
         "per_gateway": per_gateway,
@@ -318,14 +374,14 @@ def main() -> None:
         print(
             f"{work.name} ({work.timeframe}, {work.start} to {work.end}, time scale {work.scale:g})"
         )
-        print(f"{'N':>3} {'requests':>9} {'bars':>8} {'wall s':>8} {'bound s':>8} {'ratio':>6} "
+        print(f"{'N':>3} {'requests':>9} {'bars':>8} {'wall s':>8} {'bound s':>8} {'ratio':>6} {'floor s':>8} {'/ floor':>7} "
               f"{'speedup':>8} {'stored s':>9} {'cpu s':>6} {'busy':>5} {'violations':>11} {'bars equal':>11}  per gateway")  # fmt: skip
         for r in results:
             n, wall, bound = r["n"], r["wall"], r["bound"]
             speedup = base / wall
             per = ", ".join(f"{g or '-'} {c}" for g, c in r["per_gateway"].items())
             print(f"{n:>3} {r['requests']:>9} {r['bars']:>8} {wall:>8.2f} {bound:>8.2f} "
-                  f"{wall / bound:>6.2f} {speedup:>8.2f} {r['last_store']:>9.2f} {r['cpu']:>6.1f} {r['busy']:>5.0%} {r['violations']:>11} "
+                  f"{wall / bound:>6.2f} {r['floor']:>8.2f} {wall / r['floor']:>7.2f} {speedup:>8.2f} {r['last_store']:>9.2f} {sum(r['cpu'].values()):>6.1f} {r['busy']:>5.0%} {r['violations']:>11} "
                   f"{'yes' if r['equal'] else 'NO':>11}  {per}")  # fmt: skip
             key = f"{work.name}_{n}"
             figures += [
@@ -333,13 +389,19 @@ def main() -> None:
                 f"wall_{key}={wall:.2f}",
                 f"bound_{key}={bound:.2f}",
                 f"ratio_{key}={wall / bound:.2f}",
+                f"floor_{key}={r['floor']:.2f}",
+                f"ratio_floor_{key}={wall / r['floor']:.2f}",
                 f"speedup_{key}={speedup:.2f}",
                 f"stored_s_{key}={r['last_store']:.2f}",
-                f"cpu_s_{key}={r['cpu']:.1f}",
+                f"cpu_s_{key}={sum(r['cpu'].values()):.1f}",
                 f"busy_{key}={r['busy']:.2f}",
                 f"violations_{key}={r['violations']}",
                 f"bars_equal_{key}={int(r['equal'])}",
             ]
+        print("cpu s by part: " + "; ".join(
+            f"N={r['n']} " + ", ".join(f"{part} {cpu:.2f}" for part, cpu in r["cpu"].items())
+            for r in results
+        ))  # fmt: skip
         print()
     print(" ".join(figures))
 
