@@ -477,7 +477,9 @@ def _acquire_in_a_loop(gateway: str, barrier, results) -> None:
         return admitted
 
     try:
-        barrier.wait(timeout=30)
+        # a spawned process imports the project first: on a loaded machine that can take a
+        # while, and the two must start together (the test waits 120 s for their results)
+        barrier.wait(timeout=100)
         results.put(asyncio.run(main()))
     except BaseException as exc:
         results.put(repr(exc))
