@@ -65,38 +65,9 @@ def chunks_store(*, results: list[tuple[int, BarBatch, int]], gateway: str = "")
             ],
             fresh=True,
         )
-        # a window is covered up to its end, or up to the last complete bar when still open
-        covered_end = {c.pk: min(epoch(c.window_end), given[c.pk][1]) for c in chunks}
-        answered = [c for c in chunks if covered_end[c.pk] > epoch(c.window_start)]
-        suspects = _suspects_answered(run, answered, given, covered_end)
-        Coverage.objects.bulk_create(
-            Coverage(
-                instrument_id=c.instrument_id,
-                timeframe=run.timeframe,
-                what_to_show=run.what_to_show,
-                rth=run.use_rth,
-                start=c.window_start,
-                end=from_epoch(covered_end[c.pk]),
-                source=run.source,
-                **suspects.get(c.pk, {}),
-            )
-            for c in answered
-        )
+        _coverage_add(run, chunks, given)
         received = {c.pk: len(given[c.pk][0]) for c in chunks}
-        FetchChunk.objects.filter(pk__in=received).update(
-            status=Case(
-                *(
-                    When(pk=pk, then=Value(ChunkStatus.EMPTY))
-                    for pk, n in received.items()
-                    if not n
-                ),
-                default=Value(ChunkStatus.DONE),
-            ),
-            bars_received=Case(*(When(pk=pk, then=Value(n)) for pk, n in received.items())),
-            attempts=F("attempts") + 1,
-            updated_at=timezone.now(),  # update() leaves auto_now fields as they were
-            **({"gateway": gateway} if gateway else {}),
-        )
+        _chunks_answered(received, gateway)
         per_item: dict[int, list[int]] = {}
         for c in chunks:
             counts = per_item.setdefault(c.item_id, [0, 0])
@@ -107,6 +78,41 @@ def chunks_store(*, results: list[tuple[int, BarBatch, int]], gateway: str = "")
                 run_id=run.pk, item_id=item_id, chunks_done=done, bars=bars, requests=done
             )
     return written
+
+
+def _coverage_add(run, chunks, given) -> None:
+    """The windows these answers cover: each up to its end, or up to the last complete bar
+    when still open; those answered empty where a session traded are suspect."""
+    covered_end = {c.pk: min(epoch(c.window_end), given[c.pk][1]) for c in chunks}
+    answered = [c for c in chunks if covered_end[c.pk] > epoch(c.window_start)]
+    suspects = _suspects_answered(run, answered, given, covered_end)
+    Coverage.objects.bulk_create(
+        Coverage(
+            instrument_id=c.instrument_id,
+            timeframe=run.timeframe,
+            what_to_show=run.what_to_show,
+            rth=run.use_rth,
+            start=c.window_start,
+            end=from_epoch(covered_end[c.pk]),
+            source=run.source,
+            **suspects.get(c.pk, {}),
+        )
+        for c in answered
+    )
+
+
+def _chunks_answered(received: dict[int, int], gateway: str) -> None:
+    """Chunks answered ({id: bars received}): done, or empty when no bars came (one UPDATE)."""
+    FetchChunk.objects.filter(pk__in=received).update(
+        status=Case(
+            *(When(pk=pk, then=Value(ChunkStatus.EMPTY)) for pk, n in received.items() if not n),
+            default=Value(ChunkStatus.DONE),
+        ),
+        bars_received=Case(*(When(pk=pk, then=Value(n)) for pk, n in received.items())),
+        attempts=F("attempts") + 1,
+        updated_at=timezone.now(),  # update() leaves auto_now fields as they were
+        **({"gateway": gateway} if gateway else {}),
+    )
 
 
 def _suspects_answered(run, chunks, given, covered_end) -> dict[int, dict]:
