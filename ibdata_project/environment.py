@@ -8,6 +8,7 @@ from collections import ChainMap
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DOTENV = BASE_DIR / ".env"
@@ -28,9 +29,25 @@ def dotenv_read(path: Path) -> dict[str, str]:
     return {name: value for name, value in Parsed.ENVIRON.items() if name not in NEVER_READ}
 
 
+KINDS = {int: "a whole number", float: "a number"}
+
+
+class Env(environ.Env):
+    """django-environ's reader, where a value that is not of its kind (IBKR_PORT=abc) is a
+    setting to fix, said in one line (ImproperlyConfigured: manage.py prints it, no traceback)."""
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        try:
+            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        except ValueError:
+            value = self.ENVIRON.get(var, default)
+            kind = KINDS.get(cast, f"a valid {var}")
+            raise ImproperlyConfigured(f"{var}: {value!r} is not {kind}") from None
+
+
 # The one django-environ reader. Looked up live: a variable a process sets before a module reads
 # it (scripts/stack.py's local services) counts; the environment wins over `.env`.
-env = environ.Env()
+env = Env()
 env.ENVIRON = ChainMap(os.environ, dotenv_read(DOTENV))
 
 # The Parquet catalog, the SQLite file of the embedded default and the generated secrets; logs.

@@ -83,12 +83,26 @@ TEMPLATES = [
     }
 ]
 
-# Unset (or empty) DATABASE_URL means the embedded default: a SQLite file under DATA_DIR.
-DATABASES = {
-    "default": env.db_url_config(
-        env("DATABASE_URL", default="") or f"sqlite:///{DATA_DIR / 'ibdata.sqlite3'}"
-    )
-}
+# What DATABASE_URL may name: PostgreSQL (the deployed shape) or SQLite (the embedded default).
+DATABASE_SCHEMES = {"postgres", "postgresql", "pgsql", "psql", "sqlite"}
+
+
+def _database_url() -> str:
+    """DATABASE_URL; unset (or empty), the embedded default: a SQLite file under DATA_DIR. One
+    the project cannot use, in one line."""
+    url = env("DATABASE_URL", default="")
+    if not url:
+        return f"sqlite:///{DATA_DIR / 'ibdata.sqlite3'}"
+    scheme = urlsplit(url).scheme
+    if scheme not in DATABASE_SCHEMES:  # the URL itself is not shown: it may hold a password
+        raise ImproperlyConfigured(
+            f"DATABASE_URL ({scheme or 'no scheme'}) is not a PostgreSQL or SQLite URL: "
+            "postgres://user@host:5432/name, or sqlite:////absolute/path.sqlite3"
+        )
+    return url
+
+
+DATABASES = {"default": env.db_url_config(_database_url())}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Django's, making the file's folder at the first connection; WAL lets the command follow a
     # run's progress while the run writes.
@@ -149,6 +163,11 @@ STORAGES = {
 # --- Celery -------------------------------------------------------------------------
 # Unset REDIS_URL / CELERY_BROKER_URL means the embedded default: tasks run in-process.
 REDIS_URL = env("REDIS_URL", default="")
+if REDIS_URL and (_redis := urlsplit(REDIS_URL).scheme) not in ("redis", "rediss", "unix"):
+    raise ImproperlyConfigured(
+        f"REDIS_URL ({_redis or 'no scheme'}) is not a Redis URL: redis://host:6379/0 "
+        "(rediss:// with TLS)"
+    )
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL or None)
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL

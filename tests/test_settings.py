@@ -310,3 +310,37 @@ def test_a_catalog_url_the_project_cannot_use_is_refused_in_one_line(
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
     assert line.startswith(f"❌ DATA_CATALOG_URL={url!r}") and error in line
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error"),
+    [
+        ("IBKR_PORT", "abc", "❌ IBKR_PORT: 'abc' is not a whole number"),
+        ("IBKR_REQUEST_TIMEOUT", "soon", "❌ IBKR_REQUEST_TIMEOUT: 'soon' is not a number"),
+        (
+            "DATABASE_URL",
+            "mysql://ibdata:s3cret@db/ibdata",
+            "❌ DATABASE_URL (mysql) is not a PostgreSQL or SQLite URL: "
+            "postgres://user@host:5432/name, or sqlite:////absolute/path.sqlite3",
+        ),
+        (
+            "DATABASE_URL",
+            "ibdata",
+            "❌ DATABASE_URL (no scheme) is not a PostgreSQL or SQLite URL: "
+            "postgres://user@host:5432/name, or sqlite:////absolute/path.sqlite3",
+        ),
+        (
+            "REDIS_URL",
+            "127.0.0.1:6379",
+            "❌ REDIS_URL (no scheme) is not a Redis URL: redis://host:6379/0 (rediss:// with TLS)",
+        ),
+    ],
+    ids=["port", "timeout", "database-scheme", "database-bare", "redis"],
+)
+def test_a_setting_of_the_wrong_kind_is_refused_in_one_line(tmp_path, name, value, error):
+    """A typo in `.env` or the environment: one line naming the setting (never a password the
+    URL holds), exit code 2, no traceback."""
+    result = manage("check", DATA_DIR=str(tmp_path), **{name: value})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [error]
+    assert "s3cret" not in result.stderr
