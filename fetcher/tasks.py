@@ -10,6 +10,7 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import Reject
+from django.conf import settings
 
 from .exceptions import InvalidInput, RunHandedBack
 from .execution.executor import fetch_run_execute
@@ -25,7 +26,6 @@ from .timings import (
     CHECK_TASK_TIME_LIMIT_S,
     FETCH_TASK_SOFT_TIME_LIMIT_S,
     FETCH_TASK_TIME_LIMIT_S,
-    STALE_AFTER_S,
 )
 
 log = logging.getLogger("ibdata.check")
@@ -56,9 +56,10 @@ def fetch_run(self, run_id: int) -> str:
 
 
 @shared_task(name=TaskName.FETCH_RUNS_RECOVER, acks_late=True)
-def fetch_runs_recover_task(stale_after_s: float = STALE_AFTER_S) -> list[int]:
-    """Resume runs whose worker died (or fail them after repeated deaths)."""
-    return fetch_runs_recover(stale_after_s=stale_after_s)
+def fetch_runs_recover_task(stale_after_s: float | None = None) -> list[int]:
+    """Resume runs whose worker died (or fail them after repeated deaths): silent for
+    `stale_after_s` (default FETCH_STALE_AFTER_S)."""
+    return fetch_runs_recover(stale_after_s=stale_after_s or settings.FETCH_STALE_AFTER_S)
 
 
 @shared_task(bind=True, name=TaskName.FETCH_SCHEDULE, acks_late=True)

@@ -2,7 +2,8 @@
 
 # A running run's executor records that it is alive this often...
 HEARTBEAT_S = 2.0
-# ... so a running run silent for this long has lost its worker.
+# ... so a running run silent for this long has lost its worker (the default of the setting
+# FETCH_STALE_AFTER_S).
 STALE_AFTER_S = 60.0
 # Several gateways (IBKR_GATEWAYS): a gateway's claim on a chunk lasts this long, renewed every
 # heartbeat of its worker, so the chunks of a gateway that went away pass to the others soon.
@@ -11,7 +12,8 @@ CLAIM_S = 10.0
 # whether the gateways have served its item's chunks (one cheap count).
 SHARE_POLL_S = 0.1
 ITEM_POLL_S = 0.05
-# Beat looks for such runs this often, and resumes each at most this many times.
+# Beat looks for such runs this often (more often when FETCH_STALE_AFTER_S is shorter), and
+# resumes each at most this many times.
 RECOVER_EVERY_S = 60.0
 MAX_RECOVERIES = 3
 

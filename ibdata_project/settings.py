@@ -13,7 +13,12 @@ from django.core.exceptions import ImproperlyConfigured
 from fetcher.domain.gateways import gateways_parse
 from fetcher.ibkr.types import CLIENT_LIBRARIES
 from fetcher.queues import TASK_ROUTES, TaskName
-from fetcher.timings import BROKER_VISIBILITY_TIMEOUT_S, RECOVER_EVERY_S
+from fetcher.timings import (
+    BROKER_VISIBILITY_TIMEOUT_S,
+    HEARTBEAT_S,
+    RECOVER_EVERY_S,
+    STALE_AFTER_S,
+)
 from ibdata_project.environment import BASE_DIR, DATA_DIR, LOG_DIR, env  # noqa: F401 (BASE_DIR)
 from ibdata_project.installation import SECRET_KEY_FILE, kept_read
 
@@ -188,10 +193,20 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # the ibkr worker takes one run at a time
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A fetch task may run for hours: Redis must not hand its message to another worker meanwhile.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT_S}
+# A running run whose heartbeat (every HEARTBEAT_S) has been silent this long has lost its
+# worker: it is resumed, by an ibkr worker when it starts, by beat, or with several gateways by
+# another gateway's worker, which look for such runs every FETCH_RECOVER_EVERY_S.
+FETCH_STALE_AFTER_S = env.float("FETCH_STALE_AFTER_S", default=STALE_AFTER_S)
+if FETCH_STALE_AFTER_S < 3 * HEARTBEAT_S:
+    raise ImproperlyConfigured(
+        f"FETCH_STALE_AFTER_S={FETCH_STALE_AFTER_S:g} is too short: a running run beats every "
+        f"{HEARTBEAT_S:g} s, so at least {3 * HEARTBEAT_S:g}"
+    )
+FETCH_RECOVER_EVERY_S = min(RECOVER_EVERY_S, FETCH_STALE_AFTER_S)
 CELERY_BEAT_SCHEDULE = {
     "resume-orphaned-fetch-runs": {
         "task": TaskName.FETCH_RUNS_RECOVER,
-        "schedule": RECOVER_EVERY_S,
+        "schedule": FETCH_RECOVER_EVERY_S,
     },
 }
 

@@ -334,8 +334,13 @@ def test_a_catalog_url_the_project_cannot_use_is_refused_in_one_line(
             "127.0.0.1:6379",
             "❌ REDIS_URL (no scheme) is not a Redis URL: redis://host:6379/0 (rediss:// with TLS)",
         ),
+        (
+            "FETCH_STALE_AFTER_S",
+            "2",
+            "❌ FETCH_STALE_AFTER_S=2 is too short: a running run beats every 2 s, so at least 6",
+        ),
     ],
-    ids=["port", "timeout", "database-scheme", "database-bare", "redis"],
+    ids=["port", "timeout", "database-scheme", "database-bare", "redis", "stale"],
 )
 def test_a_setting_of_the_wrong_kind_is_refused_in_one_line(tmp_path, name, value, error):
     """A typo in `.env` or the environment: one line naming the setting (never a password the

@@ -49,9 +49,7 @@ from fetcher.timings import (
     CONSUMER_SYNC_S,
     HEARTBEAT_S,
     RECONNECT_MAX_S,
-    RECOVER_EVERY_S,
     RUN_RECONNECT_WAIT_S,
-    STALE_AFTER_S,
     WORKER_CONNECT_WAIT_S,
 )
 
@@ -177,7 +175,7 @@ class GatewayLoop:
 
     async def _beat(self) -> None:
         """Every HEARTBEAT_S: the gateway's health recorded, this gateway's claims renewed; with
-        several gateways, every RECOVER_EVERY_S the runs whose leading worker died resumed."""
+        several gateways, every FETCH_RECOVER_EVERY_S the runs whose leading worker died resumed."""
         worker = f"{socket.gethostname()}:{os.getpid()}"
         last_recover = time.monotonic()
         while not self._stopping:
@@ -197,9 +195,12 @@ class GatewayLoop:
                 )
                 if self.share is not None:
                     await self.share.renew()
-                if self.share is not None and time.monotonic() - last_recover >= RECOVER_EVERY_S:
+                every = settings.FETCH_RECOVER_EVERY_S
+                if self.share is not None and time.monotonic() - last_recover >= every:
                     last_recover = time.monotonic()
-                    resumed = await _in_thread(fetch_runs_recover, stale_after_s=STALE_AFTER_S)
+                    resumed = await _in_thread(
+                        fetch_runs_recover, stale_after_s=settings.FETCH_STALE_AFTER_S
+                    )
                     if resumed:
                         log.warning("resuming fetch runs whose worker died: %s", resumed)
             except DatabaseError as exc:
@@ -441,7 +442,7 @@ def ibkr_worker_start(consumer) -> None:
     _consumer = consumer
     ibkr_consumer_sync()
     consumer.timer.call_repeatedly(CONSUMER_SYNC_S, ibkr_consumer_sync)
-    resumed = fetch_runs_recover(stale_after_s=STALE_AFTER_S)
+    resumed = fetch_runs_recover(stale_after_s=settings.FETCH_STALE_AFTER_S)
     if resumed:
         log.warning("resuming fetch runs whose worker died: %s", resumed)
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 
 from fetcher.domain.requests import FetchRequest
@@ -26,7 +27,6 @@ from fetcher.selectors import (
     fetch_run_summary,
     series_keys,
 )
-from fetcher.timings import STALE_AFTER_S
 
 from .fetch_runs import fetch_run_cancel, fetch_run_create, fetch_run_enqueue
 from .instruments import instrument_spec
@@ -54,12 +54,11 @@ class FetchHandle:
             return True
         if running_here is False and not fetch_run_finished(run_id=self.run_id):
             raise RunStalled(f"run {self.run_id} stopped: the thread running it ended early")
-        if running_here is None and fetch_run_stalled(
-            run_id=self.run_id, stale_after_s=STALE_AFTER_S
-        ):
+        stale_s = settings.FETCH_STALE_AFTER_S
+        if running_here is None and fetch_run_stalled(run_id=self.run_id, stale_after_s=stale_s):
             raise RunStalled(
                 f"run {self.run_id} stopped: the worker running it is gone (no heartbeat for "
-                f"{STALE_AFTER_S:.0f}s); it resumes when an ibkr worker starts "
+                f"{stale_s:.0f}s); it resumes when an ibkr worker starts "
                 f"(manage.py fetch_status {self.run_id})"
             )
         return False

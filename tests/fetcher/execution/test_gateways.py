@@ -43,13 +43,10 @@ def gateways_setting(ports: dict[str, int]) -> str:
     )
 
 
-def gateway_workers(workers, ports: dict[str, int]) -> dict:
+def gateway_workers(workers, ports: dict[str, int], **env: str) -> dict:
     """One ibkr worker per gateway, each on its ibkr.<name> queue, all knowing every gateway."""
-    gateways = gateways_setting(ports)
-    return {
-        name: workers(None, name=name, queues=(f"ibkr.{name}",), env={"IBKR_GATEWAYS": gateways})
-        for name in ports
-    }
+    env["IBKR_GATEWAYS"] = gateways_setting(ports)
+    return {name: workers(None, name=name, queues=(f"ibkr.{name}",), env=env) for name in ports}
 
 
 def test_a_gateway_killed_mid_run_leaves_its_chunks_to_the_other(
@@ -106,6 +103,51 @@ def test_a_gateway_killed_mid_run_leaves_its_chunks_to_the_other(
     assert served[leader] > 0 and served[other] >= 20
     assert sum(served.values()) == chunks.count()
     seen_everywhere(done, served, leader, other, ports, tmp_path, admin_client)
+
+
+def test_a_shared_run_whose_leading_worker_is_killed_is_ended_by_the_other_gateway(
+    sim_processes, workers, tmp_path
+):
+    """The worker that took the run (it planned it and follows it) is killed (-9) mid-run, with
+    its gateway: the other gateway serves on, takes over the dead one's claims once they lapse,
+    and once the run's heartbeat is FETCH_STALE_AFTER_S old (10 s here) its worker resumes the
+    run and ends it: every bar once, and the catalog equal to the database."""
+    symbols = SYMBOLS[:2]
+    ports = {"g1": sim_processes(), "g2": sim_processes()}
+    started = gateway_workers(workers, ports, FETCH_STALE_AFTER_S="10")
+    for worker in started.values():
+        worker.wait_for("connected to gateway", 60)
+    run = enqueue(",".join(symbols), START.isoformat(), END.isoformat(), "1-MINUTE")
+    port = wait_until(lambda: FetchRun.objects.get(pk=run.pk).gateway_port, 60, "a leader")
+    [leader] = [name for name, p in ports.items() if p == port]
+    [other] = [name for name in ports if name != leader]
+
+    def both_served() -> bool:
+        served = FetchChunk.objects.filter(run=run, status=ChunkStatus.DONE)
+        return served.filter(gateway=leader).count() >= 20 and served.count() >= 100
+
+    wait_until(both_served, 60, "both gateways serving the run", poll=0.05)
+    started[leader].kill()
+    sim_processes.kill(ports[leader])
+    assert FetchChunk.objects.filter(run=run, status=ChunkStatus.PENDING).exists()
+
+    done = wait_finished(run.pk, 180)
+    assert done.status == RunStatus.SUCCEEDED, done.error
+    assert done.recoveries == 1
+    total = 0
+    for symbol in symbols:
+        want = minute_truth(symbol, START, END)
+        stored = Bar.objects.filter(instrument__symbol=symbol, timeframe=done.timeframe)
+        times = [int(ts.timestamp()) for ts in stored.order_by("ts").values_list("ts", flat=True)]
+        np.testing.assert_array_equal(times, want.time)
+        total += len(want.time)
+    assert done.bars_stored == total
+    chunks = FetchChunk.objects.filter(run=done)
+    assert chunks.count() == done.chunks_done == len(symbols) * 250
+    assert set(chunks.values_list("status", flat=True)) == {ChunkStatus.DONE}
+    env = deployed_env(tmp_path, IBKR_GATEWAYS=gateways_setting(ports))
+    check = manage(env, "bars", "check", "--timeframe", "1-MINUTE")
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_a_shared_run_cancelled_part_way_leaves_the_catalog_equal_to_the_database(

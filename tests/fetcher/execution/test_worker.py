@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), *DEPLOYED_SHAPE]
 # Bars of 5 seconds exist for six months only: their tests fetch recent full sessions.
 THREE = [d.isoformat() for d in recent_sessions(3)]
 YEAR = ("2025-01-01", "2025-12-31")  # of 1-minute bars: 250 requests an instrument
+STALE_S = 10  # FETCH_STALE_AFTER_S of the processes that find a dead worker's runs (default 60)
 
 
 def test_fetch_through_the_ibkr_worker_equals_the_in_process_path(
@@ -138,10 +139,9 @@ def test_two_processes_without_a_shared_pacer_break_the_gateway_rules(sim_factor
 
 def test_a_killed_worker_resumes_the_run_on_restart(sim_factory, workers):
     """A year of 1-minute bars for two instruments (500 requests); the worker is killed (-9)
-    a fifth of the way in; once the run's heartbeat is stale a new worker resumes it when it
-    starts, and every bar is stored once."""
+    a fifth of the way in; once the run's heartbeat is stale (FETCH_STALE_AFTER_S, 10 s here) a
+    new worker resumes it when it starts, and every bar is stored once."""
     from fetcher.selectors import fetch_runs_orphaned
-    from fetcher.timings import STALE_AFTER_S
 
     sim = sim_factory()
     worker = workers(sim)
@@ -167,11 +167,9 @@ def test_a_killed_worker_resumes_the_run_on_restart(sim_factory, workers):
     assert (
         killed_at.status == RunStatus.RUNNING and killed_at.chunks_done < killed_at.chunks_planned
     )
-    # silent for STALE_AFTER_S: its worker is gone (a live one beats every HEARTBEAT_S)
-    wait_until(
-        lambda: fetch_runs_orphaned(stale_after_s=STALE_AFTER_S), STALE_AFTER_S + 30, "stale"
-    )
-    workers(sim, name="ibkr-restarted")
+    # silent for FETCH_STALE_AFTER_S: its worker is gone (a live one beats every HEARTBEAT_S)
+    wait_until(lambda: fetch_runs_orphaned(stale_after_s=STALE_S), STALE_S + 30, "stale")
+    workers(sim, name="ibkr-restarted", env={"FETCH_STALE_AFTER_S": str(STALE_S)})
     deadline = time.monotonic() + 30
     while FetchRun.objects.get(pk=run.pk).chunks_done <= killed_at.chunks_done:
         assert time.monotonic() < deadline, "the run did not resume"
@@ -338,9 +336,8 @@ def test_an_unexpected_error_fails_the_run_and_the_worker_serves_the_next(sim, w
 
 def test_following_a_run_whose_worker_died_ends_with_a_clear_error(sim_factory, workers):
     """`manage.py fetch` follows the run; the worker is killed (-9): once the run's heartbeat
-    is older than STALE_AFTER_S the command stops following, says why, and exits 1."""
-    from fetcher.timings import STALE_AFTER_S
-
+    is older than FETCH_STALE_AFTER_S (10 s here) the command stops following, says why, and
+    exits 1."""
     sim = sim_factory()
     worker = workers(sim)
     env = {
@@ -349,6 +346,7 @@ def test_following_a_run_whose_worker_died_ends_with_a_clear_error(sim_factory, 
         "REDIS_URL": django_settings.REDIS_URL,
         "IBKR_HOST": "127.0.0.1",
         "IBKR_PORT": str(sim.port),
+        "FETCH_STALE_AFTER_S": str(STALE_S),
     }
     args = ["--start", YEAR[0], "--end", YEAR[1], "--timeframe", "1-MINUTE"]
     follower = subprocess.Popen(
@@ -364,7 +362,7 @@ def test_following_a_run_whose_worker_died_ends_with_a_clear_error(sim_factory, 
         assert time.monotonic() < deadline and follower.poll() is None, "no progress"
         time.sleep(0.2)
     worker.kill()
-    out, err = follower.communicate(timeout=STALE_AFTER_S + 60)
+    out, err = follower.communicate(timeout=STALE_S + 60)
     run = FetchRun.objects.get()
     assert follower.returncode == 1, out + err
     assert f"run {run.pk} stopped: the worker running it is gone" in err
