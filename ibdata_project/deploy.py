@@ -11,14 +11,14 @@ from ibdata_project.environment import env
 from ibdata_project.installation import FLOWER_AUTH_FILE, INIT_COMMAND, kept_read
 
 # `make up` serves the admin with gunicorn on 127.0.0.1:WEB_PORT, in WEB_CONCURRENCY processes.
-WEB_PORT = env.int("WEB_PORT", default=8000)
-WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=2)
+WEB_PORT = env.int("WEB_PORT", default=8000, low=1, high=65535)
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=2, low=1)
 
 # Flower (`celery -A ibdata_project flower` reads these through flowerconfig.py): on loopback,
 # behind basic auth. FLOWER_BASIC_AUTH is "user:password" (comma-separated for several); unset,
 # user "flower" with the password `manage.py init_secrets` kept in DATA_DIR/.flower_auth.
 FLOWER_ADDRESS = env("FLOWER_ADDRESS", default="127.0.0.1")
-FLOWER_PORT = env.int("FLOWER_PORT", default=5555)
+FLOWER_PORT = env.int("FLOWER_PORT", default=5555, low=1, high=65535)
 FLOWER_BASIC_AUTH = env("FLOWER_BASIC_AUTH", default="")
 
 

@@ -33,8 +33,15 @@ KINDS = {int: "a whole number", float: "a number"}
 
 
 class Env(environ.Env):
-    """django-environ's reader, where a value that is not of its kind (IBKR_PORT=abc) is a
-    setting to fix, said in one line (ImproperlyConfigured: manage.py prints it, no traceback)."""
+    """django-environ's reader, where a value that is not of its kind (IBKR_PORT=abc), or out of
+    its range (`low`, `high`: at least, at most; `above`: more than), is a setting to fix, said
+    in one line (ImproperlyConfigured: manage.py prints it, no traceback)."""
+
+    def int(self, var, default=environ.Env.NOTSET, *, low=None, high=None):
+        return _within(var, super().int(var, default), low, high, None)
+
+    def float(self, var, default=environ.Env.NOTSET, *, low=None, high=None, above=None):
+        return _within(var, super().float(var, default), low, high, above)
 
     def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
         try:
@@ -43,6 +50,18 @@ class Env(environ.Env):
             value = self.ENVIRON.get(var, default)
             kind = KINDS.get(cast, f"a valid {var}")
             raise ImproperlyConfigured(f"{var}: {value!r} is not {kind}") from None
+
+
+def _within(var: str, value, low, high, above):
+    if above is not None and value <= above:
+        raise ImproperlyConfigured(f"{var}={value:g} is out of range: more than {above:g}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        if high is None:
+            bound = f"at least {low:g}"
+        else:
+            bound = f"at most {high:g}" if low is None else f"from {low:g} to {high:g}"
+        raise ImproperlyConfigured(f"{var}={value:g} is out of range: {bound}")
+    return value
 
 
 # The one django-environ reader. Looked up live: a variable a process sets before a module reads

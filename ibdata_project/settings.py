@@ -188,7 +188,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = TASK_ROUTES
 # Processes of a default/backtests worker (the ibkr worker is always one: --concurrency 1).
-CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=2)
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=2, low=1)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # the ibkr worker takes one run at a time
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A fetch task may run for hours: Redis must not hand its message to another worker meanwhile.
@@ -213,8 +213,8 @@ CELERY_BEAT_SCHEDULE = {
 # --- Interactive Brokers -------------------------------------------------------------
 # IBKR_HOST=sim starts the built-in gateway simulator in-process instead of connecting out.
 IBKR_HOST = env("IBKR_HOST", default="127.0.0.1")
-IBKR_PORT = env.int("IBKR_PORT", default=7497)
-IBKR_CLIENT_ID = env.int("IBKR_CLIENT_ID", default=10)
+IBKR_PORT = env.int("IBKR_PORT", default=7497, low=1, high=65535)
+IBKR_CLIENT_ID = env.int("IBKR_CLIENT_ID", default=10, low=0)
 
 
 def _gateways() -> tuple:
@@ -235,13 +235,13 @@ def _gateways() -> tuple:
 
 
 IBKR_GATEWAYS = _gateways()
-IBKR_CONNECT_TIMEOUT = env.float("IBKR_CONNECT_TIMEOUT", default=10.0)
-IBKR_REQUEST_TIMEOUT = env.float("IBKR_REQUEST_TIMEOUT", default=120.0)
+IBKR_CONNECT_TIMEOUT = env.float("IBKR_CONNECT_TIMEOUT", default=10.0, above=0)
+IBKR_REQUEST_TIMEOUT = env.float("IBKR_REQUEST_TIMEOUT", default=120.0, above=0)
 # Only against the simulator: its --time-scale, so the client's pacing windows match.
-IBKR_PACING_TIME_SCALE = env.float("IBKR_PACING_TIME_SCALE", default=1.0)
+IBKR_PACING_TIME_SCALE = env.float("IBKR_PACING_TIME_SCALE", default=1.0, above=0)
 # Real seconds added to every pacing window: covers the delay between the pacer admitting a
 # request and the gateway receiving it (raise it on a loaded machine).
-IBKR_PACING_MARGIN_S = env.float("IBKR_PACING_MARGIN_S", default=0.1)
+IBKR_PACING_MARGIN_S = env.float("IBKR_PACING_MARGIN_S", default=0.1, low=0)
 IBKR_MARKET_DATA_TYPE = env("IBKR_MARKET_DATA_TYPE", default="DELAYED_FROZEN")
 
 
@@ -308,7 +308,7 @@ EMAIL_TIMEOUT = 10  # seconds: an unreachable mail server never holds a worker f
 SERVER_EMAIL = env("SERVER_EMAIL", default="ibdata@localhost")
 EMAIL_SUBJECT_PREFIX = "[ibdata] "
 # The ibkr worker tells the admins once it has been unable to reach its gateway this long.
-IBKR_ALERT_AFTER_S = env.float("IBKR_ALERT_AFTER_S", default=900.0)
+IBKR_ALERT_AFTER_S = env.float("IBKR_ALERT_AFTER_S", default=900.0, above=0)
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {

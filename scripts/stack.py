@@ -26,7 +26,10 @@ from django.core.exceptions import ImproperlyConfigured
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ibdata_project import deploy  # noqa: E402
+try:
+    from ibdata_project import deploy
+except ImproperlyConfigured as exc:  # a setting to fix (WEB_PORT=abc): one line, no traceback
+    sys.exit(f"❌ {exc}")
 from ibdata_project.environment import LOG_DIR, env  # noqa: E402
 from ibdata_project.installation import FLOWER_AUTH_FILE, secret_key_check  # noqa: E402
 

@@ -339,8 +339,21 @@ def test_a_catalog_url_the_project_cannot_use_is_refused_in_one_line(
             "2",
             "❌ FETCH_STALE_AFTER_S=2 is too short: a running run beats every 2 s, so at least 6",
         ),
+        ("IBKR_PORT", "0", "❌ IBKR_PORT=0 is out of range: from 1 to 65535"),
+        ("IBKR_PACING_MARGIN_S", "-1", "❌ IBKR_PACING_MARGIN_S=-1 is out of range: at least 0"),
+        ("IBKR_CONNECT_TIMEOUT", "0", "❌ IBKR_CONNECT_TIMEOUT=0 is out of range: more than 0"),
     ],
-    ids=["port", "timeout", "database-scheme", "database-bare", "redis", "stale"],
+    ids=[
+        "port",
+        "timeout",
+        "database-scheme",
+        "database-bare",
+        "redis",
+        "stale",
+        "port-range",
+        "margin-range",
+        "timeout-range",
+    ],
 )
 def test_a_setting_of_the_wrong_kind_is_refused_in_one_line(tmp_path, name, value, error):
     """A typo in `.env` or the environment: one line naming the setting (never a password the
@@ -349,3 +362,18 @@ def test_a_setting_of_the_wrong_kind_is_refused_in_one_line(tmp_path, name, valu
     assert result.returncode == 2
     assert result.stderr.splitlines() == [error]
     assert "s3cret" not in result.stderr
+
+
+def test_make_up_refuses_a_web_port_of_the_wrong_kind_in_one_line(tmp_path):
+    """`make up` (scripts/stack.py) reads the deployment's own knobs first: before starting
+    anything, one line."""
+    result = subprocess.run(
+        [sys.executable, "scripts/stack.py", "up"],
+        cwd=ROOT,
+        env=production_env(WEB_PORT="80000", DATA_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == ["❌ WEB_PORT=80000 is out of range: from 1 to 65535"]
